@@ -1,0 +1,6 @@
+"""biohash-index: learned sparse binary hash codes (BioHash) with the faiss index API."""
+from .index import BioHashIndex
+from .model import BioHashModel, BioHashParams
+
+__version__ = "0.1.0"
+__all__ = ["BioHashIndex", "BioHashModel", "BioHashParams", "__version__"]

@@ -1,0 +1,102 @@
+"""Readers for the usual benchmark formats (IDX, fvecs, ivecs, bvecs) and demo data."""
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def _read_vecs(path, dtype) -> np.ndarray:
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0:
+        return np.zeros((0, 0), dtype)
+    d = int(raw[:4].view(np.int32)[0])
+    item = np.dtype(dtype).itemsize
+    row = 4 + d * item
+    if d <= 0 or raw.size % row:
+        raise ValueError(f"{path}: not a valid vecs file (dimension {d}, size {raw.size})")
+    return raw.reshape(-1, row)[:, 4:].copy().view(dtype)
+
+
+def read_fvecs(path) -> np.ndarray:
+    """float32 (n, d) from an .fvecs file."""
+    return _read_vecs(path, np.float32)
+
+
+def read_ivecs(path) -> np.ndarray:
+    """int32 (n, d) from an .ivecs file."""
+    return _read_vecs(path, np.int32)
+
+
+def read_bvecs(path) -> np.ndarray:
+    """uint8 (n, d) from a .bvecs file."""
+    return _read_vecs(path, np.uint8)
+
+
+def read_idx(path) -> np.ndarray:
+    """The array in an IDX file (as MNIST ships them), gzip-compressed or not."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise ValueError(f"{path}: not an IDX file")
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if data[2] not in dtypes:
+        raise ValueError(f"{path}: unknown IDX data type {data[2]:#x}")
+    ndim = data[3]
+    shape = tuple(int(v) for v in np.frombuffer(data, ">u4", ndim, 4))
+    arr = np.frombuffer(data, dtypes[data[2]], offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: IDX header says {shape}, found {arr.size} values")
+    return arr.reshape(shape).astype(arr.dtype.newbyteorder("="))
+
+
+def load_mnist(folder) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST test images as float32 (10000, 784) in [0, 1] and int64 labels from a folder
+    holding ``t10k-images-idx3-ubyte[.gz]`` and ``t10k-labels-idx1-ubyte[.gz]``."""
+    folder = Path(folder)
+
+    def find(stem):
+        for name in (stem + ".gz", stem):
+            if (folder / name).exists():
+                return folder / name
+        raise FileNotFoundError(f"{folder}: no {stem}[.gz]")
+
+    images = read_idx(find("t10k-images-idx3-ubyte"))
+    labels = read_idx(find("t10k-labels-idx1-ubyte"))
+    x = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    return x, labels.astype(np.int64)
+
+
+def label_split(labels: np.ndarray, per_class: int = 100, seed: int | None = None):
+    """Query / database split of the BioHash paper: ``per_class`` queries of each label.
+
+    seed None takes the first ``per_class`` items of each label in file order (the protocol
+    of BENCHMARKS.md); an integer draws them at random. Returns int64 (query, database) rows.
+    """
+    rng = None if seed is None else np.random.default_rng(seed)
+    q = []
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        q.append(rows[:per_class] if rng is None else rng.choice(rows, per_class, replace=False))
+    q = np.sort(np.concatenate(q))
+    return q, np.setdiff1d(np.arange(len(labels)), q)
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 1,797 8x8 digits as float32 (1797, 64) in [0, 1] and labels."""
+    try:
+        from sklearn.datasets import load_digits as sk_digits
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("the built-in demo data needs scikit-learn: "
+                          "pip install 'biohash-index[demo]'") from e
+    ds = sk_digits()
+    return (ds.data / 16.0).astype(np.float32), ds.target.astype(np.int64)
+
+
+def shared_data_dir() -> Path | None:
+    """The benchmark data folder named by BIOHASH_DATA, if it exists."""
+    p = os.environ.get("BIOHASH_DATA")
+    return Path(p) if p and Path(p).is_dir() else None

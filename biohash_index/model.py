@@ -1,0 +1,191 @@
+"""The BioHash model: a sparse expansive layer learned with the Krotov-Hopfield rule.
+
+``BioHashModel`` owns the hyperparameters (``BioHashParams``), the learned state
+(``mean_``, ``weights_``, ``train_stats_``) and the two operations on it: ``train`` and
+``encode``. It knows nothing of ids or storage; ``BioHashIndex`` builds on it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from .encoding_kernels import top_k_codes
+from .learning_kernels import plasticity_step, rank_units
+from .validation import check_positive_int, check_real
+
+log = logging.getLogger(__name__)
+
+ENCODE_BLOCK = 4096  # rows projected at once: bounds the (block, m) float32 temporary
+INITS = ("sample", "gaussian")
+
+
+@dataclass(frozen=True)
+class BioHashParams:
+    """Hyperparameters of a BioHash model, validated once at construction.
+
+    d: input dimension; hash_length: k, the number of active units per code;
+    n_hidden: m, the number of hidden units (m > k); p: the Lebesgue norm of the rule
+    (>= 1); delta: strength of the anti-Hebbian push on the unit at ``rank``; rank: r >= 2;
+    epochs: passes over the training set (None: chosen from m and n, see ``auto_epochs``);
+    batch_size, learning_rate (initial, annealed linearly to 0), seed; init: "sample"
+    (weights start at random training vectors, on the unit p-sphere) or "gaussian"
+    (standard normal weights, as in Krotov & Hopfield's code); center: subtract the
+    training mean from every input.
+    """
+
+    d: int
+    hash_length: int
+    n_hidden: int
+    p: float = 2.0
+    delta: float = 0.0
+    rank: int = 2
+    epochs: int | None = None
+    batch_size: int = 100
+    learning_rate: float = 0.02
+    seed: int = 0
+    init: str = "sample"
+    center: bool = True
+
+    def __post_init__(self):
+        check_positive_int(self.d, "d")
+        k = check_positive_int(self.hash_length, "hash_length")
+        m = check_positive_int(self.n_hidden, "n_hidden")
+        if k >= m:
+            raise ValueError(f"hash_length ({k}) must be smaller than n_hidden ({m})")
+        check_real(self.p, "p", low=1.0)
+        check_real(self.delta, "delta", low=0.0)
+        r = check_positive_int(self.rank, "rank", minimum=2)
+        if r > m:
+            raise ValueError(f"rank ({r}) must be <= n_hidden ({m})")
+        if self.epochs is not None:
+            check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size")
+        check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
+        check_positive_int(self.seed, "seed", minimum=0)
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if not isinstance(self.center, (bool, np.bool_)):
+            raise TypeError(f"center must be a bool, got {type(self.center).__name__}")
+
+    @property
+    def code_size(self) -> int:
+        """Bytes per code: one bit per hidden unit, rounded up to whole bytes."""
+        return (self.n_hidden + 7) // 8
+
+    def replace(self, **changes) -> "BioHashParams":
+        return dataclasses.replace(self, **changes)
+
+
+def auto_epochs(n_hidden: int, n_train: int, batch_size: int) -> int:
+    """Epochs so that every hidden unit can expect ~200 wins and every run has >= 20 epochs."""
+    return int(min(400, max(20, math.ceil(200 * n_hidden / max(n_train, 1)))))
+
+
+def p_weights(W: np.ndarray, p: float) -> np.ndarray:
+    """sign(W) |W|^(p-1): the matrix whose product with x gives <W_mu, x>_p."""
+    if p == 2.0:
+        return W
+    return (np.sign(W) * np.abs(W) ** (p - 1)).astype(np.float32)
+
+
+def p_normalize(W: np.ndarray, p: float) -> np.ndarray:
+    """Rows of W scaled to unit p-norm (zero rows left as they are)."""
+    norms = np.sum(np.abs(W.astype(np.float64)) ** p, axis=1) ** (1.0 / p)
+    norms[norms == 0] = 1.0
+    return (W / norms[:, None]).astype(np.float32)
+
+
+class BioHashModel:
+    """Learned sparse expansive layer: ``train`` on float32 (n, d), ``encode`` to uint8 codes."""
+
+    def __init__(self, params: BioHashParams):
+        self.params = params
+        self.mean_: np.ndarray | None = None
+        self.weights_: np.ndarray | None = None
+        self.train_stats_: dict[str, np.ndarray] = {}
+        self._proj = None  # (W_p, mean @ W_p.T), derived from the learned state
+
+    @property
+    def is_trained(self) -> bool:
+        return self.weights_ is not None
+
+    # ---------------------------------------------------------------- training
+    def train(self, x: np.ndarray) -> "BioHashModel":
+        """Learn mean and weights from float32 (n, d) training vectors (already validated)."""
+        prm = self.params
+        rng = np.random.default_rng(prm.seed)
+        mean = x.mean(axis=0, dtype=np.float64).astype(np.float32) if prm.center \
+            else np.zeros(prm.d, np.float32)
+        xt = self._prepare(x, mean)
+        W = self._init_weights(xt, rng)
+        epochs = prm.epochs or auto_epochs(prm.n_hidden, len(xt), prm.batch_size)
+        win_frac = np.zeros(epochs, np.float64)
+        norm_err = np.zeros(epochs, np.float64)
+        for ep in range(epochs):
+            lr = prm.learning_rate * (1.0 - ep / epochs)
+            perm = rng.permutation(len(xt))
+            batches = (xt[perm[s:s + prm.batch_size]] for s in range(0, len(xt), prm.batch_size))
+            win_frac[ep] = self._run_epoch(W, batches, lr)
+            norms = np.sum(np.abs(W.astype(np.float64)) ** prm.p, axis=1) ** (1 / prm.p)
+            norm_err[ep] = np.abs(norms - 1.0).max()
+        log.info("trained %d epochs; units that won in the last epoch: %.1f%%",
+                 epochs, 100 * win_frac[-1])
+        self.mean_, self.weights_ = mean, W
+        self.train_stats_ = {"won_fraction": win_frac, "max_norm_error": norm_err}
+        self._proj = None
+        return self
+
+    def _prepare(self, x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """Centred training vectors scaled to unit L2 norm, so each sample weighs the same.
+
+        Scaling a vector does not change which units rank highest, so codes are unaffected.
+        """
+        xt = x - mean
+        norms = np.linalg.norm(xt, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return (xt / norms).astype(np.float32)
+
+    def _init_weights(self, xt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        prm = self.params
+        m = prm.n_hidden
+        if prm.init == "sample":
+            rows = rng.choice(len(xt), size=m, replace=len(xt) < m)
+            W = xt[rows] + 0.01 * rng.standard_normal((m, prm.d)).astype(np.float32)
+            return p_normalize(W, prm.p)
+        return rng.standard_normal((m, prm.d)).astype(np.float32)  # as Krotov & Hopfield
+
+    def _run_epoch(self, W: np.ndarray, batches: Iterable[np.ndarray], lr: float) -> float:
+        """One pass of the plasticity rule over ``batches``; returns the fraction of units that won."""
+        prm = self.params
+        won = np.zeros(prm.n_hidden, bool)
+        for xb in batches:
+            tot = xb @ p_weights(W, prm.p).T
+            first, rth = rank_units(tot, prm.rank)
+            won[first] = True
+            plasticity_step(W, xb, tot, first, rth, prm.delta, lr)
+        return float(won.mean())
+
+    # ---------------------------------------------------------------- encoding
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Codes of float32 (n, d) vectors: uint8 (n, code_size), exactly k bits set per row."""
+        if not self.is_trained:
+            raise RuntimeError("the model is not trained: call train() first")
+        Wp, bias = self._projection()
+        prm = self.params
+        out = np.empty((len(x), prm.code_size), np.uint8)
+        for s in range(0, len(x), ENCODE_BLOCK):
+            tot = x[s:s + ENCODE_BLOCK] @ Wp.T
+            tot -= bias
+            out[s:s + ENCODE_BLOCK] = top_k_codes(tot, prm.hash_length, prm.code_size)
+        return out
+
+    def _projection(self):
+        if self._proj is None:
+            Wp = np.ascontiguousarray(p_weights(self.weights_, self.params.p))
+            self._proj = (Wp, (self.mean_ @ Wp.T).astype(np.float32))
+        return self._proj

@@ -1,0 +1,35 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# The team's benchmark data sits beside the repository; BIOHASH_DATA may point elsewhere.
+DATA = Path(os.environ.get("BIOHASH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def data_path(*parts) -> Path:
+    """Path into the shared benchmark data; skips the test when it is absent."""
+    p = DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"benchmark data not available: {p}")
+    return p
+
+
+@pytest.fixture(scope="session")
+def clustered():
+    """Small clustered float32 data: (xb (600, 32), labels (600,))."""
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((6, 32)).astype(np.float32) * 3
+    labels = rng.integers(0, 6, 600)
+    xb = centers[labels] + rng.standard_normal((600, 32)).astype(np.float32)
+    return xb, labels
+
+
+@pytest.fixture(scope="session")
+def trained(clustered):
+    """A trained BioHashIndex (d=32, k=4, m=64) — build a fresh copy per test with fresh_index."""
+    from biohash_index import BioHashIndex
+    index = BioHashIndex(32, 4, n_hidden=64, epochs=5)
+    index.train(clustered[0])
+    return index

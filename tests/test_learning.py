@@ -1,0 +1,78 @@
+"""The plasticity rule: kernels against a plain numpy transcription, and its fixed points."""
+import numpy as np
+import pytest
+
+from biohash_index import BioHashModel, BioHashParams
+from biohash_index.learning_kernels import plasticity_step, rank_units
+from biohash_index.model import p_weights
+
+
+def numpy_step(W, X, p, delta, rank, lr):
+    """Krotov & Hopfield's update, transcribed with a full argsort and a dense g matrix."""
+    tot = X @ (np.sign(W) * np.abs(W) ** (p - 1)).T          # (B, m)
+    order = np.argsort(-tot, axis=1, kind="stable")
+    g = np.zeros_like(tot)
+    rows = np.arange(len(X))
+    g[rows, order[:, 0]] = 1.0
+    g[rows, order[:, rank - 1]] = -delta
+    ds = g.T @ X - (g * tot).sum(axis=0)[:, None] * W
+    return W + lr * ds / np.abs(ds).max()
+
+
+@pytest.mark.parametrize("p,delta,rank", [(2.0, 0.4, 2), (3.0, 0.2, 3), (2.0, 0.0, 2)])
+def test_step_matches_numpy_transcription(p, delta, rank):
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((12, 5)).astype(np.float32)
+    X = rng.standard_normal((7, 5)).astype(np.float32)
+    expected = numpy_step(W.astype(np.float64), X.astype(np.float64), p, delta, rank, 0.05)
+    tot = X @ p_weights(W, p).T
+    first, rth = rank_units(tot, rank)
+    np.testing.assert_array_equal(first, np.argsort(-tot, axis=1, kind="stable")[:, 0])
+    np.testing.assert_array_equal(rth, np.argsort(-tot, axis=1, kind="stable")[:, rank - 1])
+    plasticity_step(W, X, tot, first, rth, delta, 0.05)
+    np.testing.assert_allclose(W, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_rank_units_ties_go_to_lower_index():
+    tot = np.array([[1, 3, 3, 2]], np.float32)
+    first, rth = rank_units(tot, 2)
+    assert first[0] == 1 and rth[0] == 2
+
+
+def test_winner_moves_towards_its_input():
+    rng = np.random.default_rng(2)
+    W = rng.standard_normal((8, 6)).astype(np.float32)
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    x = rng.standard_normal((1, 6)).astype(np.float32)
+    x /= np.linalg.norm(x)
+    tot = x @ W.T
+    first, rth = rank_units(tot, 2)
+    before = W[first[0]] @ x[0]
+    plasticity_step(W, x, tot, first, rth, 0.0, 0.1)
+    w = W[first[0]] / np.linalg.norm(W[first[0]])
+    assert w @ x[0] > before
+
+
+@pytest.mark.parametrize("p", [2.0, 3.0])
+def test_weights_converge_to_unit_p_norm(p, clustered):
+    """Gaussian weights start far from the unit sphere (norm ~ sqrt(d)); units that win settle on it."""
+    xb = clustered[0]
+    prm = BioHashParams(d=32, hash_length=3, n_hidden=24, p=p, delta=0.0, epochs=200,
+                        init="gaussian", learning_rate=0.05, center=False)
+    model = BioHashModel(prm).train(xb)
+    W = model.weights_
+    norms = np.sum(np.abs(W) ** p, axis=1) ** (1 / p)
+    wins = np.bincount(np.argmax(xb @ p_weights(W, p).T, axis=1), minlength=24)
+    assert (wins > 0).sum() >= 6
+    np.testing.assert_allclose(norms[wins > 0], 1.0, atol=0.1)    # every winner, from norm ~sqrt(d)
+    np.testing.assert_allclose(norms[wins >= 50], 1.0, atol=0.01)  # frequent winners: converged
+
+
+def test_same_seed_same_weights_and_codes(clustered):
+    xb = clustered[0]
+    prm = BioHashParams(d=32, hash_length=4, n_hidden=64, epochs=3, seed=7)
+    a, b = BioHashModel(prm).train(xb), BioHashModel(prm).train(xb)
+    np.testing.assert_array_equal(a.weights_, b.weights_)
+    np.testing.assert_array_equal(a.encode(xb), b.encode(xb))
+    c = BioHashModel(prm.replace(seed=8)).train(xb)
+    assert not np.array_equal(a.weights_, c.weights_)
