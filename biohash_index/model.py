@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -117,28 +117,59 @@ class BioHashModel:
     # ---------------------------------------------------------------- training
     def train(self, x: np.ndarray) -> "BioHashModel":
         """Learn mean and weights from float32 (n, d) training vectors (already validated)."""
+        return self.train_blocks(lambda: (x,))
+
+    def train_blocks(self, blocks: Callable[[], Iterable[np.ndarray]]) -> "BioHashModel":
+        """Learn from data that comes in blocks: ``blocks()`` starts a new pass over the
+        training set and yields validated float32 (n_i, d) arrays.
+
+        Memory is bounded by the largest block: one pass finds the mean and the initial
+        weights, then each epoch is one pass, shuffling rows within each block (a single
+        block, as ``train`` gives, is a full shuffle).
+        """
         prm = self.params
         rng = np.random.default_rng(prm.seed)
-        mean = x.mean(axis=0, dtype=np.float64).astype(np.float32) if prm.center \
-            else np.zeros(prm.d, np.float32)
-        xt = self._prepare(x, mean)
-        W = self._init_weights(xt, rng)
-        epochs = prm.epochs or auto_epochs(prm.n_hidden, len(xt), prm.batch_size)
+        n, mean, sample = self._first_pass(blocks, rng)
+        if n == 0:
+            raise ValueError("the training data holds no vectors")
+        W = self._init_weights(self._prepare(sample, mean), rng)
+        epochs = prm.epochs or auto_epochs(prm.n_hidden, n, prm.batch_size)
         win_frac = np.zeros(epochs, np.float64)
         norm_err = np.zeros(epochs, np.float64)
         for ep in range(epochs):
             lr = prm.learning_rate * (1.0 - ep / epochs)
-            perm = rng.permutation(len(xt))
-            batches = (xt[perm[s:s + prm.batch_size]] for s in range(0, len(xt), prm.batch_size))
-            win_frac[ep] = self._run_epoch(W, batches, lr)
+            win_frac[ep] = self._run_epoch(W, self._batches(blocks, mean, rng), lr)
             norms = np.sum(np.abs(W.astype(np.float64)) ** prm.p, axis=1) ** (1 / prm.p)
             norm_err[ep] = np.abs(norms - 1.0).max()
-        log.info("trained %d epochs; units that won in the last epoch: %.1f%%",
-                 epochs, 100 * win_frac[-1])
+        log.info("trained %d epochs on %d vectors; units that won in the last epoch: %.1f%%",
+                 epochs, n, 100 * win_frac[-1])
         self.mean_, self.weights_ = mean, W
         self.train_stats_ = {"won_fraction": win_frac, "max_norm_error": norm_err}
         self._proj = None
         return self
+
+    def _first_pass(self, blocks, rng):
+        """Count, mean and a uniform sample of up to n_hidden rows (smallest random keys)."""
+        prm = self.params
+        n, total = 0, np.zeros(prm.d, np.float64)
+        keys, sample = np.zeros(0), np.zeros((0, prm.d), np.float32)
+        for xb in blocks():
+            n += len(xb)
+            total += xb.sum(axis=0, dtype=np.float64)
+            if prm.init == "sample":
+                keys = np.concatenate([keys, rng.random(len(xb))])
+                sample = np.concatenate([sample, xb])
+                keep = np.argsort(keys, kind="stable")[:prm.n_hidden]
+                keys, sample = keys[keep], sample[keep]
+        mean = (total / max(n, 1)).astype(np.float32) if prm.center else np.zeros(prm.d, np.float32)
+        return n, mean, sample
+
+    def _batches(self, blocks, mean, rng):
+        """Mini-batches of one epoch: prepared rows, shuffled within each block."""
+        for xb in blocks():
+            xb = self._prepare(xb, mean)[rng.permutation(len(xb))]
+            for s in range(0, len(xb), self.params.batch_size):
+                yield xb[s:s + self.params.batch_size]
 
     def _prepare(self, x: np.ndarray, mean: np.ndarray) -> np.ndarray:
         """Centred training vectors scaled to unit L2 norm, so each sample weighs the same.
@@ -150,12 +181,14 @@ class BioHashModel:
         norms[norms == 0] = 1.0
         return (xt / norms).astype(np.float32)
 
-    def _init_weights(self, xt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _init_weights(self, sample: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Initial (m, d) weights: prepared training rows plus a little noise (repeated if
+        fewer rows than units), or standard normal."""
         prm = self.params
         m = prm.n_hidden
         if prm.init == "sample":
-            rows = rng.choice(len(xt), size=m, replace=len(xt) < m)
-            W = xt[rows] + 0.01 * rng.standard_normal((m, prm.d)).astype(np.float32)
+            W = sample[np.arange(m) % len(sample)] + 0.01 * rng.standard_normal(
+                (m, prm.d)).astype(np.float32)
             return p_normalize(W, prm.p)
         return rng.standard_normal((m, prm.d)).astype(np.float32)  # as Krotov & Hopfield
 
