@@ -6,13 +6,15 @@ distances between m-bit codes with k ones each, so they are even numbers in [0, 
 """
 from __future__ import annotations
 
+import faiss
 import numpy as np
 
 from .model import BioHashModel, BioHashParams
-from .storage import FlatCodeStorage
+from .storage import FlatCodeStorage, IVFCodeStorage, storage_from_faiss
 from .validation import check_ids, check_positive_int, check_real, check_vectors
 
 DEFAULT_ACTIVITY = 0.05
+STORAGES = ("flat", "ivf")
 
 
 def n_hidden_for(hash_length: int, activity: float) -> int:
@@ -20,19 +22,31 @@ def n_hidden_for(hash_length: int, activity: float) -> int:
     return max(hash_length + 1, int(round(hash_length / activity)))
 
 
+def make_storage(kind: str, nbits: int, nlist: int, nprobe: int):
+    """An empty code storage of the given kind for nbits-bit codes."""
+    if kind == "flat":
+        return FlatCodeStorage(nbits)
+    if kind == "ivf":
+        return IVFCodeStorage(nbits, check_positive_int(nlist, "nlist"),
+                              check_positive_int(nprobe, "nprobe"))
+    raise ValueError(f"storage must be one of {STORAGES}, got {kind!r}")
+
+
 class BioHashIndex:
     """Index of m-bit sparse codes learned with BioHash; a drop-in for ``faiss.IndexLSH``.
 
     d: input dimension; hash_length: k, active units per code (the ``nbits`` of IndexLSH);
-    n_hidden: m, hidden units (default ``round(k / activity)``); the other keywords are the
-    learning-rule hyperparameters of ``BioHashParams``.
+    n_hidden: m, hidden units (default ``round(k / activity)``); storage: "flat" (exact
+    Hamming search) or "ivf" (``IndexBinaryIVF`` with ``nlist`` clusters learned in ``train``,
+    ``nprobe`` visited per query); the other keywords are the learning-rule hyperparameters
+    of ``BioHashParams``.
     """
 
     def __init__(self, d: int, hash_length: int, n_hidden: int | None = None,
                  activity: float = DEFAULT_ACTIVITY, *, p: float = 2.0, delta: float = 0.0,
                  rank: int = 2, epochs: int | None = None, batch_size: int = 100,
                  learning_rate: float = 0.02, seed: int = 0, init: str = "sample",
-                 center: bool = True):
+                 center: bool = True, storage: str = "flat", nlist: int = 256, nprobe: int = 8):
         hash_length = check_positive_int(hash_length, "hash_length")
         if n_hidden is None:
             check_real(activity, "activity", low=0.0, high=1.0, low_inclusive=False)
@@ -41,7 +55,7 @@ class BioHashIndex:
                                delta=delta, rank=rank, epochs=epochs, batch_size=batch_size,
                                learning_rate=learning_rate, seed=seed, init=init, center=center)
         self.model = BioHashModel(params)
-        self.storage = FlatCodeStorage(8 * params.code_size)
+        self.storage = make_storage(storage, 8 * params.code_size, nlist, nprobe)
         self._next_id = 0
 
     # ---------------------------------------------------------------- properties
@@ -71,7 +85,23 @@ class BioHashIndex:
 
     @property
     def is_trained(self) -> bool:
-        return self.model.is_trained
+        return self.model.is_trained and self.storage.is_trained
+
+    @property
+    def nprobe(self) -> int:
+        """IVF clusters visited per query (IVF storage only)."""
+        self._require_ivf("nprobe")
+        return self.storage.nprobe
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        self._require_ivf("nprobe")
+        self.storage.nprobe = check_positive_int(value, "nprobe")
+
+    def _require_ivf(self, what: str) -> None:
+        if self.storage.kind != "ivf":
+            raise AttributeError(f"{what} exists only for storage='ivf', this index is "
+                                 f"{self.storage.kind!r}")
 
     def __repr__(self) -> str:
         return (f"BioHashIndex(d={self.d}, hash_length={self.hash_length}, "
@@ -82,6 +112,8 @@ class BioHashIndex:
         """Learn the model from float (n, d) training vectors; n >= 1."""
         x = check_vectors(x, self.d, "x", allow_empty=False)
         self.model.train(x)
+        if not self.storage.is_trained:
+            self.storage.train(self.model.encode(x))
 
     def sa_encode(self, x) -> np.ndarray:
         """uint8 (n, code_size) codes of float (n, d) vectors."""
@@ -158,18 +190,17 @@ class BioHashIndex:
 
     # ---------------------------------------------------------------- pickling
     def __getstate__(self) -> dict:
-        """Plain arrays and the parameters, so the index can be pickled and deep-copied
-        (faiss binary indexes themselves cannot)."""
+        """Parameters, learned arrays and the faiss storage as bytes, so the index can be
+        pickled and deep-copied (faiss binary indexes themselves cannot)."""
         return {"params": self.params, "mean": self.model.mean_, "weights": self.model.weights_,
-                "train_stats": self.model.train_stats_, "ids": self.storage.ids(),
-                "codes": self.storage.codes(), "next_id": self._next_id}
+                "train_stats": self.model.train_stats_, "next_id": self._next_id,
+                "storage": faiss.serialize_index_binary(self.storage.index)}
 
     def __setstate__(self, state: dict) -> None:
         self.model = BioHashModel(state["params"])
         self.model.mean_, self.model.weights_ = state["mean"], state["weights"]
         self.model.train_stats_ = state["train_stats"]
-        self.storage = FlatCodeStorage(8 * self.code_size)
-        self.storage.add(state["codes"], state["ids"])
+        self.storage = storage_from_faiss(faiss.deserialize_index_binary(state["storage"]))
         self._next_id = state["next_id"]
 
     def _require_trained(self, what: str) -> None:

@@ -190,3 +190,40 @@ def test_train_needs_vectors():
 def test_bad_hyperparameters(kwargs, word):
     with pytest.raises(ValueError, match=word):
         BioHashIndex(**kwargs)
+
+
+def test_pickle_round_trip_keeps_everything(index, clustered):
+    import pickle
+    index.add_with_ids(clustered[0][:50], np.arange(50) * 3)
+    index.remove_ids(np.array([3, 6]))
+    clone = pickle.loads(pickle.dumps(index))
+    np.testing.assert_array_equal(clone.storage.ids(), index.storage.ids())
+    for a, b in zip(clone.search(clustered[0], 7), index.search(clustered[0], 7)):
+        np.testing.assert_array_equal(a, b)
+    assert clone.params == index.params
+    clone.add(clustered[0][:1])
+    assert clone.storage.ids()[-1] == 148 and index.ntotal == 48
+
+
+def test_ivf_storage_matches_flat_with_all_lists_probed(clustered):
+    xb = clustered[0]
+    flat = BioHashIndex(32, 4, n_hidden=64, epochs=5)
+    ivf = BioHashIndex(32, 4, n_hidden=64, epochs=5, storage="ivf", nlist=8, nprobe=8)
+    for index in (flat, ivf):
+        index.train(xb)
+        index.add_with_ids(xb, np.arange(600) + 10)
+        assert index.remove_ids(np.arange(10, 20)) == 10
+    assert ivf.storage.kind == "ivf" and ivf.nprobe == 8 and ivf.ntotal == 590
+    Df, If = flat.search(xb[:30], 10)
+    Di, Ii = ivf.search(xb[:30], 10)
+    np.testing.assert_array_equal(Df, Di)
+    assert set(ivf.storage.ids()) == set(flat.storage.ids())
+    ivf.nprobe = 1
+    Di1, _ = ivf.search(xb[:30], 10)
+    assert (Di1 >= Df).all()           # fewer lists probed: never closer than exact
+    with pytest.raises(AttributeError, match="ivf"):
+        flat.nprobe = 2
+    with pytest.raises(ValueError, match="nlist"):
+        BioHashIndex(32, 4, n_hidden=64, storage="ivf", nlist=1000).train(xb)
+    with pytest.raises(ValueError, match="storage"):
+        BioHashIndex(32, 4, storage="hnsw")
