@@ -9,9 +9,11 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
+from .locking import ReadWriteLock, reads, writes
 from .model import BioHashModel, BioHashParams
 from .storage import FlatCodeStorage, IVFCodeStorage, storage_from_faiss
-from .validation import check_ids, check_positive_int, check_real, check_vectors
+from .validation import (check_ids, check_k, check_new_ids, check_positive_int, check_real,
+                         check_vectors, next_ids)
 
 DEFAULT_ACTIVITY = 0.05
 STORAGES = ("flat", "ivf")
@@ -40,7 +42,20 @@ class BioHashIndex:
     Hamming search) or "ivf" (``IndexBinaryIVF`` with ``nlist`` clusters learned in ``train``,
     ``nprobe`` visited per query); the other keywords are the learning-rule hyperparameters
     of ``BioHashParams``.
+
+    Thread safety: ``search``, ``range_search``, ``sa_encode`` and pickling may run in many
+    threads at once; ``train``, ``add``, ``add_with_ids``, ``remove_ids``, ``reset`` and
+    setting ``nprobe`` each run alone (they wait for running searches, and searches wait
+    for them), so every result is that of some order of the calls. ``index.storage`` and
+    ``index.model`` themselves are not locked.
     """
+
+    def __new__(cls, *args, **kwargs):
+        # The lock is made here rather than in __init__ so that every index gets one, however
+        # it is made (constructed, unpickled, copied, loaded); it is never pickled.
+        self = super().__new__(cls)
+        self._lock = ReadWriteLock()
+        return self
 
     def __init__(self, d: int, hash_length: int, n_hidden: int | None = None,
                  activity: float = DEFAULT_ACTIVITY, *, p: float = 2.0, delta: float = 0.0,
@@ -94,6 +109,7 @@ class BioHashIndex:
         return self.storage.nprobe
 
     @nprobe.setter
+    @writes
     def nprobe(self, value: int) -> None:
         self._require_ivf("nprobe")
         self.storage.nprobe = check_positive_int(value, "nprobe")
@@ -108,18 +124,28 @@ class BioHashIndex:
                 f"n_hidden={self.n_hidden}, ntotal={self.ntotal}, is_trained={self.is_trained})")
 
     # ---------------------------------------------------------------- training and adding
+    @writes
     def train(self, x) -> None:
-        """Learn the model from float (n, d) training vectors; n >= 1."""
-        x = check_vectors(x, self.d, "x", allow_empty=False)
-        self.model.train(x)
-        if not self.storage.is_trained:
-            self.storage.train(self.model.encode(x))
+        """Learn the model from float (n, d) training vectors; n >= 1.
 
+        Refused while the index holds vectors (their codes would no longer match the model).
+        """
+        x = check_vectors(x, self.d, "x", allow_empty=False)
+        if self.ntotal:
+            raise RuntimeError(f"train() on an index holding {self.ntotal} vectors would make "
+                               "their codes stale: call reset() first")
+        model = BioHashModel(self.params).train(x)   # the index changes only if all succeeds
+        if not self.storage.is_trained:
+            self.storage.train(model.encode(x))
+        self.model = model
+
+    @reads
     def sa_encode(self, x) -> np.ndarray:
         """uint8 (n, code_size) codes of float (n, d) vectors."""
         self._require_trained("sa_encode")
         return self.model.encode(check_vectors(x, self.d, "x"))
 
+    @writes
     def add(self, x) -> None:
         """Add float (n, d) vectors with ids next_id .. next_id + n - 1.
 
@@ -128,20 +154,15 @@ class BioHashIndex:
         """
         self._require_trained("add")
         x = check_vectors(x, self.d, "x")
-        self._add_codes(self.model.encode(x), np.arange(self._next_id, self._next_id + len(x),
-                                                        dtype=np.int64))
+        self._add_codes(self.model.encode(x), next_ids(self._next_id, len(x)))
 
+    @writes
     def add_with_ids(self, x, ids) -> None:
-        """Add float (n, d) vectors under int64 (n,) ids, which must be new and distinct."""
+        """Add float (n, d) vectors under int64 (n,) ids, which must be new, distinct and
+        not -1; duplicates are rejected (to replace a vector, remove its id first)."""
         self._require_trained("add_with_ids")
         x = check_vectors(x, self.d, "x")
-        ids = check_ids(ids, len(x))
-        if len(np.unique(ids)) != len(ids):
-            raise ValueError("ids must be distinct; got duplicates within the batch")
-        clash = ids[np.isin(ids, self.storage.ids())]
-        if len(clash):
-            raise ValueError(f"ids already in the index: {clash[:5].tolist()}"
-                             " (remove them first to replace them)")
+        ids = check_new_ids(ids, len(x), self.storage.ids())
         self._add_codes(self.model.encode(x), ids)
 
     def _add_codes(self, codes: np.ndarray, ids: np.ndarray) -> None:
@@ -151,6 +172,7 @@ class BioHashIndex:
         self._next_id = max(self._next_id, int(ids.max()) + 1)
 
     # ---------------------------------------------------------------- searching
+    @reads
     def search(self, xq, k: int):
         """k nearest stored vectors by Hamming distance of their codes.
 
@@ -158,11 +180,12 @@ class BioHashIndex:
         vectors are stored, I is -1 and D is float32(2**31 - 1), as in faiss.
         """
         self._require_trained("search")
-        k = check_positive_int(k, "k")
         xq = check_vectors(xq, self.d, "xq")
+        k = check_k(k, len(xq))
         D, I = self.storage.search(self.model.encode(xq), k)
         return D.astype(np.float32), I
 
+    @reads
     def range_search(self, xq, radius: float):
         """All stored vectors at Hamming distance < radius, in faiss's layout.
 
@@ -177,18 +200,20 @@ class BioHashIndex:
         return lims, D.astype(np.float32), I
 
     # ---------------------------------------------------------------- removing
+    @writes
     def remove_ids(self, ids) -> int:
-        """Remove the vectors with these int64 ids; returns how many were removed."""
-        ids = np.asarray(ids)
-        ids = check_ids(ids, ids.shape[0] if ids.ndim == 1 else -1)
-        return self.storage.remove_ids(ids)
+        """Remove the vectors with these int64 ids; returns how many were removed (unknown
+        ids are skipped)."""
+        return self.storage.remove_ids(check_ids(ids))
 
+    @writes
     def reset(self) -> None:
         """Remove all stored vectors (the model stays trained)."""
         self.storage.reset()
         self._next_id = 0
 
     # ---------------------------------------------------------------- pickling
+    @reads
     def __getstate__(self) -> dict:
         """Parameters, learned arrays and the faiss storage as bytes, so the index can be
         pickled and deep-copied (faiss binary indexes themselves cannot)."""

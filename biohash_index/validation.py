@@ -2,8 +2,22 @@
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
+
+INT64_MAX = int(np.iinfo(np.int64).max)
+MISSING_ID = -1          # what search returns in I where there is no result
+RESULT_BYTES = 16        # per (query, neighbour): D float32, I int64, faiss's int32 distances
+
+
+def as_array(x, name: str) -> np.ndarray:
+    """``np.asarray(x)``, with ragged nested lists reported as a ValueError naming ``name``."""
+    try:
+        return np.asarray(x)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a rectangular array, got a ragged {type(x).__name__}"
+                         f" ({e})") from None
 
 
 def check_vectors(x, d: int, name: str = "x", allow_empty: bool = True) -> np.ndarray:
@@ -13,7 +27,7 @@ def check_vectors(x, d: int, name: str = "x", allow_empty: bool = True) -> np.nd
     Raises TypeError for non-numeric data and ValueError for a wrong shape, a wrong
     dimension or values that are NaN or infinite.
     """
-    arr = np.asarray(x)
+    arr = as_array(x, name)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.complexfloating):
@@ -31,16 +45,72 @@ def check_vectors(x, d: int, name: str = "x", allow_empty: bool = True) -> np.nd
     return out
 
 
-def check_ids(ids, n: int, name: str = "ids") -> np.ndarray:
-    """Return ``ids`` as a contiguous int64 array of shape (n,), or raise."""
-    arr = np.asarray(ids)
-    if not np.issubdtype(arr.dtype, np.integer):
+def check_ids(ids, n: int | None = None, name: str = "ids") -> np.ndarray:
+    """Return ``ids`` as a contiguous int64 array of shape (n,) (any length if n is None).
+
+    An empty array may have any dtype (``np.asarray([])`` is float64).
+    """
+    arr = as_array(ids, name)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name} must be a 1-D array of length {n}, got shape {arr.shape}")
-    if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+    if arr.ndim != 1 or (n is not None and arr.shape[0] != n):
+        length = "" if n is None else f" of length {n}"
+        raise ValueError(f"{name} must be a 1-D array{length}, got shape {arr.shape}")
+    if arr.dtype == np.uint64 and arr.size and arr.max() > INT64_MAX:
         raise ValueError(f"{name} must fit in int64")
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_new_ids(ids, n: int, existing: np.ndarray, name: str = "ids") -> np.ndarray:
+    """Return ``ids`` as int64 (n,) if they are distinct, not yet in ``existing`` and not -1.
+
+    Duplicates are rejected rather than replaced: replacing is ``remove_ids`` then add.
+    """
+    arr = check_ids(ids, n, name)
+    if (arr == MISSING_ID).any():
+        raise ValueError(f"{name} must not contain {MISSING_ID}, which search returns for "
+                         "missing results")
+    values, counts = np.unique(arr, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"{name} must be distinct; got duplicates within the batch: "
+                         f"{values[counts > 1][:5].tolist()}")
+    clash = arr[np.isin(arr, existing)]
+    if len(clash):
+        raise ValueError(f"{name} already in the index: {clash[:5].tolist()}"
+                         " (remove them first to replace them)")
+    return arr
+
+
+def next_ids(start: int, n: int) -> np.ndarray:
+    """int64 ids start .. start + n - 1, or a ValueError if they would pass the int64 maximum."""
+    if start + n - 1 > INT64_MAX:
+        raise ValueError(f"add() numbers vectors from {start}, one past the largest id so far; "
+                         f"{n} more would pass the int64 maximum: use add_with_ids")
+    return np.arange(start, start + n, dtype=np.int64)
+
+
+def memory_bytes() -> int | None:
+    """Physical memory of this machine in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_k(k, nq: int) -> int:
+    """Return ``k`` as int if it is >= 1 and the (nq, k) results fit in memory, or raise.
+
+    Checked before anything is allocated: the results take nq * k * RESULT_BYTES bytes.
+    """
+    k = check_positive_int(k, "k")
+    if k > INT64_MAX:
+        raise ValueError(f"k must fit in int64, got {k}")
+    need, limit = nq * k * RESULT_BYTES, memory_bytes()
+    if limit is not None and need > limit:
+        raise ValueError(f"k={k} is too large: the results of {nq} queries would take "
+                         f"{need / 2**30:.3g} GiB (nq * k * {RESULT_BYTES} bytes), more than "
+                         f"this machine's {limit / 2**30:.3g} GiB of memory")
+    return k
 
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
