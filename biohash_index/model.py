@@ -16,6 +16,7 @@ import numpy as np
 
 from .encoding_kernels import top_k_codes
 from .learning_kernels import plasticity_step, rank_units
+from .locking import numba_parallel
 from .validation import check_positive_int, check_real
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,8 @@ class BioHashModel:
         for s in range(0, len(x), ENCODE_BLOCK):
             tot = x[s:s + ENCODE_BLOCK] @ Wp.T
             tot -= bias
-            out[s:s + ENCODE_BLOCK] = top_k_codes(tot, prm.hash_length, prm.code_size)
+            with numba_parallel():
+                out[s:s + ENCODE_BLOCK] = top_k_codes(tot, prm.hash_length, prm.code_size)
         return out
 
     def _projection(self):
