@@ -33,3 +33,12 @@ def trained(clustered):
     index = BioHashIndex(32, 4, n_hidden=64, epochs=5)
     index.train(clustered[0])
     return index
+
+
+@pytest.fixture(scope="session")
+def trained_ivf(clustered):
+    """As ``trained`` with IVF storage (nlist=4), all lists probed: exact distances."""
+    from biohash_index import BioHashIndex
+    index = BioHashIndex(32, 4, n_hidden=64, epochs=5, storage="ivf", nlist=4, nprobe=4)
+    index.train(clustered[0])
+    return index

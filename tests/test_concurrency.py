@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pytest
 
-from biohash_index import BioHashIndex
 from biohash_index.locking import ReadWriteLock
 
 SENTINEL = np.float32(2**31 - 1)
@@ -237,13 +236,9 @@ def stress(index, xb, seconds, n_searchers=3, n_ops=400, n_base=200, seed=0):
 
 
 @pytest.mark.parametrize("storage", ["flat", "ivf"])
-def test_stress_searches_racing_adds_and_removes(clustered, trained, storage):
+def test_stress_searches_racing_adds_and_removes(clustered, trained, trained_ivf, storage):
     xb = clustered[0]
-    if storage == "flat":
-        index = copy.deepcopy(trained)
-    else:   # all lists probed, so IVF distances are exact and comparable to brute force
-        index = BioHashIndex(32, 4, n_hidden=64, epochs=5, storage="ivf", nlist=4, nprobe=4)
-        index.train(xb)
+    index = copy.deepcopy(trained if storage == "flat" else trained_ivf)  # IVF: exact too
     bits = np.unpackbits(index.sa_encode(xb), axis=1)
     states, n_done, searches, pickles, errors = stress(index, xb, seconds=1.5)
     assert errors == []
@@ -265,8 +260,7 @@ def test_concurrent_searches_survive_numba_workqueue_layer(tmp_path):
     package serialises them (run in a subprocess: an abort would kill pytest)."""
     script = textwrap.dedent("""
         import threading, numba, numpy as np
-        from biohash_index import BioHashIndex
-        xb = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+                xb = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
         index = BioHashIndex(16, 4, n_hidden=32, epochs=2)
         index.train(xb)
         index.add(xb)

@@ -17,13 +17,6 @@ from biohash_index.validation import INT64_MAX, check_ids, check_k, check_new_id
 SENTINEL = np.float32(2**31 - 1)
 
 
-@pytest.fixture(scope="module")
-def trained_ivf(clustered):
-    index = BioHashIndex(32, 4, n_hidden=64, epochs=5, storage="ivf", nlist=4, nprobe=4)
-    index.train(clustered[0])
-    return index
-
-
 @pytest.fixture(params=["flat", "ivf"])
 def filled(request, trained, trained_ivf, clustered):
     """A trained index of either storage holding 100 vectors under ids 0..99 and 500..549."""
