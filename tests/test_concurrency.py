@@ -260,7 +260,8 @@ def test_concurrent_searches_survive_numba_workqueue_layer(tmp_path):
     package serialises them (run in a subprocess: an abort would kill pytest)."""
     script = textwrap.dedent("""
         import threading, numba, numpy as np
-                xb = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+        from biohash_index import BioHashIndex
+        xb = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
         index = BioHashIndex(16, 4, n_hidden=32, epochs=2)
         index.train(xb)
         index.add(xb)
