@@ -9,7 +9,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from .locking import ReadWriteLock, reads, writes
+from .locking import LockPerInstance, reads, writes
 from .model import BioHashModel, BioHashParams
 from .storage import FlatCodeStorage, IVFCodeStorage, storage_from_faiss
 from .validation import (check_ids, check_k, check_new_ids, check_positive_int, check_real,
@@ -50,12 +50,7 @@ class BioHashIndex:
     ``index.model`` themselves are not locked.
     """
 
-    def __new__(cls, *args, **kwargs):
-        # The lock is made here rather than in __init__ so that every index gets one, however
-        # it is made (constructed, unpickled, copied, loaded); it is never pickled.
-        self = super().__new__(cls)
-        self._lock = ReadWriteLock()
-        return self
+    _lock = LockPerInstance()   # made on first use, however the index was made; not pickled
 
     def __init__(self, d: int, hash_length: int, n_hidden: int | None = None,
                  activity: float = DEFAULT_ACTIVITY, *, p: float = 2.0, delta: float = 0.0,

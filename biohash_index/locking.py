@@ -3,7 +3,8 @@
 faiss releases the GIL while it searches, so several threads searching one index use several
 cores. Adding, removing and training change the faiss index and the model in place, so
 they must wait until no search runs, and searches must wait for them. ``BioHashIndex``
-marks its methods with ``@reads`` or ``@writes`` and keeps its lock in ``self._lock``.
+marks its methods with ``@reads`` or ``@writes``, and ``_lock = LockPerInstance()`` gives
+each index its own lock.
 
 The lock prefers writers (a waiting writer lets no new reader in, so a stream of searches
 cannot starve an ``add``). A thread may take the lock again while it holds it (a writer
@@ -76,6 +77,26 @@ class ReadWriteLock:
                 if not self._write_depth:
                     self._writer = None
                     self._cond.notify_all()
+
+
+class LockPerInstance:
+    """Class attribute that gives each instance its own ``ReadWriteLock`` on first use.
+
+    Made lazily, so that every instance has one however it was made (constructed,
+    unpickled with any protocol, copied, loaded); it then sits in the instance ``__dict__``
+    under the same name, so pickled state must leave it out.
+    """
+
+    _making = threading.Lock()
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        with self._making:
+            return obj.__dict__.setdefault(self.name, ReadWriteLock())
 
 
 def reads(method):

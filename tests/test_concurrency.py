@@ -59,7 +59,8 @@ def test_writer_waits_for_readers_and_new_readers_wait_for_writer():
     r1 = start(first_reader)
     reading.wait(TIMEOUT)
     w = start(writer)
-    while not lock._writers_waiting:            # the writer is queued
+    deadline = time.monotonic() + TIMEOUT
+    while not lock._writers_waiting and time.monotonic() < deadline:   # the writer is queued
         time.sleep(0.001)
     r2 = start(second_reader)
     time.sleep(0.05)
@@ -131,9 +132,12 @@ def test_add_waits_for_a_running_search(filled, clustered):
     assert filled.ntotal == 210
 
 
-def test_copies_have_their_own_lock(filled):
-    clone = pickle.loads(pickle.dumps(filled))
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_copies_have_their_own_lock(filled, clustered, protocol):
+    clone = pickle.loads(pickle.dumps(filled, protocol=protocol))
     assert isinstance(clone._lock, ReadWriteLock) and clone._lock is not filled._lock
+    np.testing.assert_array_equal(clone.search(clustered[0][:5], 3)[1],
+                                  filled.search(clustered[0][:5], 3)[1])
     with filled._lock.write():                   # a held lock is not copied
         assert copy.deepcopy(clone).ntotal == 200
 

@@ -55,7 +55,8 @@ def test_search_is_brute_force_hamming_ranking(trained, trained_ivf, clustered, 
 
 
 class IdSetMachine(RuleBasedStateMachine):
-    """Random add / add_with_ids / remove_ids / reset / pickling against a dict id -> row."""
+    """Random add / add_with_ids / remove_ids / reset / pickling / search against a dict
+    id -> row of the data."""
 
     template = None     # the trained index to copy, set by the test
     xb = codes = None   # the clustered data and its codes
@@ -115,9 +116,9 @@ class IdSetMachine(RuleBasedStateMachine):
         expected = self.codes[[self.model[i] for i in stored.tolist()]]
         np.testing.assert_array_equal(self.index.storage.codes(), expected)
 
-    @invariant()
-    def search_ranks_stored_codes(self):
-        assert_brute_force(self.index, self.xb[:3], 5, self.codes[:3])
+    @rule(q=rows, k=st.integers(1, 20))
+    def search(self, q, k):
+        assert_brute_force(self.index, self.xb[q], k, self.codes[q])
 
 
 @pytest.mark.parametrize("storage", ["flat", "ivf"])
@@ -126,4 +127,4 @@ def test_any_call_sequence_matches_reference_id_set(trained, trained_ivf, cluste
     IdSetMachine.xb = clustered[0]
     IdSetMachine.codes = IdSetMachine.template.sa_encode(clustered[0])
     run_state_machine_as_test(IdSetMachine, settings=settings(
-        FAST, max_examples=15, stateful_step_count=12))
+        FAST, max_examples=20, stateful_step_count=12))
