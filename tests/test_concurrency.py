@@ -139,7 +139,10 @@ def test_copies_have_their_own_lock(filled, clustered, protocol):
     np.testing.assert_array_equal(clone.search(clustered[0][:5], 3)[1],
                                   filled.search(clustered[0][:5], 3)[1])
     with filled._lock.write():                   # a held lock is not copied
-        assert copy.deepcopy(clone).ntotal == 200
+        twin = copy.deepcopy(filled)             # (re-entrant: a writer may read)
+        adder = start(twin.add, clustered[0][:1])
+        adder.join(TIMEOUT)
+        assert twin.ntotal == 201 and filled.ntotal == 200
 
 
 # ------------------------------------------------------------------ stress
