@@ -69,6 +69,8 @@ def write_index(index: BioHashIndex, path) -> None:
     ``path`` must not exist, be an empty directory, or hold a saved index (which is
     replaced). If the save fails, ``path`` still holds the previous index, complete.
     """
+    if not isinstance(index, BioHashIndex):
+        raise TypeError(f"index must be a BioHashIndex, got {type(index).__name__}")
     files = encode_files(index)
     root = Path(path)
     while True:  # at most twice: a concurrent save may create ``root`` meanwhile

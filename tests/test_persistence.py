@@ -136,12 +136,42 @@ ROUND_TRIPS = {
 }
 
 
+@pytest.fixture(scope="module")
+def built(xb):
+    """The indexes of CASES, each built once for all round trips (which leave it as it is)."""
+    cache = {}
+
+    def get(case):
+        if case not in cache:
+            cache[case] = CASES[case](xb)
+        return cache[case]
+    return get
+
+
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("how", ROUND_TRIPS)
-def test_round_trip(case, how, xb, tmp_path):
-    index = CASES[case](xb)
+def test_round_trip(case, how, built, xb, tmp_path):
+    index = built(case)
     clone = ROUND_TRIPS[how](index, tmp_path / "idx")
     assert_same(index, clone, xb[:50])
+
+
+def test_loading_never_unpickles(flat, tmp_path, monkeypatch):
+    flat.save(tmp_path / "a")
+    blob = serialize_index(flat)
+
+    def refuse(*args, **kw):
+        raise AssertionError("pickle used on the load path")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    assert read_index(tmp_path / "a").ntotal == deserialize_index(blob).ntotal == flat.ntotal
+
+
+def test_write_index_checks_its_argument(tmp_path):
+    with pytest.raises(TypeError, match="index must be a BioHashIndex"):
+        write_index("not an index", tmp_path / "a")
+    assert not (tmp_path / "a").exists()
 
 
 def test_loaded_index_keeps_working(ivf, xb, tmp_path):
