@@ -199,9 +199,10 @@ def decode_files(files: Mapping[str, pa.Buffer], where: str) -> BioHashIndex:
     model = _read_table(files["model.arrow"], model_file)
     meta = _read_table(files["meta.arrow"], meta_file)
     params = _params(model, model_file)
-    kind, nlist, nprobe = (_scalar(meta, name, meta_file) for name in ("storage", "nlist", "nprobe"))
+    kind, nlist, nprobe = (_scalar(meta, col, meta_file) for col in ("storage", "nlist", "nprobe"))
     if kind not in FOURCC or (kind == "ivf") != (nlist is not None and nprobe is not None):
-        raise BioHashFormatError(f"{meta_file}: bad storage {kind!r} (nlist={nlist}, nprobe={nprobe})")
+        raise BioHashFormatError(f"{meta_file}: bad storage {kind!r} "
+                                 f"(nlist={nlist}, nprobe={nprobe})")
     try:
         index = BioHashIndex(**dataclasses.asdict(params), storage=kind,
                              **({"nlist": nlist, "nprobe": nprobe} if kind == "ivf" else {}))
@@ -284,8 +285,9 @@ def _read_storage(buf: pa.Buffer, kind: str, code_size: int, name: str):
     except (RuntimeError, ValueError) as e:
         raise BioHashFormatError(f"{name}: faiss cannot read it ({e})") from None
     if storage.kind != kind or storage.index.code_size != code_size:
-        raise BioHashFormatError(f"{name}: {storage.kind} storage of {storage.index.code_size}-byte "
-                                 f"codes, expected {kind} with {code_size}-byte codes")
+        raise BioHashFormatError(f"{name}: {storage.kind} storage of "
+                                 f"{storage.index.code_size}-byte codes, expected {kind} "
+                                 f"with {code_size}-byte codes")
     return storage
 
 
@@ -318,7 +320,7 @@ def _parse_manifest(data: bytes, name: str) -> dict:
         manifest = json.loads(data)
         files = manifest["files"]
         fmt, version = manifest["format"], manifest["format_version"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise BioHashFormatError(f"{name}: not a valid manifest ({e!r})") from None
     if fmt != FORMAT:
         raise BioHashFormatError(f"{name}: format {fmt!r}, expected {FORMAT!r}")
@@ -326,8 +328,8 @@ def _parse_manifest(data: bytes, name: str) -> dict:
         raise BioHashFormatError(f"{name}: format version {version!r}, this library reads "
                                  f"{FORMAT_VERSION} (library {manifest.get('library_version')!r})")
     if not isinstance(files, dict) or sorted(files) != sorted(FILES) or not all(
-            isinstance(e, dict) and isinstance(e.get("size"), int) and isinstance(e.get("sha256"), str)
-            for e in files.values()):
+            isinstance(e, dict) and isinstance(e.get("size"), int)
+            and isinstance(e.get("sha256"), str) for e in files.values()):
         raise BioHashFormatError(f"{name}: must list size and sha256 of exactly {FILES}")
     return files
 

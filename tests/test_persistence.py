@@ -249,7 +249,7 @@ def test_serialized_bytes_are_a_tar_of_a_loadable_generation(flat, xb, tmp_path)
     assert_same(flat, read_index(tmp_path / "x"), xb[:20])
 
 
-# ==================================================================== verification with valid checksums
+# ==================================================================== checks behind valid checksums
 def rewrite(gen: Path, name: str, data: bytes) -> None:
     """Replace a file of a generation and fix its manifest entry (a consistent forgery)."""
     (gen / name).write_bytes(data)
@@ -269,6 +269,22 @@ def with_column(path: Path, column: str, value) -> bytes:
     table = pa.ipc.open_file(str(path)).read_all()
     i = table.column_names.index(column)
     return arrow_bytes(table.set_column(i, table.field(i), pa.array([value], table.field(i).type)))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("not json", "not a valid manifest"),
+    ("[" * 60000, "not a valid manifest"),
+    ("[" * 70000, "too large"),
+    ('{"format": "other", "format_version": 1, "files": {}}', "format 'other'"),
+    ('{"format": "biohash-index", "format_version": 1, "files": {}}', "exactly"),
+    ('{"format": "biohash-index", "format_version": 1, "files": {"model.arrow": 1, '
+     '"meta.arrow": 1, "codes.faiss": 1}}', "exactly"),
+])
+def test_malformed_manifests_are_refused(flat, tmp_path, text, message):
+    flat.save(tmp_path / "a")
+    (generation(tmp_path / "a") / "manifest.json").write_text(text)
+    with pytest.raises(BioHashFormatError, match=f"manifest.json: .*{message}"):
+        read_index(tmp_path / "a")
 
 
 def test_newer_format_version_is_refused(flat, tmp_path):
