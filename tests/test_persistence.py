@@ -128,9 +128,21 @@ CASES = {
                                      batch_size=50, learning_rate=0.05, seed=7,
                                      init="gaussian", center=False),
 }
+
+
+def save_load(index, path):
+    index.save(path)
+    return BioHashIndex.load(path)
+
+
+def write_read(index, path):
+    write_index(index, path)
+    return read_index(path)
+
+
 ROUND_TRIPS = {
-    "save-load": lambda index, path: (index.save(path), BioHashIndex.load(path))[1],
-    "write-read": lambda index, path: (write_index(index, path), read_index(path))[1],
+    "save-load": save_load,
+    "write-read": write_read,
     "serialize": lambda index, path: deserialize_index(serialize_index(index)),
     "pickle": lambda index, path: pickle.loads(pickle.dumps(index)),
 }

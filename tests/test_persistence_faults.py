@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import random
-import resource
 import shutil
 import signal
 import tempfile
@@ -20,7 +19,7 @@ from biohash_index import BioHashFormatError, read_index, serialize_index
 
 from .test_persistence import build, fingerprint, generation, load_in_subprocess
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+resource = pytest.importorskip("resource", reason="POSIX only: fork, rlimits, flock")
 
 
 @pytest.fixture(scope="module")
