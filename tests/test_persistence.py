@@ -202,6 +202,7 @@ def test_retraining_a_loaded_index_replaces_the_mapped_weights(flat, xb, tmp_pat
     flat.save(tmp_path / "a")
     index = read_index(tmp_path / "a")
     assert not index.model.weights_.flags.writeable  # a view of the memory-mapped file
+    index.reset()
     index.train(xb[::-1])
     assert index.model.weights_.flags.writeable
 
