@@ -42,8 +42,8 @@ class BioHashIndex:
     ``nprobe`` visited per query); the other keywords are the learning-rule hyperparameters
     of ``BioHashParams``.
 
-    Thread safety: ``search``, ``range_search``, ``sa_encode`` and pickling may run in many
-    threads at once; ``train``, ``add``, ``add_with_ids``, ``remove_ids``, ``reset`` and
+    Thread safety: ``search``, ``range_search``, ``sa_encode``, ``save`` and pickling may run in
+    many threads at once; ``train``, ``add``, ``add_with_ids``, ``remove_ids``, ``reset`` and
     setting ``nprobe`` each run alone (they wait for running searches, and searches wait
     for them), so every result is that of some order of the calls. ``index.storage`` and
     ``index.model`` themselves are not locked.

@@ -2,6 +2,9 @@
 codes, and any sequence of calls keeps the stored ids equal to a simple reference model."""
 import copy
 import pickle
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+from biohash_index import BioHashIndex
 from biohash_index.validation import INT64_MAX
 
 SENTINEL = np.float32(2**31 - 1)
@@ -55,8 +59,8 @@ def test_search_is_brute_force_hamming_ranking(trained, trained_ivf, clustered, 
 
 
 class IdSetMachine(RuleBasedStateMachine):
-    """Random add / add_with_ids / remove_ids / reset / pickling / search against a dict
-    id -> row of the data."""
+    """Random add / add_with_ids / remove_ids / reset / save and load / pickling / search
+    against a dict id -> row of the data."""
 
     template = None     # the trained index to copy, set by the test
     xb = codes = None   # the clustered data and its codes
@@ -66,6 +70,10 @@ class IdSetMachine(RuleBasedStateMachine):
         self.index = copy.deepcopy(self.template)
         self.model: dict[int, int] = {}
         self.next_id = 0
+        self.dir = Path(tempfile.mkdtemp(prefix="biohash-props-"))
+
+    def teardown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     @rule(sel=rows)
     def add(self, sel):
@@ -103,6 +111,11 @@ class IdSetMachine(RuleBasedStateMachine):
     def reset(self):
         self.index.reset()
         self.model, self.next_id = {}, 0
+
+    @rule()
+    def save_and_load(self):        # always the same path: later saves replace earlier ones
+        self.index.save(self.dir / "index")
+        self.index = BioHashIndex.load(self.dir / "index")
 
     @rule()
     def pickle_round_trip(self):
