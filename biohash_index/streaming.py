@@ -92,7 +92,7 @@ def blocks_with_ids(source, d: int, column: str | None = None, ids_column: str |
 
     def one_pass():
         for i, item in enumerate(items()):
-            yield _block(item, d, column, ids_column, f"block {i} of source")
+            yield read_block(item, d, column, ids_column, f"block {i} of source")
     return one_pass
 
 
@@ -164,7 +164,9 @@ def _check_iterable(items, name: str) -> Iterable:
             yield item
 
 
-def _block(item, d: int, column: str | None, ids_column: str | None, name: str) -> Block:
+def read_block(item, d: int, column: str | None, ids_column: str | None, name: str) -> Block:
+    """(x, ids) of one item of a source: an array, or a record batch read through
+    ``vector_column``, ``arrow_vectors`` and ``arrow_ids``."""
     if isinstance(item, pa.RecordBatch):
         col = vector_column(item.schema, column, ids_column)
         x = arrow_vectors(item.column(col), d, f"column {col!r}")
