@@ -16,6 +16,8 @@ from biohash_index.topk import search_ordered
 
 from .conftest import data_path
 
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")  # dask vs pandas 3
+
 
 @pytest.fixture(scope="module")
 def client():
