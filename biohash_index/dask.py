@@ -32,7 +32,7 @@ from .streaming import read_block
 from .topk import merge_topk, search_ordered
 from .validation import check_positive_int, check_vectors
 
-SHARD_NAME = "shard-{:05d}.npz"
+SHARD_NAME = "shard-{:05d}"
 
 
 # ---------------------------------------------------------------------- encoding
@@ -112,7 +112,7 @@ def _build_shard(template: BioHashIndex, block, start: int | None, path: str) ->
     if ids is None:
         ids = np.arange(start, start + len(x), dtype=np.int64)
     shard.add_with_ids(x, ids)
-    save_shard(shard, path)
+    write_index(shard, path)
     return path
 
 
@@ -128,7 +128,7 @@ class ShardedIndex:
         self.paths = [str(p) for p in paths]
         if not self.paths:
             raise ValueError("paths must name at least one shard file")
-        self.shards_ = [self.client.submit(load_shard, p, pure=False) for p in self.paths]
+        self.shards_ = [self.client.submit(read_index, p, pure=False) for p in self.paths]
         infos = self.client.gather([self.client.submit(_shard_info, s) for s in self.shards_])
         if len({info[1:] for info in infos}) != 1:
             raise ValueError("the shards were built with different models or storages")
@@ -178,9 +178,10 @@ def _search_shard(shard: BioHashIndex, codes: np.ndarray, k: int):
 
 
 # ---------------------------------------------------------------------- shard files
-# Until the package's persistence lands: parameters, learned arrays and the faiss storage in
-# an .npz file (no pickle), written next to the target and renamed over it.
-def save_shard(index: BioHashIndex, path: str) -> None:
+# Stand-in with the interface of the package's persistence (write_index / read_index) until it
+# lands: parameters, learned arrays and the faiss storage in an .npz file (no pickle), written
+# next to the target and renamed over it.
+def write_index(index: BioHashIndex, path: str) -> None:
     state = index.__getstate__()
     arrays = {"mean": state["mean"], "weights": state["weights"],
               "storage": np.frombuffer(state["storage"], np.uint8),
@@ -192,7 +193,7 @@ def save_shard(index: BioHashIndex, path: str) -> None:
     os.replace(tmp, path)
 
 
-def load_shard(path: str) -> BioHashIndex:
+def read_index(path: str) -> BioHashIndex:
     import ast
 
     from .model import BioHashParams
