@@ -228,6 +228,8 @@ def _array_block(block: np.ndarray, d: int):
 
 def _partition_block(part, d: int, column: str | None, ids_column: str | None):
     """(x, ids) of a pandas partition: its vector column through Arrow (``read_block``)."""
+    if len(part) == 0:  # e.g. after a filter; its column types cannot be inferred
+        return np.empty((0, d), np.float32), None if ids_column is None else np.empty(0, np.int64)
     if column is not None:
         part = part[[column] + ([ids_column] if ids_column else [])]
     batch = pa.RecordBatch.from_pandas(part, preserve_index=False)

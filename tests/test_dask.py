@@ -55,6 +55,8 @@ def test_encode_array_and_dataframe_match_local_encoding(client, trained, cluste
     frame = dd.read_parquet(folder)
     np.testing.assert_array_equal(bhd.encode(trained.model, frame).compute(), expected)
     np.testing.assert_array_equal(bhd.encode(trained, frame["embedding"]).compute(), expected)
+    first_empty = frame[frame["id"] >= 200]  # partition 0 holds ids 0..199
+    np.testing.assert_array_equal(bhd.encode(trained, first_empty).compute(), expected[200:])
 
 
 def test_train_on_sample_trains_on_the_drawn_rows(client, clustered):
