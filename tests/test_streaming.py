@@ -92,6 +92,11 @@ def test_one_shot_iterator_cannot_train_but_can_add(clustered):
     ref.train(xb)
     ref.add(xb)
     np.testing.assert_array_equal(index.search(xb[:20], 5)[1], ref.search(xb[:20], 5)[1])
+    table = embedding_table(xb)
+    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=100))
+    with pytest.raises(TypeError, match="one-shot iterator"):
+        make_index().train_from(reader)
+    assert index.add_from(reader) == len(xb)
 
 
 def test_one_shot_iterator_refuses_a_second_pass(clustered):
