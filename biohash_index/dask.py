@@ -3,7 +3,8 @@
 - ``encode``: codes of a dask array or dataframe, one task per block/partition
   (``map_blocks`` / ``map_partitions``); the small model is put into the graph once.
 - ``train_on_sample``: train an index on a uniform sample drawn from the collection.
-- ``build_shards``: one shard index per block/partition, written to a directory.
+- ``build_shards``: one shard index per block/partition, saved with ``write_index`` (the
+  package's format, docs/format.md) under a directory.
 - ``ShardedIndex``: the shards loaded once into the workers' memory and searched as one
   index: a query batch fans out to every shard, the top-k lists are merged exactly
   (``topk``: results in (distance, id) order, identical to one index on all the data).
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
 from pathlib import Path
 
 import dask
@@ -28,6 +28,7 @@ from distributed import Client, default_client
 
 from .index import BioHashIndex
 from .model import BioHashModel
+from .persistence import read_index, write_index
 from .streaming import read_block
 from .topk import merge_topk, search_ordered
 from .validation import check_positive_int, check_vectors
@@ -90,7 +91,8 @@ def build_shards(index: BioHashIndex, data, directory, *, column: str | None = N
     worker must be able to write and read, e.g. a shared file system); returns the paths.
 
     index: trained and empty, the template of every shard (same model and storage kind).
-    Ids come from ``ids_column`` or else are row numbers 0 .. n-1 of the whole collection.
+    Ids come from ``ids_column``, or else are row numbers 0 .. n-1 of the whole collection
+    (for a dataframe, its partition lengths are then computed first: one more read).
     """
     if not index.is_trained or index.ntotal:
         raise ValueError("index must be trained and empty: it is the template of every shard "
@@ -119,7 +121,7 @@ def _build_shard(template: BioHashIndex, block, start: int | None, path: str) ->
 class ShardedIndex:
     """Shard indexes held in the memory of a Dask cluster's workers, searched as one.
 
-    paths: shard files (``build_shards``), readable by the workers; client: a
+    paths: saved shard indexes (``build_shards``), readable by the workers; client: a
     ``distributed.Client`` (default: the current one). Every shard must share one model.
     """
 
@@ -127,7 +129,7 @@ class ShardedIndex:
         self.client = client or default_client()
         self.paths = [str(p) for p in paths]
         if not self.paths:
-            raise ValueError("paths must name at least one shard file")
+            raise ValueError("paths must name at least one saved shard index")
         self.shards_ = [self.client.submit(read_index, p, pure=False) for p in self.paths]
         infos = self.client.gather([self.client.submit(_shard_info, s) for s in self.shards_])
         if len({info[1:] for info in infos}) != 1:
@@ -175,35 +177,6 @@ def _shard_model(shard: BioHashIndex) -> BioHashModel:
 
 def _search_shard(shard: BioHashIndex, codes: np.ndarray, k: int):
     return search_ordered(shard.storage, codes, k)
-
-
-# ---------------------------------------------------------------------- shard files
-# Stand-in with the interface of the package's persistence (write_index / read_index) until it
-# lands: parameters, learned arrays and the faiss storage in an .npz file (no pickle), written
-# next to the target and renamed over it.
-def write_index(index: BioHashIndex, path: str) -> None:
-    state = index.__getstate__()
-    arrays = {"mean": state["mean"], "weights": state["weights"],
-              "storage": np.frombuffer(state["storage"], np.uint8),
-              "next_id": np.int64(state["next_id"]),
-              "params": np.array(repr(vars(state["params"])))}
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
-
-
-def read_index(path: str) -> BioHashIndex:
-    import ast
-
-    from .model import BioHashParams
-    with np.load(path, allow_pickle=False) as z:
-        state = {"params": BioHashParams(**ast.literal_eval(str(z["params"]))),
-                 "mean": z["mean"], "weights": z["weights"], "train_stats": {},
-                 "storage": z["storage"], "next_id": int(z["next_id"])}
-    index = BioHashIndex.__new__(BioHashIndex)
-    index.__setstate__(state)
-    return index
 
 
 # ---------------------------------------------------------------------- collections
