@@ -2,9 +2,10 @@
 
 Data: the siftsmall base vectors (../shared/data, or $BIOHASH_DATA) tiled to --rows rows,
 made and persisted on the workers of a ``distributed.LocalCluster`` (one process per worker,
-one thread each) before timing, so the table measures encoding, not shipping the input. Every process, this one too,
-runs numpy and numba on one thread (set before they load), so the columns compare one core
-against n. Reference: ``BioHashModel.encode`` on the whole array in this process.
+one thread each) before timing, so the table measures encoding, not shipping the input.
+Every process, this one too, runs numpy and numba on one thread (set before they load), so
+the rows compare one core with n. Reference: ``BioHashModel.encode`` of the whole array in
+this process. Codes are checked against it. Needs as many idle cores as workers.
 
     python benchmarks/bench_dask.py [--rows 100000] [--workers 1 2] [--repeat 3]
 """
