@@ -11,6 +11,7 @@ import numpy as np
 from .locking import LockPerInstance, reads, writes
 from .model import BioHashModel, BioHashParams
 from .storage import FlatCodeStorage, IVFCodeStorage
+from .streaming import DEFAULT_BATCH_SIZE, add_from, train_from
 from .validation import (check_ids, check_k, check_new_ids, check_positive_int, check_real,
                          check_vectors, next_ids)
 
@@ -45,8 +46,9 @@ class BioHashIndex:
     Thread safety: ``search``, ``range_search``, ``sa_encode``, ``save`` and pickling may run in
     many threads at once; ``train``, ``add``, ``add_with_ids``, ``remove_ids``, ``reset`` and
     setting ``nprobe`` each run alone (they wait for running searches, and searches wait
-    for them), so every result is that of some order of the calls. ``index.storage`` and
-    ``index.model`` themselves are not locked.
+    for them), so every result is that of some order of the calls; ``train_from`` runs
+    alone, ``add_from`` is a series of ``add`` calls. ``index.storage`` and ``index.model``
+    themselves are not locked.
     """
 
     _lock = LockPerInstance()   # made on first use, however the index was made; not pickled
@@ -125,9 +127,7 @@ class BioHashIndex:
         Refused while the index holds vectors (their codes would no longer match the model).
         """
         x = check_vectors(x, self.d, "x", allow_empty=False)
-        if self.ntotal:
-            raise RuntimeError(f"train() on an index holding {self.ntotal} vectors would make "
-                               "their codes stale: call reset() first")
+        self._require_empty("train")
         model = BioHashModel(self.params).train(x)   # the index changes only if all succeeds
         if not self.storage.is_trained:
             self.storage.train(model.encode(x))
@@ -158,6 +158,18 @@ class BioHashIndex:
         x = check_vectors(x, self.d, "x")
         ids = check_new_ids(ids, len(x), self.storage.ids())
         self._add_codes(self.model.encode(x), ids)
+
+    @writes
+    def train_from(self, source, *, column: str | None = None,
+                   batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        """Train from a re-readable streaming source (arrays, Arrow/Parquet; see ``streaming``)."""
+        self._require_empty("train_from")
+        train_from(self, source, column=column, batch_size=batch_size, seed=self.params.seed)
+
+    def add_from(self, source, *, column: str | None = None, ids_column: str | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> int:
+        """Add the vectors of a streaming source block by block; returns how many were added."""
+        return add_from(self, source, column=column, ids_column=ids_column, batch_size=batch_size)
 
     def _add_codes(self, codes: np.ndarray, ids: np.ndarray) -> None:
         if len(ids) == 0:
@@ -229,6 +241,11 @@ class BioHashIndex:
     def __setstate__(self, state: dict) -> None:
         from .persistence import deserialize_index
         self.__dict__.update(deserialize_index(state["index"]).__dict__)
+
+    def _require_empty(self, what: str) -> None:
+        if self.ntotal:
+            raise RuntimeError(f"{what}() on an index holding {self.ntotal} vectors would make "
+                               "their codes stale: call reset() first")
 
     def _require_trained(self, what: str) -> None:
         if not self.is_trained:

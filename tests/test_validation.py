@@ -71,6 +71,8 @@ BAD_CALLS = {
     "remove_ids: scalar": (lambda ix: ix.remove_ids(5), ValueError, "1-D"),
     "train: populated index": (lambda ix: ix.train(np.ones((700, 32))), RuntimeError,
                                "reset"),
+    "train_from: populated index": (lambda ix: ix.train_from(np.ones((700, 32))), RuntimeError,
+                                    "reset"),
     "train: NaN": (lambda ix: ix.train(np.full((3, 32), np.nan)), ValueError, "NaN"),
     "search: k too large": (lambda ix: ix.search(X, 10**13), ValueError, "k=10000000000000"),
     "search: k negative": (lambda ix: ix.search(X, -1), ValueError, "k"),
