@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 INT64_MAX = int(np.iinfo(np.int64).max)
+MAX_ID = INT64_MAX - 1   # so that the next id add() would use, max id + 1, is an int64 too
 MISSING_ID = -1          # what search returns in I where there is no result
 RESULT_BYTES = 16        # per (query, neighbour): D float32, I int64, faiss's int32 distances
 
@@ -62,7 +63,8 @@ def check_ids(ids, n: int | None = None, name: str = "ids") -> np.ndarray:
 
 
 def check_new_ids(ids, n: int, existing: np.ndarray, name: str = "ids") -> np.ndarray:
-    """Return ``ids`` as int64 (n,) if they are distinct, not yet in ``existing`` and not -1.
+    """Return ``ids`` as int64 (n,) if they are distinct, not yet in ``existing``, not -1
+    and at most MAX_ID.
 
     Duplicates are rejected rather than replaced: replacing is ``remove_ids`` then add.
     """
@@ -70,6 +72,9 @@ def check_new_ids(ids, n: int, existing: np.ndarray, name: str = "ids") -> np.nd
     if (arr == MISSING_ID).any():
         raise ValueError(f"{name} must not contain {MISSING_ID}, which search returns for "
                          "missing results")
+    if (arr > MAX_ID).any():
+        raise ValueError(f"{name} must be <= {MAX_ID} (2**63 - 2): add() numbers new vectors "
+                         "from the largest id + 1, which must fit in int64")
     values, counts = np.unique(arr, return_counts=True)
     if (counts > 1).any():
         raise ValueError(f"{name} must be distinct; got duplicates within the batch: "
@@ -82,10 +87,11 @@ def check_new_ids(ids, n: int, existing: np.ndarray, name: str = "ids") -> np.nd
 
 
 def next_ids(start: int, n: int) -> np.ndarray:
-    """int64 ids start .. start + n - 1, or a ValueError if they would pass the int64 maximum."""
-    if start + n - 1 > INT64_MAX:
+    """int64 ids start .. start + n - 1, or a ValueError if they would pass MAX_ID."""
+    if start + n - 1 > MAX_ID:
         raise ValueError(f"add() numbers vectors from {start}, one past the largest id so far; "
-                         f"{n} more would pass the int64 maximum: use add_with_ids")
+                         f"{n} more would pass the largest id {MAX_ID} (2**63 - 2): "
+                         "use add_with_ids")
     return np.arange(start, start + n, dtype=np.int64)
 
 

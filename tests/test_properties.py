@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from biohash_index import BioHashIndex
-from biohash_index.validation import INT64_MAX
+from biohash_index.validation import MAX_ID
 
 SENTINEL = np.float32(2**31 - 1)
 FAST = settings(deadline=None, max_examples=25, database=None,
@@ -77,8 +77,8 @@ class IdSetMachine(RuleBasedStateMachine):
 
     @rule(sel=rows)
     def add(self, sel):
-        if self.next_id + len(sel) - 1 > INT64_MAX:
-            with pytest.raises(ValueError, match="int64"):
+        if self.next_id + len(sel) - 1 > MAX_ID:
+            with pytest.raises(ValueError, match="largest id"):
                 self.index.add(self.xb[sel])
             return
         self.index.add(self.xb[sel])
@@ -90,8 +90,9 @@ class IdSetMachine(RuleBasedStateMachine):
     def add_with_ids(self, sel, new):
         new = new[:len(sel)]
         sel = sel[:len(new)]
-        if len(set(new)) < len(new) or -1 in new or set(new) & self.model.keys():
-            with pytest.raises(ValueError, match="distinct|already|-1"):
+        if len(set(new)) < len(new) or -1 in new or set(new) & self.model.keys() or (
+                new and max(new) > MAX_ID):
+            with pytest.raises(ValueError, match="distinct|already|-1|<="):
                 self.index.add_with_ids(self.xb[sel], new)
             return
         self.index.add_with_ids(self.xb[sel], np.array(new, np.int64))

@@ -12,7 +12,8 @@ import pytest
 
 from biohash_index import BioHashIndex
 from biohash_index import validation
-from biohash_index.validation import INT64_MAX, check_ids, check_k, check_new_ids, next_ids
+from biohash_index.validation import (INT64_MAX, MAX_ID, check_ids, check_k, check_new_ids,
+                                      next_ids)
 
 SENTINEL = np.float32(2**31 - 1)
 
@@ -100,14 +101,19 @@ def test_bad_nprobe_changes_nothing(trained_ivf):
         assert index.nprobe == 4
 
 
-def test_add_refuses_ids_past_int64(trained, clustered):
+def test_largest_ids(trained, clustered, tmp_path):
     index = copy.deepcopy(trained)
-    index.add_with_ids(clustered[0][:1], [INT64_MAX])     # a legal id
+    index.add_with_ids(clustered[0][:1], [MAX_ID - 1])
+    index.add(clustered[0][1:2])                          # gets MAX_ID
     before = state(index)
-    with pytest.raises(ValueError, match="int64 maximum.*add_with_ids"):
-        index.add(clustered[0][1:3])
+    with pytest.raises(ValueError, match="largest id.*add_with_ids"):
+        index.add(clustered[0][2:3])
+    with pytest.raises(ValueError, match="<= 9223372036854775806"):
+        index.add_with_ids(clustered[0][2:3], [INT64_MAX])
     assert state(index) == before
     index.add(clustered[0][:0])                           # adding nothing is still fine
+    index.save(tmp_path / "index")                        # the next id is stored as int64
+    assert state(type(index).load(tmp_path / "index")) == before
 
 
 def test_failed_ivf_train_leaves_index_untrained(clustered):
@@ -166,9 +172,9 @@ def test_check_new_ids_and_next_ids():
     assert check_new_ids([5, -2], 2, np.array([1, 2])).tolist() == [5, -2]  # only -1 is reserved
     with pytest.raises(ValueError, match=r"duplicates.*\[4, 7\]"):
         check_new_ids([7, 4, 7, 4], 4, np.zeros(0, np.int64))
-    assert next_ids(INT64_MAX - 1, 2).tolist() == [INT64_MAX - 1, INT64_MAX]
-    with pytest.raises(ValueError, match="int64"):
-        next_ids(INT64_MAX - 1, 3)
+    assert next_ids(MAX_ID - 1, 2).tolist() == [MAX_ID - 1, MAX_ID]
+    with pytest.raises(ValueError, match="largest id"):
+        next_ids(MAX_ID - 1, 3)
 
 
 # ------------------------------------------------------------------ edge cases, as faiss does
