@@ -34,6 +34,8 @@ from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from biohash_index import BioHashIndex, BioHashIndexRefine, deserialize_index, serialize_index
+from biohash_index.index import n_hidden_for
+from biohash_index.validation import check_positive_int, check_real
 
 METRICS = ("cosine", "l2")
 FORMAT = "langchain-biohash"
@@ -61,6 +63,11 @@ class BioHashVectorStore(VectorStore):
                  train_threshold: int | None = None, **index_options: Any):
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        check_real(k_factor, "k_factor", low=1.0)
+        for value, name in ((hash_length, "hash_length"), (n_hidden, "n_hidden"),
+                            (train_threshold, "train_threshold")):
+            if value is not None:
+                check_positive_int(value, name)
         self.embedding = embedding
         self.config = dict(metric=metric, hash_length=hash_length, n_hidden=n_hidden,
                            activity=activity, k_factor=k_factor, train_threshold=train_threshold,
@@ -142,9 +149,11 @@ class BioHashVectorStore(VectorStore):
 
     @property
     def train_threshold(self) -> int:
+        """Stored vectors at which the BioHash index is trained (needs the dimension)."""
         if self.config["train_threshold"] is not None:
             return self.config["train_threshold"]
-        return max(1000, 2 * self._new_base().n_hidden)
+        cfg = self.config
+        return max(1000, 2 * (cfg["n_hidden"] or n_hidden_for(self.hash_length, cfg["activity"])))
 
     def _new_base(self) -> BioHashIndex:
         cfg = self.config

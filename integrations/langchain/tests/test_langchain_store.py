@@ -133,6 +133,10 @@ def test_mmr_filter_and_retriever(emb):
 def test_bad_arguments(emb):
     with pytest.raises(ValueError, match="metric"):
         BioHashVectorStore(emb, metric="dot")
+    with pytest.raises(ValueError, match="k_factor"):
+        BioHashVectorStore(emb, k_factor=0.5)
+    with pytest.raises(TypeError, match="train_threshold"):
+        BioHashVectorStore(emb, train_threshold=10.5)
     store = BioHashVectorStore(emb)
     with pytest.raises(ValueError, match="same length"):
         store.add_texts(["t1", "t2"], metadatas=[{}])
