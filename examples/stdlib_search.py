@@ -104,7 +104,7 @@ def main(argv=None) -> None:
     nb = len(texts) - args.queries
     xb, xq, xs = x[:nb], x[nb:len(texts)], x[len(texts):]
     print(f"{len(xb)} passages + {len(xq)} held-out queries embedded "
-          f"({xb.shape[1]}-d) in {time.perf_counter() - t0:.0f} s")
+          f"({xb.shape[1]}-d) in {time.perf_counter() - t0:.0f} s", flush=True)
 
     rows, index = compare(xb, xq, args.hash_length)
     print(f"\n{'method':<34} {'code bits':>9} {'recall@10':>9}")
