@@ -7,15 +7,22 @@ raising recall, this settles the many ties between equal Hamming distances.
 """
 from __future__ import annotations
 
+import os
+import uuid
+from pathlib import Path
+
 import faiss
 import numpy as np
+import pyarrow as pa
 
 from .index import BioHashIndex
+from .persistence import BioHashFormatError, deserialize_index, serialize_index
 from .validation import check_ids, check_positive_int, check_real, check_vectors
 
 METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
 REFINE_BLOCK = 1 << 22  # floats of candidate vectors gathered at once
 FLT_MAX = np.finfo(np.float32).max  # faiss's distance for a missing result (-FLT_MAX for "ip")
+FORMAT = b"biohash-index-refine"
 
 
 class BioHashIndexRefine:
@@ -27,7 +34,7 @@ class BioHashIndexRefine:
     re-orders the top k; larger values raise recall).
 
     API: ``train``, ``add``, ``add_with_ids``, ``search``, ``remove_ids``, ``reset``,
-    ``reconstruct_batch``, ``ntotal``, ``d``, ``is_trained``. ``range_search`` is not
+    ``reconstruct_batch``, ``save``/``load``, ``ntotal``, ``d``, ``is_trained``. ``range_search`` is not
     offered (faiss's ``IndexRefine`` has none either): a Hamming radius says nothing
     about an exact-distance radius, so candidates within one would not be the answer.
     """
@@ -133,3 +140,59 @@ class BioHashIndexRefine:
         self.base_index.reset()
         self.refine_index.reset()
         self._next_id = 0
+
+    def save(self, path) -> None:
+        """Save to the file ``path`` atomically (see ``write_index_refine``)."""
+        write_index_refine(self, path)
+
+    @classmethod
+    def load(cls, path) -> "BioHashIndexRefine":
+        """Load a file written by ``save``; raises ``BioHashFormatError`` on a bad file."""
+        return read_index_refine(path)
+
+
+def write_index_refine(index: BioHashIndexRefine, path) -> None:
+    """Save to one Arrow IPC file: a row per vector (``id``, ``vector``), and the metric,
+    k_factor, next id and the base index (``serialize_index``) in the schema metadata.
+
+    Written to a temporary file and renamed over ``path``: a failed save leaves the
+    previous file intact.
+    """
+    ids = faiss.vector_to_array(index.refine_index.id_map).astype(np.int64)
+    vectors = index.refine_index.reconstruct_batch(ids).ravel()
+    table = pa.table({"id": pa.array(ids, pa.int64()),
+                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors), index.d)})
+    table = table.replace_schema_metadata({
+        "format": FORMAT, "metric": index.metric, "k_factor": repr(index.k_factor),
+        "next_id": str(index._next_id), "base": serialize_index(index.base_index)})
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_index_refine(path) -> BioHashIndexRefine:
+    """Load a file written by ``write_index_refine``; raises ``BioHashFormatError`` when it
+    is not one or its parts disagree. The base codes are re-encoded from the vectors."""
+    try:
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+    except (pa.ArrowInvalid, OSError) as e:
+        raise BioHashFormatError(f"{path}: not an Arrow IPC file ({e})") from None
+    meta = table.schema.metadata or {}
+    if meta.get(b"format") != FORMAT or table.column_names != ["id", "vector"]:
+        raise BioHashFormatError(f"{path}: not a BioHashIndexRefine file")
+    base = deserialize_index(meta[b"base"])
+    ids = table["id"].to_numpy()
+    if not np.array_equal(np.sort(base.storage.ids()), np.sort(ids)):
+        raise BioHashFormatError(f"{path}: the base index and the vectors hold different ids")
+    vectors = table["vector"].combine_chunks().flatten().to_numpy().reshape(len(ids), base.d)
+    base.reset()
+    index = BioHashIndexRefine(base, meta[b"metric"].decode(), float(meta[b"k_factor"]))
+    index.add_with_ids(vectors, ids)
+    index._next_id = int(meta[b"next_id"])
+    return index

@@ -108,3 +108,39 @@ def test_bad_arguments(base, clustered):
     base.add(clustered[0][:1])
     with pytest.raises(ValueError, match="empty"):
         BioHashIndexRefine(base)
+
+
+def test_write_read_round_trip(base, clustered, tmp_path):
+    from biohash_index.refine import read_index_refine, write_index_refine
+    xb = clustered[0]
+    index = BioHashIndexRefine(base, "ip", k_factor=3)
+    index.add(xb[:100])
+    index.add_with_ids(xb[100:110], np.arange(500, 510))
+    index.remove_ids(np.array([509, 7]))
+    path = tmp_path / "refine.arrow"
+    write_index_refine(index, path)
+    loaded = read_index_refine(path)
+    assert BioHashIndexRefine.load(path).ntotal == 108
+    assert (loaded.metric, loaded.k_factor, loaded.ntotal) == ("ip", 3.0, 108)
+    for a, b in zip(loaded.search(xb[:20], 5), index.search(xb[:20], 5)):
+        np.testing.assert_array_equal(a, b)
+    loaded.add(xb[:1])                                  # next id survives the round trip
+    np.testing.assert_array_equal(loaded.reconstruct_batch([510]), xb[:1])
+
+
+def test_failed_write_keeps_previous_file_and_bad_files(base, clustered, tmp_path):
+    from biohash_index import BioHashFormatError
+    from biohash_index.refine import read_index_refine, write_index_refine
+    index = BioHashIndexRefine(base)
+    index.add(clustered[0][:10])
+    path = tmp_path / "refine.arrow"
+    write_index_refine(index, path)
+    before = path.read_bytes()
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(OSError):
+        write_index_refine(index, tmp_path / "dir")       # cannot replace a directory
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "refine.arrow"]
+    path.write_bytes(before[:100])
+    with pytest.raises(BioHashFormatError, match="refine.arrow"):
+        read_index_refine(path)
