@@ -34,9 +34,9 @@ class BioHashIndexRefine:
     re-orders the top k; larger values raise recall).
 
     API: ``train``, ``add``, ``add_with_ids``, ``search``, ``remove_ids``, ``reset``,
-    ``reconstruct_batch``, ``save``/``load``, ``ntotal``, ``d``, ``is_trained``. ``range_search`` is not
-    offered (faiss's ``IndexRefine`` has none either): a Hamming radius says nothing
-    about an exact-distance radius, so candidates within one would not be the answer.
+    ``reconstruct_batch``, ``save``/``load``, ``ntotal``, ``d``, ``is_trained``.
+    ``range_search`` is not offered (faiss's ``IndexRefine`` has none either): a Hamming
+    radius says nothing about an exact-distance radius.
     """
 
     def __init__(self, base_index: BioHashIndex, metric: str = "l2", k_factor: float = 1.0):
@@ -81,7 +81,7 @@ class BioHashIndexRefine:
         self.base_index.train(x)
 
     def add(self, x) -> None:
-        """Add float (n, d) vectors with ids next_id .. next_id + n - 1 (as ``BioHashIndex.add``)."""
+        """Add float (n, d) vectors with ids next_id .. next_id + n - 1, as ``BioHashIndex.add``."""
         x = check_vectors(x, self.d, "x")
         self.add_with_ids(x, np.arange(self._next_id, self._next_id + len(x), dtype=np.int64))
 

@@ -35,6 +35,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from biohash_index import BioHashIndex, BioHashIndexRefine, deserialize_index, serialize_index
 from biohash_index.index import n_hidden_for
+from biohash_index.refine import METRICS as REFINE_METRICS
 from biohash_index.validation import check_positive_int, check_real
 
 METRICS = ("cosine", "l2")
@@ -167,8 +168,8 @@ class BioHashVectorStore(VectorStore):
                 raise RuntimeError("train() needs stored documents: add some first")
             keys = np.fromiter(self._docs, np.int64, len(self._docs))
             vectors = self.index.reconstruct_batch(keys)
-            index = BioHashIndexRefine(self._new_base(), "ip" if self.config["metric"] == "cosine"
-                                       else "l2", self.config["k_factor"])
+            index = BioHashIndexRefine(self._new_base(), self._index_metric,
+                                       self.config["k_factor"])
             index.train(vectors)
             index.add_with_ids(vectors, keys)
             self.index = index
@@ -261,9 +262,13 @@ class BioHashVectorStore(VectorStore):
             faiss.normalize_L2(x)
         return x
 
+    @property
+    def _index_metric(self) -> str:
+        """The indexes' metric: inner product of unit vectors for "cosine", else "l2"."""
+        return "ip" if self.config["metric"] == "cosine" else "l2"
+
     def _flat_index(self, d: int) -> faiss.Index:
-        metric = faiss.METRIC_INNER_PRODUCT if self.config["metric"] == "cosine" else faiss.METRIC_L2
-        return faiss.IndexIDMap2(faiss.IndexFlat(d, metric))
+        return faiss.IndexIDMap2(faiss.IndexFlat(d, REFINE_METRICS[self._index_metric]))
 
     # ---------------------------------------------------------------- saving and loading
     def save_local(self, folder_path: str | os.PathLike, index_name: str = "index") -> None:
@@ -322,8 +327,7 @@ class BioHashVectorStore(VectorStore):
         if b"biohash_index" in meta:
             base = deserialize_index(meta[b"biohash_index"])
             base.reset()           # keep the learned model; codes are rebuilt from the vectors
-            store.index = BioHashIndexRefine(base, "ip" if config["metric"] == "cosine" else "l2",
-                                             config["k_factor"])
+            store.index = BioHashIndexRefine(base, store._index_metric, config["k_factor"])
         else:
             store.index = store._flat_index(d)
         store.index.add_with_ids(vectors, keys)
