@@ -12,15 +12,15 @@ import stdlib_search  # noqa: E402
 
 
 def test_small_corpus_recall_and_answers():
-    texts = stdlib_search.passages(1200)
-    assert len(texts) == 1200 and all(80 <= len(t) <= 600 for t in texts)
+    texts = stdlib_search.passages(700)
+    assert len(texts) == 700 and all(80 <= len(t) <= 600 for t in texts)
     x = stdlib_search.embed(texts + ["sort a list in place"])
-    assert x.shape == (1201, 384)
-    xb, xq = x[:1100], x[1100:1200]
+    assert x.shape == (701, 384)
+    xb, xq = x[:600], x[600:700]
     rows, index = stdlib_search.compare(xb, xq, hash_length=16)
     recall = {name: r for name, _, r in rows}
     refined = recall["BioHash16,RFlat k_factor=10"]
     assert refined > recall["BioHash16 (Hamming)"] and refined > recall["IndexLSH(384, 16)"]
     assert refined > 0.7, rows
-    _, I = index.search(x[1200:], 3)
+    _, I = index.search(x[700:], 3)
     assert any("sort" in texts[i].lower() for i in I[0])
