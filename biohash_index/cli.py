@@ -179,12 +179,46 @@ def evaluate(args) -> int:
         raise ValueError("give --labels FILE (for mAP) or --gt FILE (for recall@k)")
     if args.index and args.train:
         raise ValueError("--train needs --base: a saved index is already trained")
+    xb, xq, metric, score = eval_data(args)
+    print(f"{len(xq)} queries; {metric} in %")
+    print(f"{'k':>4} {'m':>6} {metric + ' %':>10} {'QPS':>10} {'train s':>8}")
+    rows = []
+    if args.index:
+        from .persistence import read_index
+        index = read_index(args.index)
+        if args.nprobe:
+            index.nprobe = args.nprobe
+        rows.append(eval_row(index, xq, args.k if args.gt else args.R, score, None))
+    else:
+        xt = read_vectors(args.train, args.column) if args.train else xb
+        for k in args.hash_lengths:
+            index = BioHashIndex(xb.shape[1], k, **index_kwargs(args))
+            t = time.perf_counter()
+            index.train(xt)
+            t_train = time.perf_counter() - t
+            index.add(xb)
+            rows.append(eval_row(index, xq, args.k if args.gt else args.R, score, t_train))
+    if args.plot:
+        from . import plots
+        ks, _, scores, qps = zip(*rows)
+        if args.labels is not None:
+            plots.plot_map_vs_hash_length(ks, {"BioHash": scores}, args.plot,
+                                          title=f"{metric} versus hash length")
+        else:
+            plots.plot_recall_vs_qps(scores, qps, [f"k={k}" for k in ks], args.plot,
+                                     ylabel=metric)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def eval_data(args):
+    """The database (None with --index), the queries, the metric's name and score(I)."""
     xb = read_vectors(args.base, args.column) if args.base else None
-    db_labels = read_values(args.labels) if args.labels is not None else None
+    db_labels = read_values(args.labels) if args.labels else None
     if args.queries:
         xq = read_vectors(args.queries, args.column)
         if db_labels is not None:
-            if args.query_labels is None:
+            if not args.query_labels:
                 raise ValueError("--labels with --queries needs --query-labels FILE")
             q_labels = read_values(args.query_labels)
     elif db_labels is not None and xb is not None:
@@ -194,58 +228,28 @@ def evaluate(args) -> int:
         xq, q_labels, xb, db_labels = xb[q], db_labels[q], xb[db], db_labels[db]
     else:
         raise ValueError("give --queries FILE (or --base with --labels, to split queries off)")
-    xt = read_vectors(args.train, args.column) if args.train else xb
-
     if db_labels is not None:
-        metric = "mAP@All" if args.R is None else f"mAP@{args.R}"
-        score = lambda I: mean_average_precision(I, db_labels, q_labels, args.R)  # noqa: E731
-    else:
-        gt = load_vectors(args.gt)
-        if gt.ndim != 2 or len(gt) != len(xq) or gt.shape[1] < args.k:
-            raise ValueError(f"--gt must hold at least {args.k} neighbours for each of the "
-                             f"{len(xq)} queries, found shape {gt.shape}")
-        metric = f"recall@{args.k}"
-        score = lambda I: recall_at_k(I, gt, args.k)  # noqa: E731
+        return (xb, xq, "mAP@All" if args.R is None else f"mAP@{args.R}",
+                lambda I: mean_average_precision(I, db_labels, q_labels, args.R))
+    gt = load_vectors(args.gt)
+    if gt.ndim != 2 or len(gt) != len(xq) or gt.shape[1] < args.k:
+        raise ValueError(f"--gt must hold at least {args.k} neighbours for each of the "
+                         f"{len(xq)} queries, found shape {gt.shape}")
+    return xb, xq, f"recall@{args.k}", lambda I: recall_at_k(I, gt, args.k)
 
-    def run(index: BioHashIndex, t_train: float | None) -> tuple:
-        k = args.k if args.gt else (args.R or index.ntotal)
-        t = time.perf_counter()
-        _, I = index.search(xq, min(k, max(index.ntotal, 1)))
-        qps = len(xq) / max(time.perf_counter() - t, 1e-9)
-        row = (index.hash_length, index.n_hidden, score(I), qps, t_train)
-        t_text = "-" if t_train is None else f"{t_train:.2f}"
-        print(f"{row[0]:>4} {row[1]:>6} {100 * row[2]:>{len(metric) + 2}.2f} {qps:>10.0f} "
-              f"{t_text:>8}", flush=True)
-        return row
 
-    print(f"{len(xq)} queries; {metric} in %")
-    print(f"{'k':>4} {'m':>6} {metric + ' %':>{len(metric) + 2}} {'QPS':>10} {'train s':>8}")
-    if args.index:
-        from .persistence import read_index
-        index = read_index(args.index)
-        if args.nprobe:
-            index.nprobe = args.nprobe
-        rows = [run(index, None)]
-    else:
-        rows = []
-        for k in args.hash_lengths:
-            index = BioHashIndex(xb.shape[1], k, **index_kwargs(args))
-            t = time.perf_counter()
-            index.train(xt)
-            t_train = time.perf_counter() - t
-            index.add(xb)
-            rows.append(run(index, t_train))
-    if args.plot:
-        from . import plots
-        ks, _, scores, qps, _ = zip(*rows)
-        if args.labels is not None:
-            plots.plot_map_vs_hash_length(ks, {"BioHash": scores}, args.plot,
-                                          title=f"{metric} versus hash length")
-        else:
-            plots.plot_recall_vs_qps(scores, qps, [f"k={k}" for k in ks], args.plot,
-                                     ylabel=metric)
-        print(f"wrote {args.plot}")
-    return 0
+def eval_row(index: BioHashIndex, xq: np.ndarray, k: int | None, score, t_train) -> tuple:
+    """Search the top k (None: everything) of each query, print and return
+    (hash_length, n_hidden, score, queries per second)."""
+    k = min(k or index.ntotal, max(index.ntotal, 1))
+    t = time.perf_counter()
+    _, I = index.search(xq, k)
+    qps = len(xq) / max(time.perf_counter() - t, 1e-9)
+    value = score(I)
+    t_text = "-" if t_train is None else f"{t_train:.2f}"
+    print(f"{index.hash_length:>4} {index.n_hidden:>6} {100 * value:>10.2f} {qps:>10.0f} "
+          f"{t_text:>8}", flush=True)
+    return index.hash_length, index.n_hidden, value, qps
 
 
 def demo(args) -> int:
