@@ -1,5 +1,7 @@
 """The ``biohash-index`` command, driven through subprocess on real files, and its helpers
 (file loading, progress bars, plots) in-process."""
+import io
+import os
 import re
 import subprocess
 import sys
@@ -106,10 +108,11 @@ def restore_progress():
     progress_mod.set_progress(None)
 
 
-def test_progress_wraps_only_when_enabled(restore_progress):
+def test_progress_wraps_only_when_enabled(restore_progress, monkeypatch):
     from tqdm import tqdm
     items = range(5)
-    progress_mod.set_progress(None)  # automatic: stderr is captured by pytest, not a terminal
+    progress_mod.set_progress(None)  # automatic: bars only on a terminal
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
     assert progress_mod.progress(items, "x") is items
     progress_mod.set_progress(True)
     bar = progress_mod.progress(items, "x")
@@ -118,6 +121,45 @@ def test_progress_wraps_only_when_enabled(restore_progress):
     assert progress_mod.progress(items, "x") is items
     with pytest.raises(TypeError, match="enabled"):
         progress_mod.set_progress("yes")
+
+
+def run_in_terminal(code, cwd):
+    """Run python code with stdin/stdout/stderr on a pseudo-terminal; (exit code, output)."""
+    if sys.platform == "win32":
+        pytest.skip("needs a POSIX pseudo-terminal")
+    import fcntl
+    import pty
+    import struct
+    import termios
+    main_fd, sub_fd = pty.openpty()
+    fcntl.ioctl(sub_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, stdin=sub_fd, stdout=sub_fd,
+                         stderr=sub_fd)
+    os.close(sub_fd)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main_fd)
+    return p.wait(timeout=300), out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_training_shows_a_progress_bar_on_a_terminal_unless_quiet(tmp_path, quiet):
+    args = ["train", "--input", "x.npy", "--out", "x.idx", "-k", "2", "--epochs", "3"]
+    code = ("import sys, numpy as np; from biohash_index import progress; "
+            "from biohash_index.cli import main; progress.DELAY = 0; "
+            "np.save('x.npy', np.random.default_rng(0).standard_normal((300, 16)).astype('f4')); "
+            f"sys.exit(main({args + ['--quiet'] * quiet!r}))")
+    status, out = run_in_terminal(code, tmp_path)
+    assert status == 0, out
+    assert "trained on 300 vectors" in out
+    assert ("training:" in out and "/3 [" in out) != quiet, out
 
 
 def test_library_works_without_tqdm(monkeypatch, restore_progress, clustered):
