@@ -6,11 +6,10 @@ distances between m-bit codes with k ones each, so they are even numbers in [0, 
 """
 from __future__ import annotations
 
-import faiss
 import numpy as np
 
 from .model import BioHashModel, BioHashParams
-from .storage import FlatCodeStorage, IVFCodeStorage, storage_from_faiss
+from .storage import FlatCodeStorage, IVFCodeStorage
 from .validation import check_ids, check_positive_int, check_real, check_vectors
 
 DEFAULT_ACTIVITY = 0.05
@@ -188,20 +187,27 @@ class BioHashIndex:
         self.storage.reset()
         self._next_id = 0
 
-    # ---------------------------------------------------------------- pickling
+    # ---------------------------------------------------------------- saving and pickling
+    def save(self, path) -> None:
+        """Save to the directory ``path`` atomically (see ``persistence.write_index``)."""
+        from .persistence import write_index
+        write_index(self, path)
+
+    @classmethod
+    def load(cls, path) -> "BioHashIndex":
+        """Load an index saved with ``save``; raises ``BioHashFormatError`` on a bad file."""
+        from .persistence import read_index
+        return read_index(path)
+
     def __getstate__(self) -> dict:
-        """Parameters, learned arrays and the faiss storage as bytes, so the index can be
-        pickled and deep-copied (faiss binary indexes themselves cannot)."""
-        return {"params": self.params, "mean": self.model.mean_, "weights": self.model.weights_,
-                "train_stats": self.model.train_stats_, "next_id": self._next_id,
-                "storage": faiss.serialize_index_binary(self.storage.index)}
+        """The index in its saved format as bytes, so it can be pickled and deep-copied
+        (faiss binary indexes themselves cannot)."""
+        from .persistence import serialize_index
+        return {"index": serialize_index(self)}
 
     def __setstate__(self, state: dict) -> None:
-        self.model = BioHashModel(state["params"])
-        self.model.mean_, self.model.weights_ = state["mean"], state["weights"]
-        self.model.train_stats_ = state["train_stats"]
-        self.storage = storage_from_faiss(faiss.deserialize_index_binary(state["storage"]))
-        self._next_id = state["next_id"]
+        from .persistence import deserialize_index
+        self.__dict__.update(deserialize_index(state["index"]).__dict__)
 
     def _require_trained(self, what: str) -> None:
         if not self.is_trained:

@@ -1,0 +1,481 @@
+"""Saving and loading indexes: model and metadata in Arrow IPC files, codes in faiss's format.
+
+An index on disk is a directory (layout and schemas in docs/format.md)::
+
+    path/CURRENT            one line: the name of the live generation, e.g. "gen-5f0c..."
+    path/LOCK               serializes concurrent saves (flock), empty
+    path/gen-<hex>/         one complete saved index, never modified after it is written
+        manifest.json       format, versions, and size + sha256 of each file below
+        model.arrow         hyperparameters, mean, weights, training statistics (one row)
+        meta.arrow          ntotal, next_id, storage kind and parameters, ids (one row)
+        codes.faiss         the code storage, ``faiss.write_index_binary``
+
+A save writes and fsyncs a new generation, then atomically replaces ``CURRENT`` (the commit
+point) and removes the other generations. A load checks the manifest and every checksum
+before it hands any bytes to pyarrow or faiss, then checks that the files agree. Nothing
+is unpickled: loading never runs code from the files.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import tarfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Mapping
+
+import faiss
+import numpy as np
+import pyarrow as pa
+
+from .index import BioHashIndex
+from .model import BioHashParams
+from .storage import storage_from_faiss
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: saves to one path must not run concurrently
+    fcntl = None
+
+FORMAT = "biohash-index"
+FORMAT_VERSION = 1
+FILES = ("model.arrow", "meta.arrow", "codes.faiss")
+MANIFEST = "manifest.json"
+CURRENT = "CURRENT"
+LOCK = "LOCK"
+GENERATION = re.compile(r"gen-[0-9a-f]{16}")
+MAX_MANIFEST_BYTES = 1 << 16
+# faiss's four-byte tag at the start of codes.faiss, per storage kind
+FOURCC = {"flat": b"IBM2", "ivf": b"IBwF"}
+# Arrow type of each BioHashParams field, by its annotation
+PARAM_TYPES = {"int": pa.int64(), "int | None": pa.int64(), "float": pa.float64(),
+               "str": pa.string(), "bool": pa.bool_()}
+
+
+class BioHashFormatError(ValueError):
+    """A saved index is missing, incomplete, corrupted or inconsistent; names the file."""
+
+
+# ==================================================================== public API
+def write_index(index: BioHashIndex, path) -> None:
+    """Save ``index`` to the directory ``path`` atomically.
+
+    ``path`` must not exist, be an empty directory, or hold a saved index (which is
+    replaced). If the save fails, ``path`` still holds the previous index, complete.
+    """
+    if not isinstance(index, BioHashIndex):
+        raise TypeError(f"index must be a BioHashIndex, got {type(index).__name__}")
+    files = encode_files(index)
+    root = Path(path)
+    while True:  # at most twice: a concurrent save may create ``root`` meanwhile
+        if root.is_dir():
+            if not (root / CURRENT).is_file() and any(root.iterdir()):
+                raise ValueError(f"path {str(root)!r} is a directory that does not hold a saved "
+                                 "index and is not empty; refusing to replace it")
+            return _write_generation(root, files)
+        if os.path.lexists(root):
+            raise ValueError(f"path {str(root)!r} exists and is not a directory")
+        if _create_index_dir(root, files):
+            return
+
+
+def read_index(path) -> BioHashIndex:
+    """Load an index saved by ``write_index``; raises ``BioHashFormatError`` naming the
+    file when anything is missing, corrupted or inconsistent.
+
+    ``path`` may also be a single generation directory (one holding manifest.json).
+    """
+    root = Path(path)
+    if (root / MANIFEST).is_file():
+        return _read_generation(root)
+    if not (root / CURRENT).is_file():
+        raise BioHashFormatError(f"{root}: not a saved index (no {CURRENT} file)")
+    while True:  # a concurrent save may replace the generation while we read it
+        gen = _read_current(root)
+        try:
+            return _read_generation(root / gen)
+        except BioHashFormatError:
+            if _read_current(root) == gen:
+                raise
+
+
+def serialize_index(index: BioHashIndex) -> bytes:
+    """The files of one saved generation in an uncompressed tar archive, as bytes."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in encode_files(index).items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def deserialize_index(data: bytes) -> BioHashIndex:
+    """Inverse of ``serialize_index``, with all the checks of ``read_index``."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            files = {m.name: pa.py_buffer(tar.extractfile(m).read()) for m in tar.getmembers()
+                     if m.isfile() and m.name in (MANIFEST, *FILES)}
+    except (tarfile.TarError, EOFError, ValueError, OSError) as e:
+        raise BioHashFormatError(f"serialized index: not a valid tar archive ({e})") from None
+    for name in (MANIFEST, *FILES):
+        if name not in files:
+            raise BioHashFormatError(f"{name}: missing from the serialized index")
+    return decode_files(files, "")
+
+
+# ==================================================================== encoding
+def encode_files(index: BioHashIndex) -> dict[str, bytes]:
+    """The bytes of every file of one generation, manifest.json included."""
+    from . import __version__
+    files = {"model.arrow": _ipc_bytes(_model_table(index.model, __version__)),
+             "meta.arrow": _ipc_bytes(_meta_table(index)),
+             "codes.faiss": faiss.serialize_index_binary(index.storage.index).tobytes()}
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                "library_version": __version__,
+                "files": {name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                          for name, data in files.items()}}
+    files[MANIFEST] = json.dumps(manifest, indent=1).encode()
+    return files
+
+
+def _model_table(model, version: str) -> pa.Table:
+    prm = model.params
+    cols = {"format_version": pa.array([FORMAT_VERSION], pa.int32()),
+            "library_version": pa.array([version], pa.string())}
+    for f in dataclasses.fields(BioHashParams):
+        cols[f.name] = pa.array([getattr(prm, f.name)], PARAM_TYPES[f.type])
+    vec = pa.list_(pa.float32(), prm.d)
+    if model.is_trained:
+        cols["mean"] = pa.FixedSizeListArray.from_arrays(pa.array(model.mean_), prm.d)
+        rows = pa.FixedSizeListArray.from_arrays(pa.array(model.weights_.ravel()), prm.d)
+        cols["weights"] = pa.ListArray.from_arrays(pa.array([0, len(rows)], pa.int32()), rows)
+    else:
+        cols["mean"] = pa.nulls(1, vec)
+        cols["weights"] = pa.nulls(1, pa.list_(vec))
+    stats = {k: pa.array([np.asarray(v, np.float64)], pa.list_(pa.float64()))
+             for k, v in model.train_stats_.items()}
+    cols["train_stats"] = (pa.StructArray.from_arrays(list(stats.values()), list(stats))
+                           if stats else pa.array([{}], pa.struct([])))
+    return pa.table(cols)
+
+
+def _meta_table(index: BioHashIndex) -> pa.Table:
+    storage = index.storage
+    ivf = storage.kind == "ivf"
+    ids = pa.array(storage.ids(), pa.int64())
+    return pa.table({
+        "ntotal": pa.array([index.ntotal], pa.int64()),
+        "next_id": pa.array([index._next_id], pa.int64()),
+        "storage": pa.array([storage.kind], pa.string()),
+        "nlist": pa.array([storage.nlist if ivf else None], pa.int64()),
+        "nprobe": pa.array([storage.nprobe if ivf else None], pa.int64()),
+        "ids": pa.LargeListArray.from_arrays(pa.array([0, len(ids)], pa.int64()), ids),
+    })
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+# ==================================================================== decoding
+def decode_files(files: Mapping[str, pa.Buffer], where: str) -> BioHashIndex:
+    """Build the index from the buffers of manifest.json, model.arrow, meta.arrow and
+    codes.faiss, after checking the manifest and every checksum; ``where`` (the directory)
+    prefixes file names in error messages."""
+    manifest = _parse_manifest(files[MANIFEST].to_pybytes(), os.path.join(where, MANIFEST))
+    for name in FILES:
+        _verify(files[name], manifest[name], os.path.join(where, name))
+    model_file, meta_file, codes_file = (os.path.join(where, name) for name in FILES)
+    model = _read_table(files["model.arrow"], model_file)
+    meta = _read_table(files["meta.arrow"], meta_file)
+    params = _params(model, model_file)
+    kind, nlist, nprobe = (_scalar(meta, col, meta_file) for col in ("storage", "nlist", "nprobe"))
+    if kind not in FOURCC or (kind == "ivf") != (nlist is not None and nprobe is not None):
+        raise BioHashFormatError(f"{meta_file}: bad storage {kind!r} "
+                                 f"(nlist={nlist}, nprobe={nprobe})")
+    try:
+        index = BioHashIndex(**dataclasses.asdict(params), storage=kind,
+                             **({"nlist": nlist, "nprobe": nprobe} if kind == "ivf" else {}))
+    except (TypeError, ValueError) as e:
+        raise BioHashFormatError(f"{meta_file}: {e}") from None
+    _restore_model(index.model, model, model_file)
+    index.storage = _read_storage(files["codes.faiss"], kind, params.code_size, codes_file)
+    _check_meta(index, meta, meta_file, codes_file)
+    index._next_id = _scalar(meta, "next_id", meta_file)
+    return index
+
+
+def _read_table(buf: pa.Buffer, name: str) -> pa.Table:
+    try:
+        table = pa.ipc.open_file(buf).read_all()
+        table.validate(full=True)
+    except (pa.ArrowException, ValueError, OSError) as e:
+        raise BioHashFormatError(f"{name}: not a valid Arrow IPC file ({e})") from None
+    if table.num_rows != 1:
+        raise BioHashFormatError(f"{name}: expected one row, got {table.num_rows}")
+    return table
+
+
+def _column(table: pa.Table, column: str, name: str) -> pa.Array:
+    if column not in table.column_names:
+        raise BioHashFormatError(f"{name}: no column {column!r}")
+    return table.column(column).chunk(0)
+
+
+def _scalar(table: pa.Table, column: str, name: str):
+    return _column(table, column, name)[0].as_py()
+
+
+def _params(table: pa.Table, name: str) -> BioHashParams:
+    version = _scalar(table, "format_version", name)
+    if version != FORMAT_VERSION:
+        raise BioHashFormatError(f"{name}: format version {version}, this library reads "
+                                 f"{FORMAT_VERSION}")
+    values = {f.name: _scalar(table, f.name, name) for f in dataclasses.fields(BioHashParams)}
+    try:
+        return BioHashParams(**values)
+    except (TypeError, ValueError) as e:
+        raise BioHashFormatError(f"{name}: bad hyperparameters ({e})") from None
+
+
+def _restore_model(model, table: pa.Table, name: str) -> None:
+    """Set mean_, weights_ (read-only views of ``table``'s buffers) and train_stats_."""
+    prm = model.params
+    vec = pa.list_(pa.float32(), prm.d)
+    mean, weights = _column(table, "mean", name), _column(table, "weights", name)
+    stats = _column(table, "train_stats", name)
+    if mean.type != vec or weights.type != pa.list_(vec):
+        raise BioHashFormatError(f"{name}: mean/weights types {mean.type}, {weights.type} do "
+                                 f"not match d={prm.d}")
+    if not pa.types.is_struct(stats.type) or any(
+            f.type != pa.list_(pa.float64()) for f in stats.type):
+        raise BioHashFormatError(f"{name}: train_stats must be a struct of list<double>, "
+                                 f"got {stats.type}")
+    if mean.null_count != weights.null_count:
+        raise BioHashFormatError(f"{name}: mean and weights must both be present or both null")
+    if weights.null_count == 0:
+        mu, W = mean.flatten(), weights.flatten().flatten()
+        if mu.null_count or W.null_count or len(W) != prm.n_hidden * prm.d:
+            raise BioHashFormatError(f"{name}: weights must be n_hidden * d = {prm.n_hidden} * "
+                                     f"{prm.d} values without nulls")
+        mu, W = mu.to_numpy(zero_copy_only=True), W.to_numpy(zero_copy_only=True)
+        if not (np.isfinite(mu).all() and np.isfinite(W).all()):
+            raise BioHashFormatError(f"{name}: mean or weights hold NaN or infinite values")
+        model.mean_, model.weights_ = mu, W.reshape(prm.n_hidden, prm.d)
+    model.train_stats_ = {f.name: np.asarray(stats.field(i)[0].as_py(), np.float64)
+                          for i, f in enumerate(stats.type)}
+
+
+def _read_storage(buf: pa.Buffer, kind: str, code_size: int, name: str):
+    """The faiss storage in ``buf`` (already checksum-verified), checked against kind and size."""
+    if buf.size < 4 or buf[:4].to_pybytes() != FOURCC[kind]:
+        raise BioHashFormatError(f"{name}: not a faiss {kind} binary index")
+    try:
+        storage = storage_from_faiss(faiss.deserialize_index_binary(np.frombuffer(buf, np.uint8)))
+    except (RuntimeError, ValueError) as e:
+        raise BioHashFormatError(f"{name}: faiss cannot read it ({e})") from None
+    if storage.kind != kind or storage.index.code_size != code_size:
+        raise BioHashFormatError(f"{name}: {storage.kind} storage of "
+                                 f"{storage.index.code_size}-byte codes, expected {kind} "
+                                 f"with {code_size}-byte codes")
+    return storage
+
+
+def _check_meta(index: BioHashIndex, meta: pa.Table, meta_file: str, codes_file: str) -> None:
+    storage = index.storage
+    ntotal = _scalar(meta, "ntotal", meta_file)
+    if ntotal != storage.ntotal:
+        raise BioHashFormatError(f"{codes_file}: holds {storage.ntotal} codes, {meta_file} says "
+                                 f"ntotal={ntotal}")
+    if storage.kind == "ivf" and (storage.nlist, storage.nprobe) != (
+            _scalar(meta, "nlist", meta_file), _scalar(meta, "nprobe", meta_file)):
+        raise BioHashFormatError(f"{codes_file}: nlist/nprobe differ from {meta_file}")
+    if not index.model.is_trained and (ntotal or (storage.kind == "ivf" and storage.is_trained)):
+        raise BioHashFormatError(f"{codes_file}: trained or filled storage for an untrained model")
+    ids_col = _column(meta, "ids", meta_file)
+    if ids_col.type != pa.large_list(pa.int64()):
+        raise BioHashFormatError(f"{meta_file}: ids must be large_list<int64>, got {ids_col.type}")
+    ids = ids_col.flatten().to_numpy(zero_copy_only=True)
+    if not np.array_equal(ids, storage.ids()):
+        raise BioHashFormatError(f"{meta_file}: ids differ from those in {codes_file}")
+    next_id = _scalar(meta, "next_id", meta_file)
+    if not isinstance(next_id, int) or (len(ids) and next_id <= ids.max()) or next_id < 0:
+        raise BioHashFormatError(f"{meta_file}: next_id={next_id} must exceed every stored id")
+
+
+# ==================================================================== verification
+def _parse_manifest(data: bytes, name: str) -> dict:
+    """{file name: {"size", "sha256"}} of a manifest, after checking format and version."""
+    try:
+        manifest = json.loads(data)
+        files = manifest["files"]
+        fmt, version = manifest["format"], manifest["format_version"]
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
+        raise BioHashFormatError(f"{name}: not a valid manifest ({e!r})") from None
+    if fmt != FORMAT:
+        raise BioHashFormatError(f"{name}: format {fmt!r}, expected {FORMAT!r}")
+    if version != FORMAT_VERSION:
+        raise BioHashFormatError(f"{name}: format version {version!r}, this library reads "
+                                 f"{FORMAT_VERSION} (library {manifest.get('library_version')!r})")
+    if not isinstance(files, dict) or sorted(files) != sorted(FILES) or not all(
+            isinstance(e, dict) and isinstance(e.get("size"), int)
+            and isinstance(e.get("sha256"), str) for e in files.values()):
+        raise BioHashFormatError(f"{name}: must list size and sha256 of exactly {FILES}")
+    return files
+
+
+def _verify(data, entry: dict, name: str) -> None:
+    size = memoryview(data).nbytes
+    if size != entry["size"]:
+        raise BioHashFormatError(f"{name}: {size} bytes, the manifest says {entry['size']} "
+                                 "(truncated or replaced)")
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise BioHashFormatError(f"{name}: sha256 checksum mismatch (corrupted)")
+
+
+def _read_current(root: Path) -> str:
+    path = root / CURRENT
+    try:
+        gen = path.read_bytes()[:64].decode("ascii").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BioHashFormatError(f"{path}: unreadable ({e})") from None
+    if not GENERATION.fullmatch(gen):
+        raise BioHashFormatError(f"{path}: does not name a generation (got {gen!r})")
+    return gen
+
+
+def _read_generation(gen: Path) -> BioHashIndex:
+    """Load one generation directory.
+
+    The Arrow files are memory-mapped (the loaded weights stay views of the map);
+    codes.faiss is read into private memory, so the bytes faiss parses are the ones whose
+    checksum was verified.
+    """
+    buffers = {}
+    for name in (MANIFEST, *FILES):
+        path = gen / name
+        try:
+            if name.endswith(".arrow"):
+                with pa.memory_map(str(path)) as source:
+                    buffers[name] = source.read_buffer()
+            elif name == MANIFEST and path.stat().st_size > MAX_MANIFEST_BYTES:
+                raise BioHashFormatError(f"{path}: too large for a manifest")
+            else:
+                buffers[name] = pa.py_buffer(path.read_bytes())
+        except OSError as e:
+            raise BioHashFormatError(f"{path}: cannot read it ({e.strerror or e})") from None
+    return decode_files(buffers, str(gen))
+
+
+# ==================================================================== atomic writing
+def _write_file(path: Path, data: bytes) -> None:
+    """Write a new file and fsync it."""
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a directory's entries (created, renamed files) durable."""
+    if os.name == "posix":
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_files(gen: Path, files: Mapping[str, bytes]) -> None:
+    os.mkdir(gen)
+    for name, data in files.items():
+        _write_file(gen / name, data)
+    _fsync_dir(gen)
+
+
+def _new_generation() -> str:
+    return f"gen-{secrets.token_hex(8)}"
+
+
+def _create_index_dir(root: Path, files: Mapping[str, bytes]) -> bool:
+    """Build a whole index directory in a temporary sibling and rename it to ``root``.
+
+    Returns False (and cleans up) when ``root`` appeared meanwhile, e.g. a concurrent save.
+    """
+    tmp = root.with_name(f".{root.name}.tmp-{secrets.token_hex(8)}")
+    try:
+        os.mkdir(tmp)
+        gen = _new_generation()
+        _write_files(tmp / gen, files)
+        _write_file(tmp / CURRENT, f"{gen}\n".encode())
+        _write_file(tmp / LOCK, b"")
+        _fsync_dir(tmp)
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            if root.is_dir():
+                return False
+            raise
+        _fsync_dir(root.parent)
+        return True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing left to remove after the rename
+
+
+def _write_generation(root: Path, files: Mapping[str, bytes]) -> None:
+    """Write a new generation into an index directory and make it current.
+
+    Under the directory's lock: write and fsync ``gen-*``, replace CURRENT (the commit),
+    fsync the directory, then remove every other entry (older generations, leftovers of
+    interrupted saves); that last step is best effort and repeated by the next save.
+    """
+    with _locked(root):
+        gen = _new_generation()
+        pointer = root / f".{CURRENT}.tmp-{gen}"
+        try:
+            _write_files(root / gen, files)
+            _write_file(pointer, f"{gen}\n".encode())
+            os.replace(pointer, root / CURRENT)
+        except BaseException:
+            shutil.rmtree(root / gen, ignore_errors=True)
+            if pointer.exists():
+                pointer.unlink()
+            raise
+        _fsync_dir(root)
+        for entry in os.listdir(root):
+            if entry not in (CURRENT, LOCK, gen):
+                _remove(root / entry)
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError:
+        pass  # best effort: the next save tries again
+
+
+@contextmanager
+def _locked(root: Path):
+    """Exclusive lock on ``root/LOCK`` for the duration of a save (POSIX only)."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
