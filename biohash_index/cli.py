@@ -136,15 +136,18 @@ def search(args) -> int:
 
 def info(args) -> int:
     """Describe a saved index: hyperparameters, size, training statistics."""
-    from .persistence import read_index
+    from .persistence import FORMAT_VERSION, read_index
 
     index = read_index(args.index)
     prm, model = index.params, index.model
+    path = Path(args.index)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() \
+        else path.stat().st_size
     storage = index.storage.kind
     if storage == "ivf":
         storage += f" (nlist={index.storage.nlist}, nprobe={index.nprobe})"
     rows = [
-        ("file", f"{args.index} ({Path(args.index).stat().st_size:,} bytes)"),
+        ("saved index", f"{args.index} ({size:,} bytes, format version {FORMAT_VERSION})"),
         ("d", prm.d), ("hash_length (k)", prm.hash_length), ("n_hidden (m)", prm.n_hidden),
         ("code_size", f"{prm.code_size} bytes"), ("storage", storage),
         ("ntotal", index.ntotal), ("is_trained", index.is_trained),

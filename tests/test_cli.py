@@ -292,7 +292,7 @@ def test_errors_are_one_line_with_nonzero_exit(fmnist_index):
         assert r.stderr.startswith("biohash-index: error:") and message in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     r = run("info", "missing.idx", "--debug", cwd=tmp, ok=False)
-    assert "Traceback" in r.stderr and "FileNotFoundError" in r.stderr
+    assert "Traceback" in r.stderr and "BioHashFormatError" in r.stderr
 
 
 def test_missing_matplotlib_is_a_clear_error(fmnist_index):
