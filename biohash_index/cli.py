@@ -18,6 +18,7 @@ import numpy as np
 from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
 from .evaluation import mean_average_precision, recall_at_k
 from .index import DEFAULT_ACTIVITY, BioHashIndex
+from .persistence import FORMAT_VERSION, read_index, write_index
 from .progress import set_progress
 
 RESULT_FORMATS = (".npy",) + TABLES
@@ -73,19 +74,18 @@ def write_results(path: str, D: np.ndarray, I: np.ndarray) -> None:
 
 
 def index_kwargs(args) -> dict:
-    """BioHashIndex keywords from the parsed index options."""
-    return dict(n_hidden=args.n_hidden, activity=args.activity, p=args.p, delta=args.delta,
-                rank=args.rank, epochs=args.epochs, batch_size=args.batch_size,
-                learning_rate=args.learning_rate, seed=args.seed, init=args.init,
-                center=not args.no_center, storage=args.storage, nlist=args.nlist,
-                nprobe=args.nprobe or 8)
+    """BioHashIndex keywords from the parsed index options (those not given are left out)."""
+    kw = dict(n_hidden=args.n_hidden, activity=args.activity, p=args.p, delta=args.delta,
+              rank=args.rank, epochs=args.epochs, batch_size=args.batch_size,
+              learning_rate=args.learning_rate, seed=args.seed, init=args.init,
+              center=not args.no_center, storage=args.storage, nlist=args.nlist,
+              nprobe=args.nprobe)
+    return {name: value for name, value in kw.items() if value is not None}
 
 
 # ---------------------------------------------------------------- commands
 def train(args) -> int:
     """Train an index on vectors from a file and save it (with the vectors if --add)."""
-    from .persistence import write_index
-
     xt = read_vectors(args.input, args.column)
     index = BioHashIndex(xt.shape[1], args.hash_length, **index_kwargs(args))
     t = time.perf_counter()
@@ -100,8 +100,6 @@ def train(args) -> int:
 
 def add(args) -> int:
     """Add vectors from a file to a saved index (ids from --ids, else numbered on)."""
-    from .persistence import read_index, write_index
-
     index = read_index(args.index)
     x = read_vectors(args.input, args.column, index.d)
     if args.ids:
@@ -116,8 +114,6 @@ def add(args) -> int:
 
 def search(args) -> int:
     """k nearest neighbours of each query: to --out, or printed as query, ids, distances."""
-    from .persistence import read_index
-
     if args.out:
         check_result_path(args.out)
     index = read_index(args.index)
@@ -136,8 +132,6 @@ def search(args) -> int:
 
 def info(args) -> int:
     """Describe a saved index: hyperparameters, size, training statistics."""
-    from .persistence import FORMAT_VERSION, read_index
-
     index = read_index(args.index)
     prm, model = index.params, index.model
     path = Path(args.index)
@@ -187,7 +181,6 @@ def evaluate(args) -> int:
     print(f"{'k':>4} {'m':>6} {metric + ' %':>10} {'QPS':>10} {'train s':>8}")
     rows = []
     if args.index:
-        from .persistence import read_index
         index = read_index(args.index)
         if args.nprobe:
             index.nprobe = args.nprobe
