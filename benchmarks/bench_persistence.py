@@ -4,12 +4,14 @@ Ours: ``index.save`` (Arrow + faiss files, sha256 of every file, fsync, atomic r
 ``BioHashIndex.load`` (checksums verified, Arrow memory-mapped, faiss parse, consistency
 checks); ``serialize_index``/``deserialize_index`` (what pickle uses).
 Baseline: ``faiss.write_index_binary`` + ``np.save`` of weights and mean (no checksums, no
-fsync) and ``faiss.read_index_binary`` + ``np.load``; ``faiss.serialize_index_binary``.
+fsync; the "save+fsync" row fsyncs its files and directory too) and
+``faiss.read_index_binary`` + ``np.load``; ``faiss.serialize_index_binary``.
 Times are medians of --runs runs, taken side by side in one process (warm page cache).
 
     python benchmarks/bench_persistence.py [--n 100000] [--runs 5]
 """
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -62,6 +64,13 @@ def main():
         np.save(path / "mean.npy", model.mean_)
         return path
 
+    def base_save_fsync():
+        path = base_save()
+        for p in [*path.iterdir(), path]:
+            fd = os.open(p, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+
     ours_path, base_path = ours_save(), base_save()
 
     def base_load():
@@ -71,6 +80,7 @@ def main():
     blob = serialize_index(index)
     rows = [
         ("save", lambda: ours_save(), base_save),
+        ("save+fsync", lambda: ours_save(), base_save_fsync),
         ("load", lambda: BioHashIndex.load(ours_path), base_load),
         ("serialize", lambda: serialize_index(index), lambda: faiss.serialize_index_binary(codes)),
         ("deserialize", lambda: deserialize_index(blob),

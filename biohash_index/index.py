@@ -10,6 +10,7 @@ import numpy as np
 
 from .model import BioHashModel, BioHashParams
 from .storage import FlatCodeStorage, IVFCodeStorage
+from .streaming import DEFAULT_BATCH_SIZE, add_from, train_from
 from .validation import check_ids, check_positive_int, check_real, check_vectors
 
 DEFAULT_ACTIVITY = 0.05
@@ -142,6 +143,16 @@ class BioHashIndex:
             raise ValueError(f"ids already in the index: {clash[:5].tolist()}"
                              " (remove them first to replace them)")
         self._add_codes(self.model.encode(x), ids)
+
+    def train_from(self, source, *, column: str | None = None,
+                   batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        """Train from a re-readable streaming source (arrays, Arrow/Parquet; see ``streaming``)."""
+        train_from(self, source, column=column, batch_size=batch_size, seed=self.params.seed)
+
+    def add_from(self, source, *, column: str | None = None, ids_column: str | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> int:
+        """Add the vectors of a streaming source block by block; returns how many were added."""
+        return add_from(self, source, column=column, ids_column=ids_column, batch_size=batch_size)
 
     def _add_codes(self, codes: np.ndarray, ids: np.ndarray) -> None:
         if len(ids) == 0:

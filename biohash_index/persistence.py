@@ -51,8 +51,6 @@ CURRENT = "CURRENT"
 LOCK = "LOCK"
 GENERATION = re.compile(r"gen-[0-9a-f]{16}")
 MAX_MANIFEST_BYTES = 1 << 16
-# faiss's four-byte tag at the start of codes.faiss, per storage kind
-FOURCC = {"flat": b"IBM2", "ivf": b"IBwF"}
 # Arrow type of each BioHashParams field, by its annotation
 PARAM_TYPES = {"int": pa.int64(), "int | None": pa.int64(), "float": pa.float64(),
                "str": pa.string(), "bool": pa.bool_()}
@@ -200,7 +198,7 @@ def decode_files(files: Mapping[str, pa.Buffer], where: str) -> BioHashIndex:
     meta = _read_table(files["meta.arrow"], meta_file)
     params = _params(model, model_file)
     kind, nlist, nprobe = (_scalar(meta, col, meta_file) for col in ("storage", "nlist", "nprobe"))
-    if kind not in FOURCC or (kind == "ivf") != (nlist is not None and nprobe is not None):
+    if not isinstance(kind, str) or (kind == "ivf") != (nlist is not None and nprobe is not None):
         raise BioHashFormatError(f"{meta_file}: bad storage {kind!r} "
                                  f"(nlist={nlist}, nprobe={nprobe})")
     try:
@@ -209,7 +207,7 @@ def decode_files(files: Mapping[str, pa.Buffer], where: str) -> BioHashIndex:
     except (TypeError, ValueError) as e:
         raise BioHashFormatError(f"{meta_file}: {e}") from None
     _restore_model(index.model, model, model_file)
-    index.storage = _read_storage(files["codes.faiss"], kind, params.code_size, codes_file)
+    index.storage = _read_storage(files["codes.faiss"], index.storage, codes_file)
     _check_meta(index, meta, meta_file, codes_file)
     index._next_id = _scalar(meta, "next_id", meta_file)
     return index
@@ -276,10 +274,14 @@ def _restore_model(model, table: pa.Table, name: str) -> None:
                           for i, f in enumerate(stats.type)}
 
 
-def _read_storage(buf: pa.Buffer, kind: str, code_size: int, name: str):
-    """The faiss storage in ``buf`` (already checksum-verified), checked against kind and size."""
-    if buf.size < 4 or buf[:4].to_pybytes() != FOURCC[kind]:
-        raise BioHashFormatError(f"{name}: not a faiss {kind} binary index")
+def _read_storage(buf: pa.Buffer, empty, name: str):
+    """The faiss storage in ``buf`` (already checksum-verified), checked to be of the kind
+    and code size of ``empty``, a new storage as the index's parameters make it."""
+    kind, code_size = empty.kind, empty.index.code_size
+    fourcc = faiss.serialize_index_binary(empty.index)[:4].tobytes()  # faiss's type tag
+    if buf.size < 4 or buf[:4].to_pybytes() != fourcc:
+        raise BioHashFormatError(f"{name}: not a faiss {kind} binary index "
+                                 f"(expected the tag {fourcc!r})")
     try:
         storage = storage_from_faiss(faiss.deserialize_index_binary(np.frombuffer(buf, np.uint8)))
     except (RuntimeError, ValueError) as e:

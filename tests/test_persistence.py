@@ -319,6 +319,7 @@ def test_newer_format_version_is_refused(flat, tmp_path):
     ("meta.arrow", "ntotal", 599, "ntotal=599"),
     ("meta.arrow", "next_id", 3, "next_id=3"),
     ("meta.arrow", "storage", "ivf", "bad storage"),
+    ("meta.arrow", "storage", "bogus", "storage must be one of"),
     ("meta.arrow", "ids", list(range(1, 601)), "ids differ"),
     ("model.arrow", "hash_length", 64, "hash_length"),
     ("model.arrow", "n_hidden", 72, "weights"),
