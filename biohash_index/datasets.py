@@ -102,7 +102,7 @@ def shared_data_dir() -> Path | None:
     return Path(p) if p and Path(p).is_dir() else None
 
 
-TABLES = (".parquet", ".arrow", ".feather")
+TABLES = (".parquet", ".arrow", ".feather", ".ipc")  # Parquet and Arrow IPC files
 
 
 def load_vectors(path, column: str | None = None) -> np.ndarray:
@@ -110,8 +110,8 @@ def load_vectors(path, column: str | None = None) -> np.ndarray:
 
     Reads .npy (no pickles), .fvecs, .ivecs, .bvecs, IDX (``*-ubyte`` or ``*.idx``, optionally
     ``.gz``; images (n, h, w) come back as (n, h * w)), and Parquet (.parquet) or Arrow IPC
-    (.arrow, .feather) tables: ``column`` names a list column (-> (n, d)) or a scalar one
-    (-> (n,)); None takes the table's only column, or else its only list column.
+    (.arrow, .feather, .ipc) tables: ``column`` names a list column (-> float32 (n, d)) or a
+    scalar one (-> (n,)); None takes the table's only column, or else its only list column.
     """
     path = Path(path)
     if not path.is_file():
@@ -126,40 +126,29 @@ def load_vectors(path, column: str | None = None) -> np.ndarray:
                ".ivecs": read_ivecs, ".bvecs": read_bvecs}
     if suffix not in readers:
         raise ValueError(f"{path}: unknown file type; expected .npy, .fvecs, .ivecs, .bvecs, "
-                         ".parquet, .arrow, .feather or IDX (*-ubyte[.gz])")
+                         f"IDX (*-ubyte[.gz]) or a table ({', '.join(TABLES)})")
     return readers[suffix](path)
 
 
 def _table_column(path: Path, column: str | None) -> np.ndarray:
-    """One column of a Parquet or Arrow IPC table as numpy: list columns become (n, d)."""
+    """One column of a Parquet or Arrow IPC table: list columns become float32 (n, d)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.feather as feather
     import pyarrow.parquet as pq
 
+    from .streaming import _is_list, arrow_vectors, vector_column
+
     parquet = path.suffix.lower() == ".parquet"
     schema = pq.read_schema(path) if parquet else pa.ipc.open_file(path).schema
-    if column is None:
-        lists = [f.name for f in schema if _is_list(f.type)]
-        found = schema.names if len(schema.names) == 1 else lists
-        if len(found) != 1:
-            raise ValueError(f"{path}: name the column to read, one of {schema.names}")
-        column = found[0]
-    elif column not in schema.names:
-        raise ValueError(f"{path}: no column {column!r}; the table has {schema.names}")
+    if column is None and len(schema.names) == 1:
+        column = schema.names[0]
+    column = vector_column(schema, column)
     col = (pq if parquet else feather).read_table(path, columns=[column]).column(column)
     col = col.combine_chunks()
+    name = f"{path}: column {column!r}"
+    if _is_list(col.type):
+        return arrow_vectors(col, pc.max(pc.list_value_length(col)).as_py() or 0, name)
     if col.null_count:
-        raise ValueError(f"{path}: column {column!r} has {col.null_count} missing values")
-    if not _is_list(col.type):
-        return col.to_numpy()
-    lengths = pc.list_value_length(col).to_numpy()
-    if len(lengths) and (lengths != lengths[0]).any():
-        raise ValueError(f"{path}: the lists in column {column!r} differ in length "
-                         f"({lengths.min()} to {lengths.max()})")
-    return col.flatten().to_numpy().reshape(len(col), lengths[0] if len(lengths) else 0)
-
-
-def _is_list(t) -> bool:
-    import pyarrow as pa
-    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+        raise ValueError(f"{name} contains {col.null_count} nulls")
+    return col.to_numpy()
