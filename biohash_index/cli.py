@@ -1,17 +1,251 @@
-"""Command line: ``biohash-index demo`` (also ``python -m biohash_index``)."""
+"""Command line: ``biohash-index COMMAND`` (also ``python -m biohash_index COMMAND``).
+
+train, add, search, info, eval and demo; ``biohash-index COMMAND -h`` lists the options.
+Vectors are read from .npy, .fvecs, .bvecs, .ivecs, Parquet/Arrow (a list column) or IDX files.
+"""
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
+from pathlib import Path
 
 import faiss
 import numpy as np
 
-from .datasets import label_split, load_digits, load_mnist
-from .evaluation import mean_average_precision
-from .index import BioHashIndex
+from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
+from .evaluation import mean_average_precision, recall_at_k
+from .index import DEFAULT_ACTIVITY, BioHashIndex
+from .persistence import FORMAT_VERSION, read_index, write_index
+from .progress import set_progress
+
+RESULT_FORMATS = (".npy",) + TABLES
+
+
+# ---------------------------------------------------------------- reading and writing
+def read_vectors(path, column: str | None = None, d: int | None = None) -> np.ndarray:
+    """(n, d) vectors from a file, as stored (the index converts them to float32)."""
+    x = load_vectors(path, column)
+    if x.ndim != 2:
+        raise ValueError(f"{path}: expected vectors of shape (n, d), found shape {x.shape}")
+    if d is not None and x.shape[1] != d:
+        raise ValueError(f"{path}: vectors of dimension {x.shape[1]}, the index has d={d}")
+    return x
+
+
+def read_values(path, column: str | None = None) -> np.ndarray:
+    """(n,) values (labels, ids) from a file; a single-column (n, 1) array is flattened."""
+    v = load_vectors(path, column)
+    if v.ndim == 2 and v.shape[1] == 1:
+        v = v[:, 0]
+    if v.ndim != 1:
+        raise ValueError(f"{path}: expected one value per row, found shape {v.shape}")
+    return v
+
+
+def check_result_path(path: str) -> str:
+    if Path(path).suffix.lower() not in RESULT_FORMATS:
+        raise ValueError(f"--out must end with one of {RESULT_FORMATS}, got {path!r}")
+    return path
+
+
+def write_results(path: str, D: np.ndarray, I: np.ndarray) -> None:
+    """Search results: .npy holds I (nq, k); a table holds one row per query with columns
+    query, ids (k int64) and distances (k float32)."""
+    if Path(path).suffix.lower() == ".npy":
+        np.save(path, I)
+        return
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    k = I.shape[1]
+    table = pa.table({
+        "query": np.arange(len(I)),
+        "ids": pa.FixedSizeListArray.from_arrays(pa.array(I.ravel()), k),
+        "distances": pa.FixedSizeListArray.from_arrays(pa.array(D.ravel()), k),
+    })
+    if Path(path).suffix.lower() == ".parquet":
+        pq.write_table(table, path)
+    else:
+        feather.write_feather(table, path)
+
+
+def index_kwargs(args) -> dict:
+    """BioHashIndex keywords from the parsed index options (those not given are left out)."""
+    kw = dict(n_hidden=args.n_hidden, activity=args.activity, p=args.p, delta=args.delta,
+              rank=args.rank, epochs=args.epochs, batch_size=args.batch_size,
+              learning_rate=args.learning_rate, seed=args.seed, init=args.init,
+              center=not args.no_center, storage=args.storage, nlist=args.nlist,
+              nprobe=args.nprobe)
+    return {name: value for name, value in kw.items() if value is not None}
+
+
+# ---------------------------------------------------------------- commands
+def train(args) -> int:
+    """Train an index on vectors from a file and save it (with the vectors if --add)."""
+    xt = read_vectors(args.input, args.column)
+    index = BioHashIndex(xt.shape[1], args.hash_length, **index_kwargs(args))
+    t = time.perf_counter()
+    index.train(xt)
+    t_train = time.perf_counter() - t
+    if args.add:
+        index.add(xt)
+    write_index(index, args.out)
+    print(f"trained on {len(xt)} vectors in {t_train:.2f} s: {index!r}; wrote {args.out}")
+    return 0
+
+
+def add(args) -> int:
+    """Add vectors from a file to a saved index (ids from --ids, else numbered on)."""
+    index = read_index(args.index)
+    x = read_vectors(args.input, args.column, index.d)
+    if args.ids:
+        index.add_with_ids(x, read_values(args.ids, args.ids_column))
+    else:
+        index.add(x)
+    out = args.out or args.index
+    write_index(index, out)
+    print(f"added {len(x)} vectors, ntotal={index.ntotal}; wrote {out}")
+    return 0
+
+
+def search(args) -> int:
+    """k nearest neighbours of each query: to --out, or printed as query, ids, distances."""
+    if args.out:
+        check_result_path(args.out)
+    index = read_index(args.index)
+    if args.nprobe:
+        index.nprobe = args.nprobe
+    D, I = index.search(read_vectors(args.queries, args.column, index.d), args.k)
+    if args.out:
+        write_results(args.out, D, I)
+        print(f"wrote {len(I)} x {args.k} results to {args.out}")
+        return 0
+    print("query\tids\tdistances")
+    for q, (d, i) in enumerate(zip(D, I)):
+        print(f"{q}\t{' '.join(map(str, i))}\t{' '.join(f'{v:g}' for v in d)}")
+    return 0
+
+
+def info(args) -> int:
+    """Describe a saved index: hyperparameters, size, training statistics."""
+    index = read_index(args.index)
+    prm, model = index.params, index.model
+    path = Path(args.index)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() \
+        else path.stat().st_size
+    storage = index.storage.kind
+    if storage == "ivf":
+        storage += f" (nlist={index.storage.nlist}, nprobe={index.nprobe})"
+    rows = [
+        ("saved index", f"{args.index} ({size:,} bytes, format version {FORMAT_VERSION})"),
+        ("d", prm.d), ("hash_length (k)", prm.hash_length), ("n_hidden (m)", prm.n_hidden),
+        ("code_size", f"{prm.code_size} bytes"), ("storage", storage),
+        ("ntotal", index.ntotal), ("is_trained", index.is_trained),
+    ]
+    if model.is_trained:
+        codes = index.ntotal * (prm.code_size + 8)  # a code and an int64 id per vector
+        rows.append(("memory", f"{(model.weights_.nbytes + model.mean_.nbytes) / 2**20:.2f} MiB "
+                               f"model + {codes / 2**20:.2f} MiB codes and ids"))
+    rows += [(name, getattr(prm, name)) for name in
+             ("p", "delta", "rank", "epochs", "batch_size", "learning_rate", "seed", "init",
+              "center")]
+    for name, values in model.train_stats_.items():
+        rows.append((name, f"{len(values)} epochs: first {values[0]:.4g}, "
+                           f"last {values[-1]:.4g}"))
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    if args.plot:
+        from .plots import plot_training_stats
+        plot_training_stats(model.train_stats_, args.plot, title=f"training of {args.index}")
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def evaluate(args) -> int:
+    """mAP (with labels) or recall@k (with ground truth) of a saved index, or of one
+    index trained per hash length; prints a table and optionally plots it."""
+    if (args.index is None) == (args.base is None):
+        raise ValueError("give --index INDEX (a saved, filled index) or --base FILE "
+                         "(train and fill one index per hash length)")
+    if (args.labels is None) == (args.gt is None):
+        raise ValueError("give --labels FILE (for mAP) or --gt FILE (for recall@k)")
+    if args.index and args.train:
+        raise ValueError("--train needs --base: a saved index is already trained")
+    xb, xq, metric, score = eval_data(args)
+    print(f"{len(xq)} queries; {metric} in %")
+    print(f"{'k':>4} {'m':>6} {metric + ' %':>10} {'QPS':>10} {'train s':>8}")
+    rows = []
+    if args.index:
+        index = read_index(args.index)
+        if args.nprobe:
+            index.nprobe = args.nprobe
+        rows.append(eval_row(index, xq, args.k if args.gt else args.R, score, None))
+    else:
+        xt = read_vectors(args.train, args.column) if args.train else xb
+        for k in args.hash_lengths:
+            index = BioHashIndex(xb.shape[1], k, **index_kwargs(args))
+            t = time.perf_counter()
+            index.train(xt)
+            t_train = time.perf_counter() - t
+            index.add(xb)
+            rows.append(eval_row(index, xq, args.k if args.gt else args.R, score, t_train))
+    if args.plot:
+        from . import plots
+        ks, _, scores, qps = zip(*rows)
+        if args.labels is not None:
+            plots.plot_map_vs_hash_length(ks, {"BioHash": scores}, args.plot,
+                                          title=f"{metric} versus hash length")
+        else:
+            plots.plot_recall_vs_qps(scores, qps, [f"k={k}" for k in ks], args.plot,
+                                     ylabel=metric)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def eval_data(args):
+    """The database (None with --index), the queries, the metric's name and score(I)."""
+    xb = read_vectors(args.base, args.column) if args.base else None
+    db_labels = read_values(args.labels) if args.labels else None
+    if args.queries:
+        xq = read_vectors(args.queries, args.column)
+        if db_labels is not None:
+            if not args.query_labels:
+                raise ValueError("--labels with --queries needs --query-labels FILE")
+            q_labels = read_values(args.query_labels)
+    elif db_labels is not None and xb is not None:
+        if len(db_labels) != len(xb):
+            raise ValueError(f"--labels has {len(db_labels)} values for {len(xb)} vectors")
+        q, db = label_split(db_labels, args.split)  # queries: the first --split of each label
+        xq, q_labels, xb, db_labels = xb[q], db_labels[q], xb[db], db_labels[db]
+    else:
+        raise ValueError("give --queries FILE (or --base with --labels, to split queries off)")
+    if db_labels is not None:
+        return (xb, xq, "mAP@All" if args.R is None else f"mAP@{args.R}",
+                lambda I: mean_average_precision(I, db_labels, q_labels, args.R))
+    gt = load_vectors(args.gt)
+    if gt.ndim != 2 or len(gt) != len(xq) or gt.shape[1] < args.k:
+        raise ValueError(f"--gt must hold at least {args.k} neighbours for each of the "
+                         f"{len(xq)} queries, found shape {gt.shape}")
+    return xb, xq, f"recall@{args.k}", lambda I: recall_at_k(I, gt, args.k)
+
+
+def eval_row(index: BioHashIndex, xq: np.ndarray, k: int | None, score, t_train) -> tuple:
+    """Search the top k (None: everything) of each query, print and return
+    (hash_length, n_hidden, score, queries per second)."""
+    k = min(k or index.ntotal, max(index.ntotal, 1))
+    t = time.perf_counter()
+    _, I = index.search(xq, k)
+    qps = len(xq) / max(time.perf_counter() - t, 1e-9)
+    value = score(I)
+    t_text = "-" if t_train is None else f"{t_train:.2f}"
+    print(f"{index.hash_length:>4} {index.n_hidden:>6} {100 * value:>10.2f} {qps:>10.0f} "
+          f"{t_text:>8}", flush=True)
+    return index.hash_length, index.n_hidden, value, qps
 
 
 def demo(args) -> int:
@@ -28,6 +262,7 @@ def demo(args) -> int:
     xq, xb = x[q], x[db]
     print(f"data: {name}; {len(q)} queries, {len(db)} database/training vectors, d={x.shape[1]}")
     print(f"{'k':>4} {'BioHash mAP%':>13} {'IndexLSH mAP%':>14} {'train s':>8}")
+    maps = {"BioHash": [], "faiss IndexLSH": []}
     for k in args.hash_lengths:
         index = BioHashIndex(x.shape[1], k, seed=args.seed)
         t = time.perf_counter()
@@ -42,27 +277,131 @@ def demo(args) -> int:
         lsh.add(xb - mean)
         _, I = lsh.search(xq - mean, len(xb))
         base = mean_average_precision(I, y[db], y[q])
-        print(f"{k:>4} {100 * ours:>13.2f} {100 * base:>14.2f} {t_train:>8.2f}")
+        print(f"{k:>4} {100 * ours:>13.2f} {100 * base:>14.2f} {t_train:>8.2f}", flush=True)
+        maps["BioHash"].append(ours)
+        maps["faiss IndexLSH"].append(base)
+    if args.plot:
+        from .plots import plot_map_vs_hash_length
+        plot_map_vs_hash_length(args.hash_lengths, maps, args.plot, title=f"mAP@All, {name}")
+        print(f"wrote {args.plot}")
     return 0
 
 
+# ---------------------------------------------------------------- parser
+def add_index_options(p: argparse.ArgumentParser) -> None:
+    """Hyperparameters and storage of a new index (see BioHashIndex)."""
+    g = p.add_argument_group("index options (see BioHashIndex)")
+    g.add_argument("--n-hidden", type=int, metavar="M",
+                   help="hidden units m (default: k / activity)")
+    g.add_argument("--activity", type=float, default=DEFAULT_ACTIVITY, help="k / m")
+    g.add_argument("--epochs", type=int, help="training epochs (default: from m and n)")
+    g.add_argument("--batch-size", type=int, default=100)
+    g.add_argument("--learning-rate", type=float, default=0.02)
+    g.add_argument("--p", type=float, default=2.0, help="Lebesgue norm of the learning rule")
+    g.add_argument("--delta", type=float, default=0.0, help="anti-Hebbian strength")
+    g.add_argument("--rank", type=int, default=2, help="rank of the anti-Hebbian unit")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--init", choices=("sample", "gaussian"), default="sample")
+    g.add_argument("--no-center", action="store_true", help="do not subtract the training mean")
+    g.add_argument("--storage", choices=("flat", "ivf"), default="flat")
+    g.add_argument("--nlist", type=int, default=256, help="IVF clusters")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="biohash-index", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser = argparse.ArgumentParser(prog="biohash-index", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="train, search and compare with faiss IndexLSH")
+
+    def command(name, func, help):
+        p = sub.add_parser(name, parents=[common], help=help, description=func.__doc__)
+        p.set_defaults(func=func)
+        return p
+
+    column = dict(metavar="NAME", help="column of a Parquet/Arrow input (default: its list column)")
+    p = command("train", train, "train an index on vectors from a file and save it")
+    p.add_argument("--input", required=True, metavar="FILE", help="training vectors")
+    p.add_argument("--column", **column)
+    p.add_argument("--out", required=True, metavar="INDEX", help="where to save the index")
+    p.add_argument("--hash-length", "-k", type=int, default=16, metavar="K",
+                   help="active units per code (default 16)")
+    p.add_argument("--add", action="store_true", help="also add the training vectors")
+    p.add_argument("--nprobe", type=int, help="IVF clusters visited per query (default 8)")
+    add_index_options(p)
+
+    p = command("add", add, "add vectors from a file to a saved index")
+    p.add_argument("--index", required=True, metavar="INDEX")
+    p.add_argument("--input", required=True, metavar="FILE")
+    p.add_argument("--column", **column)
+    p.add_argument("--ids", metavar="FILE", help="int64 ids, one per vector")
+    p.add_argument("--ids-column", metavar="NAME", help="column of a Parquet/Arrow --ids file")
+    p.add_argument("--out", metavar="INDEX", help="save here instead of overwriting --index")
+
+    p = command("search", search, "search a saved index")
+    p.add_argument("--index", required=True, metavar="INDEX")
+    p.add_argument("--queries", required=True, metavar="FILE")
+    p.add_argument("--column", **column)
+    p.add_argument("-k", type=int, default=10, help="neighbours per query (default 10)")
+    p.add_argument("--nprobe", type=int, help="IVF clusters visited per query")
+    p.add_argument("--out", metavar="FILE",
+                   help="results: .npy (ids) or .parquet/.arrow/.feather (ids and distances)")
+
+    p = command("info", info, "describe a saved index")
+    p.add_argument("index", metavar="INDEX")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the per-epoch training statistics")
+
+    p = command("eval", evaluate, "mAP or recall@k, per hash length or of a saved index")
+    p.add_argument("--index", metavar="INDEX", help="a saved index holding the database")
+    p.add_argument("--base", metavar="FILE", help="database vectors: train one index per "
+                   "hash length on them (or on --train) and add them")
+    p.add_argument("--train", metavar="FILE", help="training vectors (default: --base)")
+    p.add_argument("--queries", metavar="FILE", help="query vectors")
+    p.add_argument("--column", **column)
+    p.add_argument("--labels", metavar="FILE", help="labels of the database (id i: row i)")
+    p.add_argument("--query-labels", metavar="FILE")
+    p.add_argument("--split", type=int, default=100, metavar="N", help="without --queries, "
+                   "the first N vectors of each label of --base are the queries (default 100)")
+    p.add_argument("--R", type=int, help="mAP over the top R results (default: all)")
+    p.add_argument("--gt", metavar="FILE", help="true nearest neighbours of each query (ivecs)")
+    p.add_argument("-k", type=int, default=10, help="recall@k (default 10)")
+    p.add_argument("--hash-lengths", type=int, nargs="+", default=[2, 4, 8, 16, 32],
+                   metavar="K")
+    p.add_argument("--nprobe", type=int, help="IVF clusters visited per query")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="mAP versus hash length, or recall versus queries per second")
+    add_index_options(p)
+
+    p = command("demo", demo, "train, search and compare with faiss IndexLSH")
     p.add_argument("--mnist", metavar="DIR", help="folder with the MNIST t10k IDX files "
                    "(default: scikit-learn's bundled digits)")
     p.add_argument("--hash-lengths", type=int, nargs="+", default=[2, 4, 8, 16, 32])
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=demo)
+    p.add_argument("--plot", metavar="FILE.png", help="draw mAP versus hash length")
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(name)s: %(message)s")
     try:
+        set_progress(False if args.quiet else None)
         return args.func(args)
-    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as e:
-        print(f"biohash-index: error: {e}", file=sys.stderr)
+    except BrokenPipeError:  # e.g. piped into head: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print("biohash-index: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        known = (ValueError, TypeError, OSError, RuntimeError, ImportError, AttributeError)
+        msg = " ".join(str(e).split()) or type(e).__name__
+        if not isinstance(e, known):
+            msg = f"{type(e).__name__}: {msg}"
+        print(f"biohash-index: error: {msg} (--debug shows the traceback)", file=sys.stderr)
         return 1

@@ -100,3 +100,55 @@ def shared_data_dir() -> Path | None:
     """The benchmark data folder named by BIOHASH_DATA, if it exists."""
     p = os.environ.get("BIOHASH_DATA")
     return Path(p) if p and Path(p).is_dir() else None
+
+
+TABLES = (".parquet", ".arrow", ".feather", ".ipc")  # Parquet and Arrow IPC files
+
+
+def load_vectors(path, column: str | None = None) -> np.ndarray:
+    """The array in a file, chosen by its extension, rows first: (n, d) vectors or (n,) values.
+
+    Reads .npy (no pickles), .fvecs, .ivecs, .bvecs, IDX (``*-ubyte`` or ``*.idx``, optionally
+    ``.gz``; images (n, h, w) come back as (n, h * w)), and Parquet (.parquet) or Arrow IPC
+    (.arrow, .feather, .ipc) tables: ``column`` names a list column (-> float32 (n, d)) or a
+    scalar one (-> (n,)); None takes the table's only column, or else its only list column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if path.name.lower().removesuffix(".gz").endswith(("ubyte", ".idx")):
+        arr = read_idx(path)
+        return arr.reshape(len(arr), -1) if arr.ndim > 2 else arr
+    if suffix in TABLES:
+        return _table_column(path, column)
+    readers = {".npy": lambda p: np.load(p, allow_pickle=False), ".fvecs": read_fvecs,
+               ".ivecs": read_ivecs, ".bvecs": read_bvecs}
+    if suffix not in readers:
+        raise ValueError(f"{path}: unknown file type; expected .npy, .fvecs, .ivecs, .bvecs, "
+                         f"IDX (*-ubyte[.gz]) or a table ({', '.join(TABLES)})")
+    return readers[suffix](path)
+
+
+def _table_column(path: Path, column: str | None) -> np.ndarray:
+    """One column of a Parquet or Arrow IPC table: list columns become float32 (n, d)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    from .streaming import _is_list, arrow_vectors, vector_column
+
+    parquet = path.suffix.lower() == ".parquet"
+    schema = pq.read_schema(path) if parquet else pa.ipc.open_file(path).schema
+    if column is None and len(schema.names) == 1:
+        column = schema.names[0]
+    column = vector_column(schema, column)
+    col = (pq if parquet else feather).read_table(path, columns=[column]).column(column)
+    col = col.combine_chunks()
+    name = f"{path}: column {column!r}"
+    if _is_list(col.type):
+        return arrow_vectors(col, pc.max(pc.list_value_length(col)).as_py() or 0, name)
+    if col.null_count:
+        raise ValueError(f"{name} contains {col.null_count} nulls")
+    return col.to_numpy()

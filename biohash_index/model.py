@@ -17,6 +17,7 @@ import numpy as np
 from .encoding_kernels import top_k_codes
 from .learning_kernels import plasticity_step, rank_units
 from .locking import numba_parallel
+from .progress import progress
 from .validation import check_positive_int, check_real
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class BioHashModel:
         epochs = prm.epochs or auto_epochs(prm.n_hidden, n, prm.batch_size)
         win_frac = np.zeros(epochs, np.float64)
         norm_err = np.zeros(epochs, np.float64)
-        for ep in range(epochs):
+        for ep in progress(range(epochs), "training", "epoch"):
             lr = prm.learning_rate * (1.0 - ep / epochs)
             win_frac[ep] = self._run_epoch(W, self._batches(blocks, mean, rng), lr)
             norms = np.sum(np.abs(W.astype(np.float64)) ** prm.p, axis=1) ** (1 / prm.p)
@@ -212,7 +213,7 @@ class BioHashModel:
         Wp, bias = self._projection()
         prm = self.params
         out = np.empty((len(x), prm.code_size), np.uint8)
-        for s in range(0, len(x), ENCODE_BLOCK):
+        for s in progress(range(0, len(x), ENCODE_BLOCK), "encoding", "block"):
             tot = x[s:s + ENCODE_BLOCK] @ Wp.T
             tot -= bias
             with numba_parallel():

@@ -1,0 +1,304 @@
+"""The ``biohash-index`` command, driven through subprocess on real files, and its helpers
+(file loading, progress bars, plots) in-process."""
+import io
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather
+import pyarrow.parquet
+import pytest
+
+from biohash_index import BioHashIndex
+from biohash_index import progress as progress_mod
+from biohash_index.datasets import load_vectors, read_fvecs, read_ivecs
+from biohash_index.evaluation import mean_average_precision, recall_at_k
+from biohash_index.persistence import read_index
+
+from .conftest import data_path
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run(*args, cwd, ok=True):
+    """Run ``python -m biohash_index ARGS`` in cwd; check the exit code is 0 (ok) or not."""
+    r = subprocess.run([sys.executable, "-m", "biohash_index", *map(str, args)], cwd=cwd,
+                       capture_output=True, text=True, timeout=300)
+    assert (r.returncode == 0) == ok, f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+def write_vecs(path, x):
+    """Write (n, d) int32/float32/uint8 rows in the fvecs/ivecs/bvecs layout."""
+    x = np.ascontiguousarray(x)
+    dim = np.full((len(x), 1), x.shape[1], np.int32).view(np.uint8)
+    np.hstack([dim, x.view(np.uint8).reshape(len(x), -1)]).tofile(path)
+
+
+def table_value(stdout, row, col):
+    """A number from the table that eval or demo prints (row 0: the first row of results)."""
+    lines = stdout.splitlines()
+    header = next(i for i, ln in enumerate(lines) if ln.split()[0] == "k")
+    return float(lines[header + 1 + row].split()[col])
+
+
+# ---------------------------------------------------------------- load_vectors
+def test_load_vectors_reads_every_format_alike(tmp_path):
+    rng = np.random.default_rng(0)
+    xb = rng.integers(0, 256, (7, 5)).astype(np.uint8)
+    x = xb.astype(np.float32) / 7
+    np.save(tmp_path / "x.npy", x)
+    write_vecs(tmp_path / "x.fvecs", x)
+    write_vecs(tmp_path / "x.bvecs", xb)
+    write_vecs(tmp_path / "x.ivecs", xb.astype(np.int32))
+    table = pa.table({"id": np.arange(7) * 10,
+                      "emb": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 5),
+                      "emb_list": pa.array(list(x))})
+    pyarrow.parquet.write_table(table, tmp_path / "x.parquet")
+    pyarrow.feather.write_feather(table, tmp_path / "x.arrow")
+    for name in ("x.npy", "x.fvecs"):
+        np.testing.assert_array_equal(load_vectors(tmp_path / name), x)
+    np.testing.assert_array_equal(load_vectors(tmp_path / "x.bvecs"), xb)
+    np.testing.assert_array_equal(load_vectors(tmp_path / "x.ivecs"), xb)
+    for name in ("x.parquet", "x.arrow"):
+        np.testing.assert_array_equal(load_vectors(tmp_path / name, "emb"), x)
+        np.testing.assert_array_equal(load_vectors(tmp_path / name, "emb_list"), x)
+        np.testing.assert_array_equal(load_vectors(tmp_path / name, "id"), np.arange(7) * 10)
+        with pytest.raises(ValueError, match="exactly one list-typed column"):
+            load_vectors(tmp_path / name)  # two list columns: ambiguous
+        with pytest.raises(ValueError, match="column 'nope' is not in the data"):
+            load_vectors(tmp_path / name, "nope")
+    pyarrow.parquet.write_table(table.select(["emb"]), tmp_path / "one.parquet")
+    np.testing.assert_array_equal(load_vectors(tmp_path / "one.parquet"), x)
+
+
+def test_load_vectors_reads_mnist_idx():
+    images = load_vectors(data_path("mnist", "t10k-images-idx3-ubyte.gz"))
+    labels = load_vectors(data_path("mnist", "t10k-labels-idx1-ubyte.gz"))
+    assert images.shape == (10000, 784) and images.dtype == np.uint8
+    assert labels.shape == (10000,) and set(np.unique(labels)) == set(range(10))
+
+
+def test_load_vectors_rejects_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.npy"):
+        load_vectors(tmp_path / "missing.npy")
+    (tmp_path / "x.csv").write_text("1,2\n")
+    with pytest.raises(ValueError, match="unknown file type"):
+        load_vectors(tmp_path / "x.csv")
+    ragged = pa.table({"emb": pa.array([[1.0, 2.0], [3.0]])})
+    pyarrow.parquet.write_table(ragged, tmp_path / "ragged.parquet")
+    with pytest.raises(ValueError, match="some rows have another length"):
+        load_vectors(tmp_path / "ragged.parquet")
+    holes = pa.table({"emb": pa.array([[1.0, 2.0], None])})
+    pyarrow.parquet.write_table(holes, tmp_path / "holes.parquet")
+    with pytest.raises(ValueError, match="null rows"):
+        load_vectors(tmp_path / "holes.parquet")
+    np.save(tmp_path / "obj.npy", np.array([{}, 1], dtype=object))
+    with pytest.raises(ValueError, match="pickle"):
+        load_vectors(tmp_path / "obj.npy")  # never unpickles
+
+
+# ---------------------------------------------------------------- progress
+@pytest.fixture
+def restore_progress():
+    yield
+    progress_mod.set_progress(None)
+
+
+def test_progress_wraps_only_when_enabled(restore_progress, monkeypatch):
+    from tqdm import tqdm
+    items = range(5)
+    progress_mod.set_progress(None)  # automatic: bars only on a terminal
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert progress_mod.progress(items, "x") is items
+    progress_mod.set_progress(True)
+    bar = progress_mod.progress(items, "x")
+    assert isinstance(bar, tqdm) and list(bar) == list(items)
+    progress_mod.set_progress(False)
+    assert progress_mod.progress(items, "x") is items
+    with pytest.raises(TypeError, match="enabled"):
+        progress_mod.set_progress("yes")
+
+
+def run_in_terminal(code, cwd):
+    """Run python code with stdin/stdout/stderr on a pseudo-terminal; (exit code, output)."""
+    if sys.platform == "win32":
+        pytest.skip("needs a POSIX pseudo-terminal")
+    import fcntl
+    import pty
+    import struct
+    import termios
+    main_fd, sub_fd = pty.openpty()
+    fcntl.ioctl(sub_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, stdin=sub_fd, stdout=sub_fd,
+                         stderr=sub_fd)
+    os.close(sub_fd)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main_fd)
+    return p.wait(timeout=300), out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_training_shows_a_progress_bar_on_a_terminal_unless_quiet(tmp_path, quiet):
+    args = ["train", "--input", "x.npy", "--out", "x.idx", "-k", "2", "--epochs", "3"]
+    code = ("import sys, numpy as np; from biohash_index import progress; "
+            "from biohash_index.cli import main; progress.DELAY = 0; "
+            "np.save('x.npy', np.random.default_rng(0).standard_normal((300, 16)).astype('f4')); "
+            f"sys.exit(main({args + ['--quiet'] * quiet!r}))")
+    status, out = run_in_terminal(code, tmp_path)
+    assert status == 0, out
+    assert "trained on 300 vectors" in out
+    assert ("training:" in out and "/3 [" in out) != quiet, out
+
+
+def test_library_works_without_tqdm(monkeypatch, restore_progress, clustered):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now fails
+    monkeypatch.setattr(progress_mod, "_have_tqdm", lambda: False)
+    with pytest.raises(ImportError, match=r"biohash-index\[progress\]"):
+        progress_mod.set_progress(True)
+    index = BioHashIndex(32, 4, n_hidden=64, epochs=2)
+    index.train(clustered[0])
+    index.add(clustered[0])
+    assert index.ntotal == len(clustered[0])
+
+
+# ---------------------------------------------------------------- commands on real files
+@pytest.fixture(scope="module")
+def fmnist_index(tmp_path_factory):
+    """Indexes made by the command from Fashion-MNIST fvecs files: (folder, trained and
+    empty, trained and filled with the 1,000 base vectors)."""
+    base = data_path("fmnistsmall", "fmnistsmall_base.fvecs")
+    tmp = tmp_path_factory.mktemp("cli")
+    run("train", "--input", base, "--out", "empty.idx", "-k", 4, "--epochs", 3, "--seed", 1,
+        cwd=tmp)
+    run("add", "--index", "empty.idx", "--input", base, "--out", "full.idx", cwd=tmp)
+    return tmp, tmp / "empty.idx", tmp / "full.idx"
+
+
+def test_train_add_info(fmnist_index):
+    tmp, empty, full = fmnist_index
+    assert read_index(empty).ntotal == 0  # add --out left the original alone
+    assert read_index(full).ntotal == 1000
+    out = run("info", empty, "--plot", "stats.png", cwd=tmp).stdout
+    for pattern in (r"ntotal +0\n", r"hash_length \(k\) +4\n", r"n_hidden \(m\) +80\n",
+                    r"seed +1\n", r"won_fraction +3 epochs", r"max_norm_error +3 epochs"):
+        assert re.search(pattern, out), pattern
+    assert (tmp / "stats.png").read_bytes().startswith(PNG)
+
+
+def test_search_writes_what_the_library_returns(fmnist_index):
+    tmp, _, full = fmnist_index
+    queries = data_path("fmnistsmall", "fmnistsmall_query.fvecs")
+    D, I = read_index(full).search(read_fvecs(queries), 7)
+    search = ("search", "--index", full, "--queries", queries, "-k", 7)
+    run(*search, "--out", "res.npy", cwd=tmp)
+    np.testing.assert_array_equal(np.load(tmp / "res.npy"), I)
+    run(*search, "--out", "res.parquet", cwd=tmp)
+    np.testing.assert_array_equal(load_vectors(tmp / "res.parquet", "ids"), I)
+    np.testing.assert_array_equal(load_vectors(tmp / "res.parquet", "distances"), D)
+    lines = run(*search, cwd=tmp).stdout.splitlines()
+    assert len(lines) == 1 + len(I)
+    q, ids, dist = lines[3].split("\t")
+    assert q == "2" and list(map(int, ids.split())) == I[2].tolist()
+    assert list(map(float, dist.split())) == D[2].tolist()
+
+
+def test_eval_recall_of_saved_index_matches_library(fmnist_index):
+    tmp, _, full = fmnist_index
+    queries = data_path("fmnistsmall", "fmnistsmall_query.fvecs")
+    gt = data_path("fmnistsmall", "fmnistsmall_groundtruth.ivecs")
+    out = run("eval", "--index", full, "--queries", queries, "--gt", gt, "-k", 10,
+              "--plot", "recall.png", cwd=tmp).stdout
+    _, I = read_index(full).search(read_fvecs(queries), 10)
+    expected = 100 * recall_at_k(I, read_ivecs(gt), 10)
+    assert "500 queries; recall@10" in out
+    assert table_value(out, 0, 2) == pytest.approx(expected, abs=0.006)
+    assert (tmp / "recall.png").read_bytes().startswith(PNG)
+
+
+def test_train_from_parquet_and_ids_match_library(tmp_path, clustered):
+    """Hyperparameters given on the command line reach the index: the codes equal those of
+    an index built in-process with the same settings."""
+    x, _ = clustered
+    ids = np.arange(len(x), dtype=np.int64) * 3 + 5
+    table = pa.table({"id": ids, "emb": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 32)})
+    pyarrow.parquet.write_table(table, tmp_path / "x.parquet")
+    run("train", "--input", "x.parquet", "--column", "emb", "--out", "x.idx", "-k", 3,
+        "--n-hidden", 48, "--epochs", 4, "--batch-size", 50, "--p", 3, "--delta", 0.1,
+        "--seed", 7, cwd=tmp_path)
+    run("add", "--index", "x.idx", "--input", "x.parquet", "--column", "emb",
+        "--ids", "x.parquet", "--ids-column", "id", cwd=tmp_path)
+    saved = read_index(tmp_path / "x.idx")
+    ref = BioHashIndex(32, 3, n_hidden=48, epochs=4, batch_size=50, p=3.0, delta=0.1, seed=7)
+    ref.train(x)
+    np.testing.assert_array_equal(saved.sa_encode(x), ref.sa_encode(x))
+    _, I = saved.search(x[:5], 1)
+    assert set(I[:, 0]) <= set(ids.tolist()) and saved.ntotal == len(x)
+
+
+def test_eval_map_per_hash_length_with_split(tmp_path):
+    pytest.importorskip("sklearn")
+    from biohash_index.datasets import label_split, load_digits
+    x, y = load_digits()
+    np.save(tmp_path / "digits.npy", x)
+    np.save(tmp_path / "labels.npy", y)
+    out = run("eval", "--base", "digits.npy", "--labels", "labels.npy", "--split", 20,
+              "--hash-lengths", 2, 8, "--epochs", 5, "--plot", "map.png", cwd=tmp_path).stdout
+    q, db = label_split(y, 20)
+    index = BioHashIndex(64, 8, epochs=5)
+    index.train(x[db])
+    index.add(x[db])
+    _, I = index.search(x[q], len(db))
+    expected = 100 * mean_average_precision(I, y[db], y[q])
+    assert "mAP@All" in out and "200 queries" in out
+    assert table_value(out, 1, 0) == 8 and table_value(out, 1, 1) == 160
+    assert table_value(out, 1, 2) == pytest.approx(expected, abs=0.006)
+    assert (tmp_path / "map.png").read_bytes().startswith(PNG)
+
+
+def test_demo_runs_and_plots(tmp_path):
+    pytest.importorskip("sklearn")
+    out = run("demo", "--hash-lengths", 4, "--plot", "demo.png", cwd=tmp_path).stdout
+    assert "IndexLSH mAP%" in out and "wrote demo.png" in out
+    ours, lsh = table_value(out, 0, 1), table_value(out, 0, 2)
+    assert 0 < lsh < ours <= 100
+    assert (tmp_path / "demo.png").read_bytes().startswith(PNG)
+
+
+# ---------------------------------------------------------------- errors
+def test_errors_are_one_line_with_nonzero_exit(fmnist_index):
+    tmp, path, _ = fmnist_index
+    sift = data_path("siftsmall", "siftsmall_query.fvecs")
+    cases = [
+        (["info", "missing.idx"], "missing.idx"),
+        (["search", "--index", path, "--queries", sift], "dimension 128, the index has d=784"),
+        (["train", "--input", sift, "--out", "x.idx", "-k", 0], "hash_length must be >= 1"),
+        (["search", "--index", path, "--queries", sift, "--out", "r.csv"], "--out must end"),
+    ]
+    for args, message in cases:
+        r = run(*args, cwd=tmp, ok=False)
+        assert r.returncode == 1
+        assert r.stderr.startswith("biohash-index: error:") and message in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    r = run("info", "missing.idx", "--debug", cwd=tmp, ok=False)
+    assert "Traceback" in r.stderr and "BioHashFormatError" in r.stderr
+
+
+def test_missing_matplotlib_is_a_clear_error(fmnist_index):
+    tmp, path, _ = fmnist_index
+    code = ("import sys; sys.modules['matplotlib'] = None; from biohash_index.cli import main; "
+            f"sys.exit(main(['info', {str(path)!r}, '--plot', 'x.png']))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 1 and "pip install 'biohash-index[plot]'" in r.stderr

@@ -1,0 +1,146 @@
+"""BioHashIndexRefine: exact re-ranking of Hamming candidates, like faiss IndexRefineFlat."""
+import copy
+
+import faiss
+import numpy as np
+import pytest
+
+from biohash_index import BioHashIndex, BioHashIndexRefine
+from biohash_index.evaluation import recall_at_k
+from biohash_index.refine import FLT_MAX
+
+
+@pytest.fixture
+def base(trained):
+    return copy.deepcopy(trained)
+
+
+def test_search_reranks_base_candidates_exactly(base, clustered):
+    xb = clustered[0]
+    xq = xb[:30] + 0.3
+    plain = copy.deepcopy(base)
+    plain.add(xb)
+    _, Ic = plain.search(xq, 40)                       # the candidates refine sees (k=10 x 4)
+    index = BioHashIndexRefine(base, "l2", k_factor=4)
+    index.add(xb)
+    D, I = index.search(xq, 10)
+    assert D.dtype == np.float32 and I.dtype == np.int64 and D.shape == I.shape == (30, 10)
+    for q in range(30):
+        d_all = ((xb[Ic[q]] - xq[q]) ** 2).sum(axis=1)
+        expected = np.sort(d_all)[:10]
+        np.testing.assert_allclose(D[q], expected, rtol=1e-5)
+        np.testing.assert_allclose(((xb[I[q]] - xq[q]) ** 2).sum(axis=1), D[q], rtol=1e-5)
+        assert set(I[q]) <= set(Ic[q])
+
+
+def test_refine_raises_recall_over_hamming_order(clustered):
+    xb = clustered[0]
+    rng = np.random.default_rng(1)
+    xq = xb[rng.choice(len(xb), 50, replace=False)] + 0.5 * rng.standard_normal((50, 32))
+    _, gt = faiss.knn(xq.astype(np.float32), xb, 10)
+    plain = BioHashIndex(32, 8, n_hidden=128, epochs=5)
+    plain.train(xb)
+    plain.add(xb)
+    refined = BioHashIndexRefine(BioHashIndex(32, 8, n_hidden=128, epochs=5), "l2", k_factor=8)
+    refined.train(xb)
+    refined.add(xb)
+    r_plain = recall_at_k(plain.search(xq, 10)[1], gt, 10)
+    r_refined = recall_at_k(refined.search(xq, 10)[1], gt, 10)
+    assert r_refined > r_plain + 0.1, (r_plain, r_refined)
+
+
+def test_inner_product_order_and_padding(base, clustered):
+    xb = clustered[0]
+    index = BioHashIndexRefine(base, "ip", k_factor=2)
+    index.add(xb[:3])
+    D, I = index.search(xb[:2], 5)
+    np.testing.assert_allclose(D[:, :3], np.sort(xb[:2] @ xb[:3].T, axis=1)[:, ::-1], rtol=1e-5)
+    assert (I[:, 3:] == -1).all() and (D[:, 3:] == -FLT_MAX).all()
+    l2 = BioHashIndexRefine(BioHashIndex(32, 4, n_hidden=64, epochs=1), "l2")
+    l2.train(xb[:50])
+    D, I = l2.search(xb[:1], 2)
+    assert (I == -1).all() and (D == FLT_MAX).all()
+
+
+def test_ids_remove_reset_and_reconstruct(base, clustered):
+    xb = clustered[0]
+    index = BioHashIndexRefine(base, k_factor=3)
+    index.add(xb[:20])
+    index.add_with_ids(xb[20:25], np.arange(100, 105))
+    assert index.ntotal == 25
+    np.testing.assert_array_equal(index.reconstruct_batch([102, 3]), xb[[22, 3]])
+    assert index.remove_ids(np.array([3, 102, 999])) == 2
+    assert index.ntotal == 23 and index.refine_index.ntotal == 23
+    D, I = index.search(xb[[3, 22]], 23)
+    assert not np.isin([3, 102], I).any()
+    index.add(xb[:1])                                   # next id is past the largest id
+    np.testing.assert_array_equal(index.reconstruct_batch([105]), xb[:1])
+    with pytest.raises(ValueError, match="already in the index"):
+        index.add_with_ids(xb[:1], [105])
+    assert index.refine_index.ntotal == index.ntotal    # a refused add leaves both in step
+    index.reset()
+    assert index.ntotal == 0 and index.refine_index.ntotal == 0 and index.is_trained
+    index.add(xb[:2])
+    assert sorted(index.search(xb[:1], 2)[1][0]) == [0, 1]
+
+
+def test_train_through_wrapper(clustered):
+    index = BioHashIndexRefine(BioHashIndex(32, 4, n_hidden=64, epochs=2))
+    assert not index.is_trained
+    index.train(clustered[0])
+    assert index.is_trained and index.d == 32
+
+
+def test_bad_arguments(base, clustered):
+    with pytest.raises(TypeError, match="base_index"):
+        BioHashIndexRefine(faiss.IndexFlatL2(32))
+    with pytest.raises(ValueError, match="metric"):
+        BioHashIndexRefine(base, "cosine")
+    with pytest.raises(ValueError, match="k_factor"):
+        BioHashIndexRefine(base, k_factor=0.5)
+    index = BioHashIndexRefine(base)
+    with pytest.raises(TypeError, match="k_factor"):
+        index.k_factor = "4"
+    with pytest.raises(ValueError, match="xq"):
+        index.search(clustered[0][:, :5], 1)
+    with pytest.raises(ValueError, match="k must be"):
+        index.search(clustered[0][:1], 0)
+    base.add(clustered[0][:1])
+    with pytest.raises(ValueError, match="empty"):
+        BioHashIndexRefine(base)
+
+
+def test_write_read_round_trip(base, clustered, tmp_path):
+    from biohash_index.refine import read_index_refine, write_index_refine
+    xb = clustered[0]
+    index = BioHashIndexRefine(base, "ip", k_factor=3)
+    index.add(xb[:100])
+    index.add_with_ids(xb[100:110], np.arange(500, 510))
+    index.remove_ids(np.array([509, 7]))
+    path = tmp_path / "refine.arrow"
+    write_index_refine(index, path)
+    loaded = read_index_refine(path)
+    assert BioHashIndexRefine.load(path).ntotal == 108
+    assert (loaded.metric, loaded.k_factor, loaded.ntotal) == ("ip", 3.0, 108)
+    for a, b in zip(loaded.search(xb[:20], 5), index.search(xb[:20], 5)):
+        np.testing.assert_array_equal(a, b)
+    loaded.add(xb[:1])                                  # next id survives the round trip
+    np.testing.assert_array_equal(loaded.reconstruct_batch([510]), xb[:1])
+
+
+def test_failed_write_keeps_previous_file_and_bad_files(base, clustered, tmp_path):
+    from biohash_index import BioHashFormatError
+    from biohash_index.refine import read_index_refine, write_index_refine
+    index = BioHashIndexRefine(base)
+    index.add(clustered[0][:10])
+    path = tmp_path / "refine.arrow"
+    write_index_refine(index, path)
+    before = path.read_bytes()
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(OSError):
+        write_index_refine(index, tmp_path / "dir")       # cannot replace a directory
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "refine.arrow"]
+    path.write_bytes(before[:100])
+    with pytest.raises(BioHashFormatError, match="refine.arrow"):
+        read_index_refine(path)
