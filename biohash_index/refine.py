@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from .index import BioHashIndex
+from .locking import LockPerInstance, reads, writes
 from .persistence import BioHashFormatError, deserialize_index, serialize_index
 from .validation import check_ids, check_positive_int, check_real, check_vectors
 
@@ -36,8 +37,11 @@ class BioHashIndexRefine:
     API: ``train``, ``add``, ``add_with_ids``, ``search``, ``remove_ids``, ``reset``,
     ``reconstruct_batch``, ``save``/``load``, ``ntotal``, ``d``, ``is_trained``.
     ``range_search`` is not offered (faiss's ``IndexRefine`` has none either): a Hamming
-    radius says nothing about an exact-distance radius.
+    radius says nothing about an exact-distance radius. Thread safety as ``BioHashIndex``:
+    searches in parallel, changes alone.
     """
+
+    _lock = LockPerInstance()
 
     def __init__(self, base_index: BioHashIndex, metric: str = "l2", k_factor: float = 1.0):
         if not isinstance(base_index, BioHashIndex):
@@ -76,15 +80,18 @@ class BioHashIndexRefine:
         return (f"BioHashIndexRefine({self.base_index!r}, metric={self.metric!r}, "
                 f"k_factor={self.k_factor})")
 
+    @writes
     def train(self, x) -> None:
         """Train the base index on float (n, d) vectors."""
         self.base_index.train(x)
 
+    @writes
     def add(self, x) -> None:
         """Add float (n, d) vectors with ids next_id .. next_id + n - 1, as ``BioHashIndex.add``."""
         x = check_vectors(x, self.d, "x")
         self.add_with_ids(x, np.arange(self._next_id, self._next_id + len(x), dtype=np.int64))
 
+    @writes
     def add_with_ids(self, x, ids) -> None:
         """Add float (n, d) vectors under int64 (n,) ids, which must be new and distinct."""
         x = check_vectors(x, self.d, "x")
@@ -94,6 +101,7 @@ class BioHashIndexRefine:
         if len(ids):
             self._next_id = max(self._next_id, int(ids.max()) + 1)
 
+    @reads
     def search(self, xq, k: int):
         """k nearest stored vectors by exact distance among the ``k * k_factor`` best by
         Hamming distance.
@@ -122,12 +130,14 @@ class BioHashIndexRefine:
         D = np.einsum("qkd,qd->qk", X, xq).astype(np.float32)
         return np.where(valid, D, -FLT_MAX).astype(np.float32)
 
+    @reads
     def reconstruct_batch(self, ids) -> np.ndarray:
         """float32 (n, d) stored vectors of int64 (n,) ids (all must be present)."""
         ids = np.asarray(ids)
         ids = check_ids(ids, ids.shape[0] if ids.ndim == 1 else -1)
         return self.refine_index.reconstruct_batch(ids)
 
+    @writes
     def remove_ids(self, ids) -> int:
         """Remove the vectors with these int64 ids; returns how many were removed."""
         ids = np.asarray(ids)
@@ -135,12 +145,14 @@ class BioHashIndexRefine:
         self.refine_index.remove_ids(ids)
         return self.base_index.remove_ids(ids)
 
+    @writes
     def reset(self) -> None:
         """Remove all stored vectors (the base index stays trained)."""
         self.base_index.reset()
         self.refine_index.reset()
         self._next_id = 0
 
+    @reads
     def save(self, path) -> None:
         """Save to the file ``path`` atomically (see ``write_index_refine``)."""
         write_index_refine(self, path)

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from biohash_index import BioHashIndexRefine
 from biohash_index.locking import ReadWriteLock
 
 SENTINEL = np.float32(2**31 - 1)
@@ -193,13 +194,13 @@ def matches_state(D, I, k, qbits, bits, state):
             all(len(set(row)) == n for row in I[:, :n]))
 
 
-def stress(index, xb, seconds, n_searchers=3, n_ops=400, n_base=200, seed=0):
-    """One writer runs planned changes while searchers search and pickle, for at most
+def stress(index, xb, seconds, n_searchers=3, n_ops=400, n_base=200, seed=0, pickles=True):
+    """One writer runs planned changes while searchers search (and pickle), for at most
     ``seconds``; returns (states, number of ops done, search records, pickle records, errors)."""
     ops, states = plan_ops(np.random.default_rng(seed), n_ops, len(xb), n_base)
     index.add(xb[:n_base])
     started, completed, errors = [0], [0], []
-    searches, pickles = [], []
+    searches, pickled = [], []
     done = threading.Event()
 
     def writer():
@@ -223,9 +224,9 @@ def stress(index, xb, seconds, n_searchers=3, n_ops=400, n_base=200, seed=0):
             while not done.is_set():
                 q, k = rng.integers(0, len(xb), 4), int(rng.integers(1, 40))
                 before = completed[0]
-                if rng.random() < 0.05:
+                if pickles and rng.random() < 0.05:
                     ids = pickle.loads(pickle.dumps(index)).storage.ids()
-                    pickles.append((before, started[0], np.sort(ids)))
+                    pickled.append((before, started[0], np.sort(ids)))
                 else:
                     D, I = index.search(xb[q], k)
                     searches.append((before, started[0], q, k, D, I))
@@ -239,7 +240,7 @@ def stress(index, xb, seconds, n_searchers=3, n_ops=400, n_base=200, seed=0):
     for t in threads:
         t.join(TIMEOUT)
     assert not any(t.is_alive() for t in threads), "a thread hangs"
-    return states, completed[0], searches, pickles, errors
+    return states, completed[0], searches, pickled, errors
 
 
 @pytest.mark.parametrize("storage", ["flat", "ivf"])
@@ -284,3 +285,20 @@ def test_concurrent_searches_survive_numba_workqueue_layer(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_refine_index_searches_racing_adds_and_removes(trained, clustered):
+    """BioHashIndexRefine keeps two indexes: a search between the two halves of an add or a
+    remove would ask for vectors the exact index does not hold."""
+    xb = clustered[0]
+    index = BioHashIndexRefine(copy.deepcopy(trained), k_factor=4)
+    states, n_done, searches, _, errors = stress(index, xb, seconds=1.0, n_searchers=2,
+                                                 pickles=False)
+    assert errors == [] and n_done > 20 and len(searches) > 20
+    for before, after, q, k, D, I in searches:     # ids of some state, finite distances
+        assert any(set(I[I >= 0].tolist()) <= set(states[j][0].tolist())
+                   for j in range(before, after + 1))
+        assert np.isfinite(D[I >= 0]).all() and (D[I >= 0] < 3e38).all()
+    ids, _ = states[n_done]
+    assert sorted(index.base_index.storage.ids().tolist()) == ids.tolist()
+    assert index.refine_index.ntotal == index.ntotal == len(ids)
