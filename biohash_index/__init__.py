@@ -1,5 +1,13 @@
 """biohash-index: learned sparse binary hash codes (BioHash) with the faiss index API."""
-from .factory import index_factory
+import os
+
+# faiss, numba and BLAS each keep a pool of OpenMP/pthreads workers. With libgomp's default
+# active wait, idle workers of one pool spin and starve the others: on a busy machine a faiss
+# search after a numba kernel ran 10-40x slower. Passive waiting, unless the user chose a
+# policy, must be set before faiss loads libgomp.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .factory import index_factory  # noqa: E402
 from .index import BioHashIndex
 from .model import BioHashModel, BioHashParams
 from .persistence import (BioHashFormatError, deserialize_index, read_index, serialize_index,
