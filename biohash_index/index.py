@@ -10,11 +10,12 @@ import faiss
 import numpy as np
 
 from .model import BioHashModel, BioHashParams
-from .storage import FlatCodeStorage, IVFCodeStorage, storage_from_faiss
-from .validation import check_ids, check_positive_int, check_real, check_vectors
+from .storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, storage_from_faiss
+from .threads import uses_threads
+from .validation import check_ids, check_n_threads, check_positive_int, check_real, check_vectors
 
 DEFAULT_ACTIVITY = 0.05
-STORAGES = ("flat", "ivf")
+STORAGES = ("flat", "ivf", "inverted")
 
 
 def n_hidden_for(hash_length: int, activity: float) -> int:
@@ -26,6 +27,8 @@ def make_storage(kind: str, nbits: int, nlist: int, nprobe: int):
     """An empty code storage of the given kind for nbits-bit codes."""
     if kind == "flat":
         return FlatCodeStorage(nbits)
+    if kind == "inverted":
+        return InvertedCodeStorage(nbits)
     if kind == "ivf":
         return IVFCodeStorage(nbits, check_positive_int(nlist, "nlist"),
                               check_positive_int(nprobe, "nprobe"))
@@ -38,15 +41,19 @@ class BioHashIndex:
     d: input dimension; hash_length: k, active units per code (the ``nbits`` of IndexLSH);
     n_hidden: m, hidden units (default ``round(k / activity)``); storage: "flat" (exact
     Hamming search) or "ivf" (``IndexBinaryIVF`` with ``nlist`` clusters learned in ``train``,
-    ``nprobe`` visited per query); the other keywords are the learning-rule hyperparameters
-    of ``BioHashParams``.
+    ``nprobe`` visited per query) or "inverted" (exact, same results as "flat", searched
+    through one posting list per hidden unit: faster for sparse codes, see storage.py);
+    n_threads: threads of the numba kernels and faiss searches (None: numba's and faiss's
+    current settings); the other keywords are the learning-rule hyperparameters of
+    ``BioHashParams``.
     """
 
     def __init__(self, d: int, hash_length: int, n_hidden: int | None = None,
                  activity: float = DEFAULT_ACTIVITY, *, p: float = 2.0, delta: float = 0.0,
                  rank: int = 2, epochs: int | None = None, batch_size: int = 100,
                  learning_rate: float = 0.02, seed: int = 0, init: str = "sample",
-                 center: bool = True, storage: str = "flat", nlist: int = 256, nprobe: int = 8):
+                 center: bool = True, storage: str = "flat", nlist: int = 256, nprobe: int = 8,
+                 n_threads: int | None = None):
         hash_length = check_positive_int(hash_length, "hash_length")
         if n_hidden is None:
             check_real(activity, "activity", low=0.0, high=1.0, low_inclusive=False)
@@ -56,6 +63,7 @@ class BioHashIndex:
                                learning_rate=learning_rate, seed=seed, init=init, center=center)
         self.model = BioHashModel(params)
         self.storage = make_storage(storage, 8 * params.code_size, nlist, nprobe)
+        self.n_threads = check_n_threads(n_threads)
         self._next_id = 0
 
     # ---------------------------------------------------------------- properties
@@ -108,6 +116,7 @@ class BioHashIndex:
                 f"n_hidden={self.n_hidden}, ntotal={self.ntotal}, is_trained={self.is_trained})")
 
     # ---------------------------------------------------------------- training and adding
+    @uses_threads
     def train(self, x) -> None:
         """Learn the model from float (n, d) training vectors; n >= 1."""
         x = check_vectors(x, self.d, "x", allow_empty=False)
@@ -115,11 +124,13 @@ class BioHashIndex:
         if not self.storage.is_trained:
             self.storage.train(self.model.encode(x))
 
+    @uses_threads
     def sa_encode(self, x) -> np.ndarray:
         """uint8 (n, code_size) codes of float (n, d) vectors."""
         self._require_trained("sa_encode")
         return self.model.encode(check_vectors(x, self.d, "x"))
 
+    @uses_threads
     def add(self, x) -> None:
         """Add float (n, d) vectors with ids next_id .. next_id + n - 1.
 
@@ -131,6 +142,7 @@ class BioHashIndex:
         self._add_codes(self.model.encode(x), np.arange(self._next_id, self._next_id + len(x),
                                                         dtype=np.int64))
 
+    @uses_threads
     def add_with_ids(self, x, ids) -> None:
         """Add float (n, d) vectors under int64 (n,) ids, which must be new and distinct."""
         self._require_trained("add_with_ids")
@@ -151,6 +163,7 @@ class BioHashIndex:
         self._next_id = max(self._next_id, int(ids.max()) + 1)
 
     # ---------------------------------------------------------------- searching
+    @uses_threads
     def search(self, xq, k: int):
         """k nearest stored vectors by Hamming distance of their codes.
 
@@ -163,6 +176,7 @@ class BioHashIndex:
         D, I = self.storage.search(self.model.encode(xq), k)
         return D.astype(np.float32), I
 
+    @uses_threads
     def range_search(self, xq, radius: float):
         """All stored vectors at Hamming distance < radius, in faiss's layout.
 
@@ -194,13 +208,16 @@ class BioHashIndex:
         pickled and deep-copied (faiss binary indexes themselves cannot)."""
         return {"params": self.params, "mean": self.model.mean_, "weights": self.model.weights_,
                 "train_stats": self.model.train_stats_, "next_id": self._next_id,
-                "storage": faiss.serialize_index_binary(self.storage.index)}
+                "storage": faiss.serialize_index_binary(self.storage.index),
+                "storage_kind": self.storage.kind, "n_threads": self.n_threads}
 
     def __setstate__(self, state: dict) -> None:
         self.model = BioHashModel(state["params"])
         self.model.mean_, self.model.weights_ = state["mean"], state["weights"]
         self.model.train_stats_ = state["train_stats"]
-        self.storage = storage_from_faiss(faiss.deserialize_index_binary(state["storage"]))
+        self.storage = storage_from_faiss(faiss.deserialize_index_binary(state["storage"]),
+                                          state.get("storage_kind", "flat"))
+        self.n_threads = state.get("n_threads")
         self._next_id = state["next_id"]
 
     def _require_trained(self, what: str) -> None:

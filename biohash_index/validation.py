@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numbers
 
+import numba
 import numpy as np
 
 
@@ -66,3 +67,14 @@ def check_real(value, name: str, low: float | None = None, high: float | None = 
     if high is not None and v > high:
         raise ValueError(f"{name} must be <= {high}, got {v}")
     return v
+
+
+def check_n_threads(value) -> int | None:
+    """Return ``value`` if it is None or a thread count numba can use, or raise."""
+    if value is None:
+        return None
+    n = check_positive_int(value, "n_threads")
+    if n > numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"n_threads must be <= {numba.config.NUMBA_NUM_THREADS} "
+                         f"(numba's NUMBA_NUM_THREADS), got {n}")
+    return n
