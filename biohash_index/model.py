@@ -216,8 +216,7 @@ class BioHashModel:
         out = np.empty((len(x), prm.code_size), np.uint8)
         for s in range(0, len(x), ENCODE_BLOCK):
             tot = x[s:s + ENCODE_BLOCK] @ Wp.T
-            tot -= bias
-            out[s:s + ENCODE_BLOCK] = top_k_codes(tot, prm.hash_length, prm.code_size)
+            out[s:s + ENCODE_BLOCK] = top_k_codes(tot, prm.hash_length, prm.code_size, bias)
         return out
 
     def _projection(self):
