@@ -13,14 +13,16 @@ import argparse
 import numpy as np
 
 from biohash_index import BioHashModel, BioHashParams
-from common import interleaved_medians, machine, print_table, synthetic
+from common import add_threads_option, apply_threads, interleaved_medians, machine, print_table, synthetic
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
+    add_threads_option(ap)
     args = ap.parse_args()
+    apply_threads(args.threads)
     print(machine())
     print(f"n = {args.n} synthetic vectors; times are medians of {args.repeat} runs (ms)")
     rows = []

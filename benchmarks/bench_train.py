@@ -20,7 +20,7 @@ import argparse
 import numpy as np
 
 from biohash_index import BioHashModel, BioHashParams
-from common import interleaved_medians, machine, median_time, print_table, sift_base, synthetic
+from common import add_threads_option, apply_threads, interleaved_medians, machine, median_time, print_table, sift_base, synthetic
 
 
 def kh_epoch(W, batches, p, delta, rank, lr, prec=1e-30):
@@ -80,7 +80,9 @@ def bench(x, m, p, delta, repeat):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
+    add_threads_option(ap)
     args = ap.parse_args()
+    apply_threads(args.threads)
     print(machine())
     x = sift_base()
     data = "siftsmall base" if x is not None else "synthetic clusters"

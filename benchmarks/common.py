@@ -28,6 +28,19 @@ def machine() -> str:
             f"numba threads {numba.get_num_threads()}, faiss threads {faiss.omp_get_max_threads()}")
 
 
+def add_threads_option(ap) -> None:
+    """``--threads N``: numba and faiss thread pools for the whole run (BLAS keeps its own,
+    set OPENBLAS_NUM_THREADS). On a loaded shared machine, 1 gives the steadiest ratios."""
+    ap.add_argument("--threads", type=int, default=None,
+                    help="numba and faiss threads (default: their current settings)")
+
+
+def apply_threads(n: int | None) -> None:
+    if n is not None:
+        numba.set_num_threads(n)
+        faiss.omp_set_num_threads(n)
+
+
 def median_time(fn, repeat: int = 5) -> float:
     """Median wall time of ``fn()`` in seconds over ``repeat`` calls."""
     times = []
