@@ -10,7 +10,8 @@ import faiss
 import numpy as np
 
 from .model import BioHashModel, BioHashParams
-from .storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, storage_from_faiss
+from .storage import (FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, padded_code_size,
+                      storage_from_faiss)
 from .threads import uses_threads
 from .validation import check_ids, check_n_threads, check_positive_int, check_real, check_vectors
 
@@ -62,7 +63,8 @@ class BioHashIndex:
                                delta=delta, rank=rank, epochs=epochs, batch_size=batch_size,
                                learning_rate=learning_rate, seed=seed, init=init, center=center)
         self.model = BioHashModel(params)
-        self.storage = make_storage(storage, 8 * params.code_size, nlist, nprobe)
+        self.storage = make_storage(storage, 8 * padded_code_size(params.code_size), nlist,
+                                    nprobe)
         self.n_threads = check_n_threads(n_threads)
         self._next_id = 0
 

@@ -107,3 +107,30 @@ def test_n_threads_knob_gives_same_results_and_restores_settings(trained, cluste
         BioHashIndex(32, 4, n_threads=numba.config.NUMBA_NUM_THREADS + 1)
     with pytest.raises(TypeError, match="n_threads"):
         BioHashIndex(32, 4, n_threads=1.5)
+
+
+@pytest.mark.parametrize("code_size,padded", [(3, 4), (5, 8), (17, 20), (40, 64), (64, 64),
+                                              (80, 80)])
+def test_codes_are_padded_to_fast_faiss_sizes_without_changing_results(code_size, padded):
+    from biohash_index.storage import padded_code_size
+    assert padded_code_size(code_size) == padded
+    rng = np.random.default_rng(code_size)
+    m = 8 * code_size
+    xb, xq = sparse_codes(rng, 800, m, 3), sparse_codes(rng, 20, m, 3)
+    bare = faiss.IndexBinaryFlat(m)
+    bare.add(xb)
+    for storage in (FlatCodeStorage(8 * padded), InvertedCodeStorage(8 * padded)):
+        storage.add(xb, np.arange(800))
+        assert storage.codes().shape == (800, padded)
+        for a, b in zip(storage.search(xq, 15), bare.search(xq, 15)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_index_pads_storage_but_not_sa_encode(clustered):
+    index = BioHashIndex(32, 4, n_hidden=320, epochs=1)
+    index.train(clustered[0])
+    index.add(clustered[0])
+    assert index.code_size == 40 and index.sa_encode(clustered[0][:3]).shape == (3, 40)
+    assert index.storage.code_size == 64
+    D, _ = index.search(clustered[0][:5], 3)
+    assert (D[:, 0] == 0).all()
