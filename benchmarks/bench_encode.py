@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from biohash_index import BioHashModel, BioHashParams
-from common import add_threads_option, apply_threads, interleaved_medians, machine, print_table, synthetic
+from common import (add_threads_option, apply_threads, interleaved_medians, machine, print_table,
+                    synthetic)
 
 
 def main():

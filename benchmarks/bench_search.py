@@ -19,7 +19,8 @@ import faiss
 import numpy as np
 
 from biohash_index.storage import FlatCodeStorage, InvertedCodeStorage
-from common import add_threads_option, apply_threads, interleaved_medians, machine, print_table
+from common import (add_threads_option, apply_threads, interleaved_medians, machine,
+                    print_table)
 
 
 def sparse_codes(n, m, k, seed, block=100_000):

@@ -20,7 +20,8 @@ import argparse
 import numpy as np
 
 from biohash_index import BioHashModel, BioHashParams
-from common import add_threads_option, apply_threads, interleaved_medians, machine, median_time, print_table, sift_base, synthetic
+from common import (add_threads_option, apply_threads, interleaved_medians, machine, print_table,
+                    sift_base, synthetic)
 
 
 def kh_epoch(W, batches, p, delta, rank, lr, prec=1e-30):
