@@ -26,7 +26,8 @@ from common import (DATA, add_threads_option, apply_threads, machine, median_tim
 def row(name, setting, index_search, xq, gt, n, nbytes, repeat):
     _, I = index_search(xq)
     t = median_time(lambda: index_search(xq), repeat)
-    return [name, setting, f"{recall_at_k(I, gt, 10):.3f}", round(len(xq) / t), round(nbytes / n, 1)]
+    return [name, setting, f"{recall_at_k(I, gt, 10):.3f}", round(len(xq) / t),
+            round(nbytes / n, 1)]
 
 
 def biohash_rows(xt, xb, xq, gt, nlist, repeat):
