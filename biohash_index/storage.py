@@ -11,9 +11,11 @@ Tie order (flat and inverted): results are sorted by Hamming distance, then by s
 position (the order of adding; removals keep the order of the rest).
 
 Code sizes: faiss has specialised Hamming kernels for codes of 4, 8, 16, 20, 32 and 64 bytes,
-2-3x faster per code than the generic one at the sizes in between
-(``benchmarks/bench_search.py``). Codes up to 64 bytes are therefore stored zero-padded to
-the next of these sizes (``padded_code_size``); zero bytes change no Hamming distance.
+2-3x faster per code than the generic one at the sizes just above them; the generic one
+costs about as much per byte as the 64-byte kernel from 32 to 64 bytes, so a 64-byte code is
+searched no slower than a 41-byte one (``benchmarks/bench_search.py``, table 2). Codes are
+therefore stored zero-padded to the next fast size, except from 33 to 41 bytes, where that
+would cost memory and gain no speed (``padded_code_size``); zero bytes change no distance.
 """
 from __future__ import annotations
 
@@ -24,11 +26,13 @@ import numpy as np
 from .inverted_kernels import build_postings, inverted_search
 
 FAST_CODE_SIZES = (4, 8, 16, 20, 32, 64)  # bytes; faiss's specialised HammingComputers
+PAD_TO_64_FROM = 42  # bytes; below, the generic kernel is as fast as the 64-byte one
 
 
 def padded_code_size(code_size: int) -> int:
-    """The smallest fast faiss code size >= code_size, or code_size itself above 64."""
-    return next((c for c in FAST_CODE_SIZES if c >= code_size), code_size)
+    """The smallest fast faiss code size >= code_size where padding pays, else code_size."""
+    fast = next((c for c in FAST_CODE_SIZES if c >= code_size), code_size)
+    return code_size if fast == 64 and code_size < PAD_TO_64_FROM else fast
 
 
 def pad_codes(codes: np.ndarray, code_size: int) -> np.ndarray:

@@ -109,8 +109,8 @@ def test_n_threads_knob_gives_same_results_and_restores_settings(trained, cluste
         BioHashIndex(32, 4, n_threads=1.5)
 
 
-@pytest.mark.parametrize("code_size,padded", [(3, 4), (5, 8), (17, 20), (40, 64), (64, 64),
-                                              (80, 80)])
+@pytest.mark.parametrize("code_size,padded", [(3, 4), (5, 8), (17, 20), (24, 32), (40, 40),
+                                              (48, 64), (64, 64), (80, 80)])
 def test_codes_are_padded_to_fast_faiss_sizes_without_changing_results(code_size, padded):
     from biohash_index.storage import padded_code_size
     assert padded_code_size(code_size) == padded
@@ -127,10 +127,10 @@ def test_codes_are_padded_to_fast_faiss_sizes_without_changing_results(code_size
 
 
 def test_index_pads_storage_but_not_sa_encode(clustered):
-    index = BioHashIndex(32, 4, n_hidden=320, epochs=1)
+    index = BioHashIndex(32, 4, n_hidden=400, epochs=1)
     index.train(clustered[0])
     index.add(clustered[0])
-    assert index.code_size == 40 and index.sa_encode(clustered[0][:3]).shape == (3, 40)
+    assert index.code_size == 50 and index.sa_encode(clustered[0][:3]).shape == (3, 50)
     assert index.storage.code_size == 64
     D, _ = index.search(clustered[0][:5], 3)
     assert (D[:, 0] == 0).all()
