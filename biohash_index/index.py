@@ -10,13 +10,14 @@ import numpy as np
 
 from .locking import LockPerInstance, reads, writes
 from .model import BioHashModel, BioHashParams
-from .storage import FlatCodeStorage, IVFCodeStorage
+from .storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, padded_code_size
 from .streaming import DEFAULT_BATCH_SIZE, add_from, train_from
-from .validation import (check_ids, check_k, check_new_ids, check_positive_int, check_real,
-                         check_vectors, next_ids)
+from .threads import uses_threads
+from .validation import (check_ids, check_k, check_n_threads, check_new_ids, check_positive_int,
+                         check_real, check_vectors, next_ids)
 
 DEFAULT_ACTIVITY = 0.05
-STORAGES = ("flat", "ivf")
+STORAGES = ("flat", "ivf", "inverted")
 
 
 def n_hidden_for(hash_length: int, activity: float) -> int:
@@ -28,6 +29,8 @@ def make_storage(kind: str, nbits: int, nlist: int, nprobe: int):
     """An empty code storage of the given kind for nbits-bit codes."""
     if kind == "flat":
         return FlatCodeStorage(nbits)
+    if kind == "inverted":
+        return InvertedCodeStorage(nbits)
     if kind == "ivf":
         return IVFCodeStorage(nbits, check_positive_int(nlist, "nlist"),
                               check_positive_int(nprobe, "nprobe"))
@@ -40,8 +43,11 @@ class BioHashIndex:
     d: input dimension; hash_length: k, active units per code (the ``nbits`` of IndexLSH);
     n_hidden: m, hidden units (default ``round(k / activity)``); storage: "flat" (exact
     Hamming search) or "ivf" (``IndexBinaryIVF`` with ``nlist`` clusters learned in ``train``,
-    ``nprobe`` visited per query); the other keywords are the learning-rule hyperparameters
-    of ``BioHashParams``.
+    ``nprobe`` visited per query) or "inverted" (exact, same results as "flat", searched
+    through one posting list per hidden unit: faster for sparse codes, see storage.py);
+    n_threads: threads of the numba kernels and faiss searches (None: numba's and faiss's
+    current settings); the other keywords are the learning-rule hyperparameters of
+    ``BioHashParams``.
 
     Thread safety: ``search``, ``range_search``, ``sa_encode``, ``save`` and pickling may run in
     many threads at once; ``train``, ``add``, ``add_with_ids``, ``remove_ids``, ``reset`` and
@@ -57,7 +63,8 @@ class BioHashIndex:
                  activity: float = DEFAULT_ACTIVITY, *, p: float = 2.0, delta: float = 0.0,
                  rank: int = 2, epochs: int | None = None, batch_size: int = 100,
                  learning_rate: float = 0.02, seed: int = 0, init: str = "sample",
-                 center: bool = True, storage: str = "flat", nlist: int = 256, nprobe: int = 8):
+                 center: bool = True, storage: str = "flat", nlist: int = 256, nprobe: int = 8,
+                 n_threads: int | None = None):
         hash_length = check_positive_int(hash_length, "hash_length")
         if n_hidden is None:
             check_real(activity, "activity", low=0.0, high=1.0, low_inclusive=False)
@@ -66,7 +73,9 @@ class BioHashIndex:
                                delta=delta, rank=rank, epochs=epochs, batch_size=batch_size,
                                learning_rate=learning_rate, seed=seed, init=init, center=center)
         self.model = BioHashModel(params)
-        self.storage = make_storage(storage, 8 * params.code_size, nlist, nprobe)
+        self.storage = make_storage(storage, 8 * padded_code_size(params.code_size), nlist,
+                                    nprobe)
+        self.n_threads = check_n_threads(n_threads)
         self._next_id = 0
 
     # ---------------------------------------------------------------- properties
@@ -121,6 +130,7 @@ class BioHashIndex:
 
     # ---------------------------------------------------------------- training and adding
     @writes
+    @uses_threads
     def train(self, x) -> None:
         """Learn the model from float (n, d) training vectors; n >= 1.
 
@@ -134,12 +144,14 @@ class BioHashIndex:
         self.model = model
 
     @reads
+    @uses_threads
     def sa_encode(self, x) -> np.ndarray:
         """uint8 (n, code_size) codes of float (n, d) vectors."""
         self._require_trained("sa_encode")
         return self.model.encode(check_vectors(x, self.d, "x"))
 
     @writes
+    @uses_threads
     def add(self, x) -> None:
         """Add float (n, d) vectors with ids next_id .. next_id + n - 1.
 
@@ -151,6 +163,7 @@ class BioHashIndex:
         self._add_codes(self.model.encode(x), next_ids(self._next_id, len(x)))
 
     @writes
+    @uses_threads
     def add_with_ids(self, x, ids) -> None:
         """Add float (n, d) vectors under int64 (n,) ids, which must be new, distinct and
         not -1; duplicates are rejected (to replace a vector, remove its id first)."""
@@ -179,6 +192,7 @@ class BioHashIndex:
 
     # ---------------------------------------------------------------- searching
     @reads
+    @uses_threads
     def search(self, xq, k: int):
         """k nearest stored vectors by Hamming distance of their codes.
 
@@ -192,6 +206,7 @@ class BioHashIndex:
         return D.astype(np.float32), I
 
     @reads
+    @uses_threads
     def range_search(self, xq, radius: float):
         """All stored vectors at Hamming distance < radius, in faiss's layout.
 

@@ -7,7 +7,8 @@ BLAS product, ``tot = X @ Wp.T``; these kernels rank the units and apply the upd
 
 with g = 1 for the top unit, g = -delta for the unit at ``rank`` and 0 otherwise, scaled so
 that the largest absolute change equals the learning rate. Only the rows of units that
-received a non-zero g are touched, so a step costs O(batch * d), not O(m * d).
+received a non-zero g are touched, so a step costs O(batch * d) work and memory beyond
+the O(m) scan of ``tot``, not O(m * d).
 """
 import numpy as np
 from numba import njit
@@ -17,7 +18,9 @@ from numba import njit
 def rank_units(tot, rank):
     """Top unit and unit at ``rank`` (1-based) for each row of ``tot``.
 
-    tot: float32 (B, m). Returns two int64 arrays (B,). Ties go to the lower unit index.
+    tot: float32 (B, m), finite. Returns two int64 arrays (B,). Ties go to the lower unit
+    index. One pass per row keeps a descending list of the ``rank`` largest entries; most
+    entries cost one comparison with its last value.
     """
     B, m = tot.shape
     first = np.empty(B, np.int64)
@@ -26,21 +29,20 @@ def rank_units(tot, rank):
     best_i = np.empty(rank, np.int64)
     for b in range(B):
         row = tot[b]
-        n = 0  # insertion sort into a descending list of length <= rank
+        best_v[:] = -np.inf
+        thr = best_v[rank - 1]
         for j in range(m):
             v = row[j]
-            if n == rank and v <= best_v[n - 1]:
+            if v <= thr:
                 continue
-            pos = n if n < rank else rank - 1
+            pos = rank - 1  # insertion: equal values stay ahead, so lower indices win ties
             while pos > 0 and best_v[pos - 1] < v:
-                if pos < rank:
-                    best_v[pos] = best_v[pos - 1]
-                    best_i[pos] = best_i[pos - 1]
+                best_v[pos] = best_v[pos - 1]
+                best_i[pos] = best_i[pos - 1]
                 pos -= 1
             best_v[pos] = v
             best_i[pos] = j
-            if n < rank:
-                n += 1
+            thr = best_v[rank - 1]
         first[b] = best_i[0]
         rth[b] = best_i[rank - 1]
     return first, rth
@@ -48,45 +50,54 @@ def rank_units(tot, rank):
 
 @njit(cache=True, nogil=True)
 def plasticity_step(W, X, tot, first, rth, delta, lr):
-    """Apply one mini-batch update to W in place.
+    """Apply one mini-batch update to W in place; returns the units whose rows changed.
 
     W: float32 (m, d) weights; X: float32 (B, d) inputs; tot: float32 (B, m) unit inputs
-    <W_mu, x_b>_p; first, rth: int64 (B,) from ``rank_units``. Returns the number of units
-    that won at least one sample of the batch.
+    <W_mu, x_b>_p; first, rth: int64 (B,) from ``rank_units``. Returns int64 (u,) unit
+    indices, u <= 2B, in order of first appearance. The changes are accumulated in a
+    (2B, d) buffer, one row per touched unit, never in an (m, d) one.
     """
     m, d = W.shape
     B = X.shape[0]
-    ds = np.zeros((m, d), np.float32)
-    coef = np.zeros(m, np.float64)
-    touched = np.zeros(m, np.bool_)
-    won = np.zeros(m, np.bool_)
+    slot = np.full(m, -1, np.int64)   # unit -> row of ds, -1 if untouched
+    units = np.empty(2 * B, np.int64)
+    ds = np.zeros((2 * B, d), np.float32)
+    coef = np.zeros(2 * B, np.float64)
+    u = 0
     for b in range(B):
         a = first[b]
-        touched[a] = True
-        won[a] = True
-        coef[a] += tot[b, a]
+        if slot[a] < 0:
+            slot[a] = u
+            units[u] = a
+            u += 1
+        s = slot[a]
+        coef[s] += tot[b, a]
         for i in range(d):
-            ds[a, i] += X[b, i]
+            ds[s, i] += X[b, i]
         if delta != 0.0:
             r = rth[b]
-            touched[r] = True
-            coef[r] -= delta * tot[b, r]
+            if slot[r] < 0:
+                slot[r] = u
+                units[u] = r
+                u += 1
+            s = slot[r]
+            coef[s] -= delta * tot[b, r]
             for i in range(d):
-                ds[r, i] -= delta * X[b, i]
+                ds[s, i] -= delta * X[b, i]
     nc = 0.0
-    for mu in range(m):
-        if touched[mu]:
-            c = coef[mu]
-            for i in range(d):
-                v = ds[mu, i] - c * W[mu, i]
-                ds[mu, i] = v
-                if abs(v) > nc:
-                    nc = abs(v)
+    for s in range(u):
+        c = coef[s]
+        mu = units[s]
+        for i in range(d):
+            v = ds[s, i] - c * W[mu, i]
+            ds[s, i] = v
+            if abs(v) > nc:
+                nc = abs(v)
     if nc < 1e-30:
         nc = 1e-30
     scale = lr / nc
-    for mu in range(m):
-        if touched[mu]:
-            for i in range(d):
-                W[mu, i] += scale * ds[mu, i]
-    return won.sum()
+    for s in range(u):
+        mu = units[s]
+        for i in range(d):
+            W[mu, i] += scale * ds[s, i]
+    return units[:u].copy()

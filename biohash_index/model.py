@@ -198,11 +198,14 @@ class BioHashModel:
         """One pass of the plasticity rule over ``batches``; returns the fraction of units that won."""
         prm = self.params
         won = np.zeros(prm.n_hidden, bool)
+        Wp = p_weights(W, prm.p)  # W itself for p = 2; else kept in step with W, row by row
         for xb in batches:
-            tot = xb @ p_weights(W, prm.p).T
+            tot = xb @ Wp.T
             first, rth = rank_units(tot, prm.rank)
             won[first] = True
-            plasticity_step(W, xb, tot, first, rth, prm.delta, lr)
+            rows = plasticity_step(W, xb, tot, first, rth, prm.delta, lr)
+            if Wp is not W:
+                Wp[rows] = p_weights(W[rows], prm.p)
         return float(won.mean())
 
     # ---------------------------------------------------------------- encoding
@@ -215,9 +218,8 @@ class BioHashModel:
         out = np.empty((len(x), prm.code_size), np.uint8)
         for s in progress(range(0, len(x), ENCODE_BLOCK), "encoding", "block"):
             tot = x[s:s + ENCODE_BLOCK] @ Wp.T
-            tot -= bias
             with numba_parallel():
-                out[s:s + ENCODE_BLOCK] = top_k_codes(tot, prm.hash_length, prm.code_size)
+                out[s:s + ENCODE_BLOCK] = top_k_codes(tot, prm.hash_length, prm.code_size, bias)
         return out
 
     def _projection(self):

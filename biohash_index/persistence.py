@@ -174,6 +174,7 @@ def _meta_table(index: BioHashIndex) -> pa.Table:
         "storage": pa.array([storage.kind], pa.string()),
         "nlist": pa.array([storage.nlist if ivf else None], pa.int64()),
         "nprobe": pa.array([storage.nprobe if ivf else None], pa.int64()),
+        "n_threads": pa.array([index.n_threads], pa.int64()),
         "ids": pa.LargeListArray.from_arrays(pa.array([0, len(ids)], pa.int64()), ids),
     })
 
@@ -197,12 +198,13 @@ def decode_files(files: Mapping[str, pa.Buffer], where: str) -> BioHashIndex:
     model = _read_table(files["model.arrow"], model_file)
     meta = _read_table(files["meta.arrow"], meta_file)
     params = _params(model, model_file)
-    kind, nlist, nprobe = (_scalar(meta, col, meta_file) for col in ("storage", "nlist", "nprobe"))
+    kind, nlist, nprobe, n_threads = (_scalar(meta, col, meta_file)
+                                      for col in ("storage", "nlist", "nprobe", "n_threads"))
     if not isinstance(kind, str) or (kind == "ivf") != (nlist is not None and nprobe is not None):
         raise BioHashFormatError(f"{meta_file}: bad storage {kind!r} "
                                  f"(nlist={nlist}, nprobe={nprobe})")
     try:
-        index = BioHashIndex(**dataclasses.asdict(params), storage=kind,
+        index = BioHashIndex(**dataclasses.asdict(params), storage=kind, n_threads=n_threads,
                              **({"nlist": nlist, "nprobe": nprobe} if kind == "ivf" else {}))
     except (TypeError, ValueError) as e:
         raise BioHashFormatError(f"{meta_file}: {e}") from None
@@ -283,7 +285,8 @@ def _read_storage(buf: pa.Buffer, empty, name: str):
         raise BioHashFormatError(f"{name}: not a faiss {kind} binary index "
                                  f"(expected the tag {fourcc!r})")
     try:
-        storage = storage_from_faiss(faiss.deserialize_index_binary(np.frombuffer(buf, np.uint8)))
+        storage = storage_from_faiss(faiss.deserialize_index_binary(np.frombuffer(buf, np.uint8)),
+                                     kind)
     except (RuntimeError, ValueError) as e:
         raise BioHashFormatError(f"{name}: faiss cannot read it ({e})") from None
     if storage.kind != kind or storage.index.code_size != code_size:

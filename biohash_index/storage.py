@@ -1,20 +1,55 @@
 """Code storage: packed binary codes with stable int64 ids in a faiss binary index.
 
-Two kinds, chosen by ``BioHashIndex(storage=...)``:
+Three kinds, chosen by ``BioHashIndex(storage=...)``:
 - ``FlatCodeStorage``: exhaustive Hamming search (``IndexBinaryFlat``), exact.
 - ``IVFCodeStorage``: ``IndexBinaryIVF``, which searches only the ``nprobe`` of ``nlist``
   clusters nearest to the query; approximate, faster on large collections.
+- ``InvertedCodeStorage``: one posting list per hidden unit; a query reads only the lists of
+  its active units. Exact: the same results as flat search, in the same order.
+
+Tie order (flat and inverted): results are sorted by Hamming distance, then by storage
+position (the order of adding; removals keep the order of the rest).
+
+Code sizes: faiss has specialised Hamming kernels for codes of 4, 8, 16, 20, 32 and 64 bytes,
+2-3x faster per code than the generic one at the sizes just above them; the generic one
+costs about as much per byte as the 64-byte kernel from 32 to 64 bytes, so a 64-byte code is
+searched no slower than a 41-byte one (``benchmarks/bench_search.py``, table 2). Codes are
+therefore stored zero-padded to the next fast size, except from 33 to 41 bytes, where that
+would cost memory and gain no speed (``padded_code_size``); zero bytes change no distance.
 """
 from __future__ import annotations
 
 import faiss
+import numba
 import numpy as np
+
+from .inverted_kernels import build_postings, inverted_search
+
+FAST_CODE_SIZES = (4, 8, 16, 20, 32, 64)  # bytes; faiss's specialised HammingComputers
+PAD_TO_64_FROM = 42  # bytes; below, the generic kernel is as fast as the 64-byte one
+
+
+def padded_code_size(code_size: int) -> int:
+    """The smallest fast faiss code size >= code_size where padding pays, else code_size."""
+    fast = next((c for c in FAST_CODE_SIZES if c >= code_size), code_size)
+    return code_size if fast == 64 and code_size < PAD_TO_64_FROM else fast
+
+
+def pad_codes(codes: np.ndarray, code_size: int) -> np.ndarray:
+    """uint8 (n, c) codes zero-padded on the right to (n, code_size), c <= code_size."""
+    if codes.shape[1] == code_size:
+        return codes
+    out = np.zeros((len(codes), code_size), np.uint8)
+    out[:, :codes.shape[1]] = codes
+    return out
 
 
 class FlatCodeStorage:
     """Exhaustive Hamming search over codes in ``faiss.IndexBinaryFlat``.
 
     Wrapped in ``IndexBinaryIDMap2`` so ids are arbitrary int64 and survive removals.
+    nbits: bits of the stored codes, after padding to ``padded_code_size``; narrower codes
+    given to ``add``/``search`` are zero-padded.
     """
 
     kind = "flat"
@@ -22,6 +57,11 @@ class FlatCodeStorage:
     def __init__(self, nbits: int, index: faiss.IndexBinary | None = None):
         self.nbits = nbits
         self.index = index or faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(nbits))
+
+    @property
+    def code_size(self) -> int:
+        """Bytes per stored code (padding included)."""
+        return self.nbits // 8
 
     @property
     def ntotal(self) -> int:
@@ -44,14 +84,14 @@ class FlatCodeStorage:
         return faiss.vector_to_array(inner.xb).reshape(self.ntotal, inner.code_size)
 
     def add(self, codes: np.ndarray, ids: np.ndarray) -> None:
-        self.index.add_with_ids(codes, ids)
+        self.index.add_with_ids(pad_codes(codes, self.code_size), ids)
 
     def search(self, codes: np.ndarray, k: int):
         """int32 (nq, k) Hamming distances and int64 (nq, k) ids; -1 where fewer than k."""
-        return self.index.search(codes, k)
+        return self.index.search(pad_codes(codes, self.code_size), k)
 
     def range_search(self, codes: np.ndarray, radius: int):
-        return self.index.range_search(codes, radius)
+        return self.index.range_search(pad_codes(codes, self.code_size), radius)
 
     def remove_ids(self, ids: np.ndarray) -> int:
         return int(self.index.remove_ids(ids))
@@ -95,7 +135,7 @@ class IVFCodeStorage(FlatCodeStorage):
         if len(codes) < self.nlist:
             raise ValueError(f"IVF storage needs at least nlist={self.nlist} training vectors, "
                              f"got {len(codes)}")
-        self.index.train(codes)
+        self.index.train(pad_codes(codes, self.code_size))
 
     def _lists(self):
         invlists = self.index.invlists
@@ -112,13 +152,63 @@ class IVFCodeStorage(FlatCodeStorage):
 
     def codes(self) -> np.ndarray:
         parts = [codes for _, codes in self._lists()]
-        return np.concatenate(parts) if parts else np.zeros((0, self.nbits // 8), np.uint8)
+        return np.concatenate(parts) if parts else np.zeros((0, self.code_size), np.uint8)
 
 
-def storage_from_faiss(index: faiss.IndexBinary) -> FlatCodeStorage:
-    """Wrap a faiss binary index (as ``faiss.read_index_binary`` returns it) in its storage."""
+class InvertedCodeStorage(FlatCodeStorage):
+    """Flat storage plus posting lists: search by overlap of active units.
+
+    The codes and ids live in the same ``IndexBinaryIDMap2(IndexBinaryFlat)`` as for flat
+    storage (so saving, ``range_search`` and ``remove_ids`` are those of faiss); the posting
+    lists are derived from it, rebuilt by the first search after an add or a removal (one
+    pass over the codes). A query costs the total length of its k posting lists, about
+    n * k**2 / m entries for codes with k of m bits set, instead of n * m / 8 bytes.
+    Memory: 4 bytes per set bit per stored code (+ 12 bytes per code) on top of the codes.
+    """
+
+    kind = "inverted"
+
+    def __init__(self, nbits: int, index: faiss.IndexBinary | None = None):
+        super().__init__(nbits, index)
+        self._lists = None  # (ptr, pos, pop, by_pop, ids), None when stale
+
+    def add(self, codes: np.ndarray, ids: np.ndarray) -> None:
+        super().add(codes, ids)
+        self._lists = None
+
+    def remove_ids(self, ids: np.ndarray) -> int:
+        self._lists = None
+        return super().remove_ids(ids)
+
+    def reset(self) -> None:
+        super().reset()
+        self._lists = None
+
+    def posting_lists(self):
+        """(ptr int64 (nbits + 1,), pos int32, pop int32 (n,), by_pop int64 (n,), ids int64
+        (n + 1,)): the codes with bit j set are at storage positions pos[ptr[j]:ptr[j + 1]];
+        ids[-1] is -1, so that position -1 (no result) maps to id -1."""
+        if self._lists is None:
+            ptr, pos, pop = build_postings(self.codes(), self.nbits)
+            by_pop = np.argsort(pop, kind="stable")
+            self._lists = (ptr, pos, pop, by_pop, np.append(self.ids(), np.int64(-1)))
+        return self._lists
+
+    def search(self, codes: np.ndarray, k: int):
+        """int32 (nq, k) Hamming distances and int64 (nq, k) ids, ordered as flat search."""
+        ptr, pos, pop, by_pop, ids = self.posting_lists()
+        D, P = inverted_search(pad_codes(codes, self.code_size), ptr, pos, pop, by_pop, k,
+                               numba.get_num_threads())
+        return D, ids[P]
+
+
+def storage_from_faiss(index: faiss.IndexBinary, kind: str = "flat") -> FlatCodeStorage:
+    """Wrap a faiss binary index (as ``faiss.read_index_binary`` returns it) in its storage;
+    ``kind`` "inverted" puts posting lists over a flat index."""
     if isinstance(index, faiss.IndexBinaryIDMap2) and isinstance(
             faiss.downcast_IndexBinary(index.index), faiss.IndexBinaryFlat):
+        if kind == "inverted":
+            return InvertedCodeStorage(index.d, index)
         return FlatCodeStorage(index.d, index)
     if isinstance(index, faiss.IndexBinaryIVF):
         return IVFCodeStorage(index.d, index.nlist, index.nprobe, index)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numbers
 import os
 
+import numba
 import numpy as np
 
 INT64_MAX = int(np.iinfo(np.int64).max)
@@ -142,3 +143,14 @@ def check_real(value, name: str, low: float | None = None, high: float | None = 
     if high is not None and v > high:
         raise ValueError(f"{name} must be <= {high}, got {v}")
     return v
+
+
+def check_n_threads(value) -> int | None:
+    """Return ``value`` if it is None or a thread count numba can use, or raise."""
+    if value is None:
+        return None
+    n = check_positive_int(value, "n_threads")
+    if n > numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"n_threads must be <= {numba.config.NUMBA_NUM_THREADS} "
+                         f"(numba's NUMBA_NUM_THREADS), got {n}")
+    return n

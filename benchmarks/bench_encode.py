@@ -1,0 +1,42 @@
+"""Encoding (``sa_encode``/``add``): ours vs the matrix product alone.
+
+    python benchmarks/bench_encode.py [--n 100000] [--repeat 5]
+
+ours: ``BioHashModel.encode`` (projection in blocks of ENCODE_BLOCK rows, then the fused
+top-k selection and bit packing, in parallel); matmul: numpy ``x @ W.T`` of the whole
+(n, d) x (d, m) product, which encoding cannot avoid.
+"""
+from __future__ import annotations
+
+import argparse
+
+from biohash_index import BioHashModel, BioHashParams
+from common import (add_threads_option, apply_threads, interleaved_medians, machine, print_table,
+                    synthetic)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    add_threads_option(ap)
+    args = ap.parse_args()
+    apply_threads(args.threads)
+    print(machine())
+    print(f"n = {args.n} synthetic vectors; times are medians of {args.repeat} runs (ms)")
+    rows = []
+    for d, k, m in [(128, 16, 320), (128, 32, 640), (128, 64, 1280), (784, 32, 640)]:
+        x = synthetic(args.n, d)
+        model = BioHashModel(BioHashParams(d=d, hash_length=k, n_hidden=m, epochs=1))
+        model.train(x[:2000])
+        W = model.weights_
+        model.encode(x[:10])  # compile / load the numba cache outside the timing
+        t = interleaved_medians({"ours": lambda: model.encode(x), "matmul": lambda: x @ W.T},
+                                args.repeat)
+        rows.append([d, k, m, 1e3 * t["ours"], 1e3 * t["matmul"], t["ours"] / t["matmul"],
+                     args.n / t["ours"]])
+    print_table(["d", "k", "m", "ours ms", "matmul ms", "ours/matmul", "ours vectors/s"], rows)
+
+
+if __name__ == "__main__":
+    main()

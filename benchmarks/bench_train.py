@@ -1,0 +1,101 @@
+"""One epoch of the learning rule: ours vs its matrix products vs Krotov & Hopfield's loop.
+
+    python benchmarks/bench_train.py [--repeat 5]
+
+Per configuration (n training vectors, d, m hidden units, batch 100, p, delta) it times:
+- ours: ``BioHashModel._run_epoch`` over the mini-batches of one epoch;
+- prep: making those batches (shuffle, centre, normalise: ``BioHashModel._batches``), which
+  training repeats each epoch; reported apart because every method below takes the same
+  prepared batches;
+- matmul: numpy ``X_b @ W.T`` for the same batches, the products the epoch cannot avoid;
+- K&H numpy: a plain numpy transcription of the loop of Krotov & Hopfield's published
+  notebook (full argsort per sample, dense (m, B) g matrix, dense (m, d) update), in
+  float64 as the notebook computes ("K&H f64"), and the same loop in float32 ("K&H f32").
+It then checks that ours and K&H numpy end the epoch with the same weights.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from biohash_index import BioHashModel, BioHashParams
+from common import (add_threads_option, apply_threads, interleaved_medians, machine, print_table,
+                    sift_base, synthetic)
+
+
+def kh_epoch(W, batches, p, delta, rank, lr, prec=1e-30):
+    """The inner loop of Krotov & Hopfield's notebook (unsupervised learning rule), in numpy."""
+    for X in batches:
+        inputs = X.T
+        tot = (np.sign(W) * np.abs(W) ** (p - 1)) @ inputs            # (m, B)
+        y = np.argsort(tot, axis=0)
+        yl = np.zeros_like(tot)
+        cols = np.arange(X.shape[0])
+        yl[y[-1], cols] = 1.0
+        yl[y[-rank], cols] = -delta
+        xx = np.sum(yl * tot, axis=1)
+        ds = yl @ X - xx[:, None] * W
+        nc = max(np.abs(ds).max(), prec)
+        W += lr * ds / nc
+    return W
+
+
+def bench(x, m, p, delta, repeat):
+    n, d = x.shape
+    prm = BioHashParams(d=d, hash_length=max(1, m // 20), n_hidden=m, p=p, delta=delta,
+                        epochs=1, seed=0)
+    model = BioHashModel(prm)
+    rng = np.random.default_rng(0)
+    _, mean, sample = model._first_pass(lambda: (x,), rng)
+    W0 = model._init_weights(model._prepare(sample, mean), rng)
+    batches = list(model._batches(lambda: (x,), mean, np.random.default_rng(1)))
+    lr = prm.learning_rate
+
+    def ours():
+        model._run_epoch(W0.copy(), iter(batches), lr)
+
+    def prep():
+        for _ in model._batches(lambda: (x,), mean, np.random.default_rng(1)):
+            pass
+
+    def matmul():
+        for xb in batches:
+            xb @ W0.T
+
+    ours()  # compile / load the numba cache outside the timing
+    t = interleaved_medians({"ours": ours, "matmul": matmul, "prep": prep}, repeat)
+    W64, batches64 = W0.astype(np.float64), [xb.astype(np.float64) for xb in batches]
+    t_kh = interleaved_medians({
+        "f64": lambda: kh_epoch(W64.copy(), batches64, p, delta, prm.rank, lr),
+        "f32": lambda: kh_epoch(W0.copy(), batches, p, delta, prm.rank, lr)}, max(1, repeat // 2))
+    W_ours = W0.copy()
+    model._run_epoch(W_ours, iter(batches), lr)
+    W_kh = kh_epoch(W64.copy(), batches64, p, delta, prm.rank, lr)
+    err = float(np.abs(W_ours - W_kh).max())
+    return [n, d, m, p, delta, 1e3 * t["ours"], 1e3 * t["matmul"], t["ours"] / t["matmul"],
+            1e3 * t["prep"],
+            1e3 * t_kh["f64"], t_kh["f64"] / t["ours"], t_kh["f32"] / t["ours"], f"{err:.1e}"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    add_threads_option(ap)
+    args = ap.parse_args()
+    apply_threads(args.threads)
+    print(machine())
+    x = sift_base()
+    data = "siftsmall base" if x is not None else "synthetic clusters"
+    if x is None:
+        x = synthetic(10000, 128)
+    print(f"data: {data}, {x.shape}; batch 100; times are medians of {args.repeat} runs (ms)")
+    configs = [(320, 2.0, 0.0), (1280, 2.0, 0.4), (2560, 2.0, 0.0), (1280, 3.0, 0.4)]
+    rows = [bench(x, m, p, delta, args.repeat) for m, p, delta in configs]
+    print_table(["n", "d", "m", "p", "delta", "ours ms", "matmul ms", "ours/matmul",
+                 "prep ms", "K&H f64 ms", "K&H f64/ours", "K&H f32/ours",
+                 "max |W diff| vs f64"], rows)
+
+
+if __name__ == "__main__":
+    main()

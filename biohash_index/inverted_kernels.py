@@ -1,0 +1,122 @@
+"""Numba kernels of the inverted-list search over sparse binary codes.
+
+Every hidden unit has a posting list: the storage positions of the codes with that bit set,
+in increasing order. A query reads only the lists of its own active units and counts, for
+each stored code it meets, the overlap (bits set in both). The Hamming distance follows as
+``popcount(q) + popcount(x) - 2 * overlap``; codes the query never meets share no bit with
+it. Results are ordered by (distance, storage position), as faiss ``IndexBinaryFlat`` orders
+them, so the ranking is exactly that of exhaustive Hamming search.
+"""
+import numpy as np
+from numba import njit, prange
+
+# trailing zeros of a byte: the index of its lowest set bit (0 unused)
+_TZ = np.array([0] + [(i & -i).bit_length() - 1 for i in range(1, 256)], np.int64)
+
+
+@njit(cache=True, nogil=True)
+def build_postings(codes, nbits):
+    """Posting lists of uint8 (n, code_size) codes.
+
+    Returns ptr int64 (nbits + 1,), pos int32 (total set bits,) and pop int32 (n,): the
+    positions of the codes with bit j set are pos[ptr[j]:ptr[j + 1]], increasing; pop is the
+    popcount of each code.
+    """
+    n, code_size = codes.shape
+    counts = np.zeros(nbits + 1, np.int64)
+    pop = np.zeros(n, np.int32)
+    for i in range(n):
+        for c in range(code_size):
+            byte = np.int64(codes[i, c])
+            while byte:
+                counts[8 * c + _TZ[byte] + 1] += 1
+                pop[i] += 1
+                byte &= byte - 1
+    ptr = np.cumsum(counts)
+    fill = ptr[:-1].copy()
+    pos = np.empty(ptr[-1], np.int32)
+    for i in range(n):
+        for c in range(code_size):
+            byte = np.int64(codes[i, c])
+            while byte:
+                j = 8 * c + _TZ[byte]
+                pos[fill[j]] = i
+                fill[j] += 1
+                byte &= byte - 1
+    return ptr, pos, pop
+
+
+@njit(cache=True, nogil=True)
+def _search_one(q, ptr, pos, pop, by_pop, k, cnt, touched, keys, D, I):
+    """k nearest by (Hamming distance, position) for one uint8 (code_size,) query code.
+
+    cnt int32 (n,) is all zero on entry and left so; touched int32 (n,), keys int64 (n + k,)
+    are scratch. Writes D int32 (k,) and I int64 (k,) positions; -1 past n results.
+    """
+    n = pop.shape[0]
+    nt = 0
+    pq = 0
+    for c in range(q.shape[0]):
+        byte = np.int64(q[c])
+        while byte:
+            j = 8 * c + _TZ[byte]
+            pq += 1
+            for t in range(ptr[j], ptr[j + 1]):
+                p = pos[t]
+                if cnt[p] == 0:
+                    touched[nt] = p
+                    nt += 1
+                cnt[p] += 1
+            byte &= byte - 1
+    nk = 0
+    for t in range(nt):  # key = distance * n + position: sorts by distance, then position
+        p = touched[t]
+        keys[nk] = np.int64(pq + pop[p] - 2 * cnt[p]) * n + p
+        nk += 1
+    found = 0  # codes not met, by (popcount, position): the first k of them can compete
+    for t in range(n):
+        if found == k:
+            break
+        p = by_pop[t]
+        if cnt[p] == 0:
+            keys[nk] = np.int64(pq + pop[p]) * n + p
+            nk += 1
+            found += 1
+    for t in range(nt):
+        cnt[touched[t]] = 0
+    kk = min(k, nk)
+    sel = keys[:nk]
+    if nk > kk:
+        sel = np.partition(sel, kk - 1)[:kk]
+    sel = np.sort(sel[:kk])
+    for r in range(kk):
+        D[r] = sel[r] // n
+        I[r] = sel[r] % n
+    for r in range(kk, k):
+        D[r] = np.iinfo(np.int32).max
+        I[r] = -1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def inverted_search(xq, ptr, pos, pop, by_pop, k, n_chunks):
+    """k nearest stored codes of each uint8 (nq, code_size) query by Hamming distance.
+
+    ptr, pos, pop from ``build_postings``; by_pop int64 (n,) positions sorted by (popcount,
+    position). Returns D int32 (nq, k) and I int64 (nq, k) storage positions, each row
+    ordered by (distance, position); -1 and int32 max where fewer than k codes are stored.
+    Queries are split into ``n_chunks`` chunks (one per thread), each with O(n) scratch
+    reused across its queries, so a query costs the length of its posting lists plus its
+    candidates, not O(n).
+    """
+    nq = xq.shape[0]
+    n = pop.shape[0]
+    D = np.empty((nq, k), np.int32)
+    I = np.empty((nq, k), np.int64)
+    n_chunks = max(1, min(nq, n_chunks))
+    for ch in prange(n_chunks):
+        cnt = np.zeros(n, np.int32)
+        touched = np.empty(n, np.int32)
+        keys = np.empty(n + k, np.int64)
+        for i in range(ch * nq // n_chunks, (ch + 1) * nq // n_chunks):
+            _search_one(xq[i], ptr, pos, pop, by_pop, k, cnt, touched, keys, D[i], I[i])
+    return D, I

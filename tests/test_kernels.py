@@ -1,0 +1,75 @@
+"""Every numba kernel is cached and releases the GIL; kernels agree with numpy."""
+import importlib
+import threading
+
+import numpy as np
+import pytest
+from numba.core.registry import CPUDispatcher
+
+from biohash_index.encoding_kernels import top_k_codes
+from biohash_index.inverted_kernels import build_postings
+from biohash_index.learning_kernels import plasticity_step, rank_units
+
+MODULES = ["biohash_index.learning_kernels", "biohash_index.encoding_kernels",
+           "biohash_index.inverted_kernels"]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_kernels_are_cached_and_release_the_gil(module):
+    kernels = [f for f in vars(importlib.import_module(module)).values()
+               if isinstance(f, CPUDispatcher)]
+    assert kernels
+    for f in kernels:
+        assert f.targetoptions.get("nogil"), f"{module}.{f.__name__} holds the GIL"
+        assert f._cache.__class__.__name__ == "FunctionCache", f"{module}.{f.__name__} not cached"
+
+
+def test_top_k_codes_with_bias_equals_subtracting_first():
+    rng = np.random.default_rng(3)
+    tot = rng.standard_normal((200, 90)).astype(np.float32)
+    bias = rng.standard_normal(90).astype(np.float32)
+    np.testing.assert_array_equal(top_k_codes(tot, 7, 12, bias), top_k_codes(tot - bias, 7, 12))
+
+
+def test_build_postings_matches_numpy():
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 256, (300, 5), dtype=np.uint8)
+    ptr, pos, pop = build_postings(codes, 40)
+    bits = np.unpackbits(codes, axis=1, bitorder="little")
+    np.testing.assert_array_equal(pop, bits.sum(axis=1))
+    for j in range(40):
+        np.testing.assert_array_equal(pos[ptr[j]:ptr[j + 1]], np.flatnonzero(bits[:, j]))
+
+
+def test_plasticity_step_touches_only_ranked_rows_and_reports_them():
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((500, 16)).astype(np.float32)
+    X = rng.standard_normal((30, 16)).astype(np.float32)
+    tot = X @ W.T
+    first, rth = rank_units(tot, 3)
+    before = W.copy()
+    rows = plasticity_step(W, X, tot, first, rth, 0.3, 0.05)
+    assert set(rows) == set(first) | set(rth) and len(rows) == len(set(rows))
+    changed = np.flatnonzero((W != before).any(axis=1))
+    assert set(changed) <= set(rows)
+    untouched = np.setdiff1d(np.arange(500), rows)
+    np.testing.assert_array_equal(W[untouched], before[untouched])
+
+
+def test_kernels_run_concurrently_from_threads():
+    """Two Python threads encoding at once give the same codes as one after the other."""
+    rng = np.random.default_rng(6)
+    tots = [rng.standard_normal((2000, 200)).astype(np.float32) for _ in range(2)]
+    expected = [top_k_codes(t, 10, 25) for t in tots]
+    results = [None, None]
+
+    def work(i):
+        results[i] = top_k_codes(tots[i], 10, 25)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r, e in zip(results, expected):
+        np.testing.assert_array_equal(r, e)

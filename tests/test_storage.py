@@ -1,0 +1,136 @@
+"""Code storages: inverted lists give exactly the flat Hamming ranking; threads knob."""
+import copy
+import pickle
+
+import faiss
+import numba
+import numpy as np
+import pytest
+
+from biohash_index import BioHashIndex
+from biohash_index.storage import FlatCodeStorage, InvertedCodeStorage
+
+
+def sparse_codes(rng, n, m, k):
+    """uint8 (n, ceil(m / 8)) codes with exactly k of the first m bits set."""
+    bits = np.zeros((n, 8 * ((m + 7) // 8)), np.uint8)
+    np.put_along_axis(bits, np.argsort(rng.random((n, m)), axis=1)[:, :k], 1, axis=1)
+    return np.packbits(bits, axis=1, bitorder="little")
+
+
+def lexicographic_knn(xq, xb, k):
+    """Reference: all Hamming distances, sorted by (distance, storage position)."""
+    H = np.unpackbits(xq[:, None, :] ^ xb[None, :, :], axis=2).sum(axis=2)
+    order = np.argsort(H, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(H, order, axis=1), order
+
+
+@pytest.mark.parametrize("n,m,k,K", [(3000, 40, 3, 10), (500, 64, 4, 700), (4000, 320, 16, 25)])
+def test_inverted_equals_flat_including_ties(n, m, k, K):
+    rng = np.random.default_rng(n)
+    xb, xq = sparse_codes(rng, n, m, k), sparse_codes(rng, 60, m, k)
+    ids = rng.permutation(10 * n)[:n].astype(np.int64)
+    flat, inv = FlatCodeStorage(8 * xb.shape[1]), InvertedCodeStorage(8 * xb.shape[1])
+    for s in (flat, inv):
+        s.add(xb[: n // 2], ids[: n // 2])
+        s.add(xb[n // 2:], ids[n // 2:])
+    Df, If = flat.search(xq, K)
+    Di, Ii = inv.search(xq, K)
+    np.testing.assert_array_equal(Di, Df)
+    np.testing.assert_array_equal(Ii, If)
+    D, order = lexicographic_knn(xq, xb, K)   # the tie order both follow
+    np.testing.assert_array_equal(If[:, :n], ids[order])
+    np.testing.assert_array_equal(Df[:, :n], D)
+    if K > n:
+        assert (Ii[:, n:] == -1).all() and (Di[:, n:] == np.iinfo(np.int32).max).all()
+
+
+def test_inverted_follows_adds_and_removals_and_any_popcount():
+    rng = np.random.default_rng(5)
+    xb = rng.integers(0, 256, (2000, 8), dtype=np.uint8) & rng.integers(0, 256, (2000, 8),
+                                                                       dtype=np.uint8)
+    xb[:7] = 0                                   # codes that share no bit with any query
+    xq = rng.integers(0, 256, (40, 8), dtype=np.uint8)
+    flat, inv = FlatCodeStorage(64), InvertedCodeStorage(64)
+    for s in (flat, inv):
+        s.add(xb[:1000], np.arange(1000))
+    inv.search(xq, 5)                            # builds the lists, which must then go stale
+    for s in (flat, inv):
+        s.add(xb[1000:], np.arange(1000, 2000))
+        assert s.remove_ids(np.arange(0, 2000, 3)) == 667
+    for K in (1, 30, 1400):
+        for a, b in zip(inv.search(xq, K), flat.search(xq, K)):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(inv.range_search(xq, 20), flat.range_search(xq, 20)):
+        np.testing.assert_array_equal(a, b)
+    inv.reset()
+    D, I = inv.search(xq, 3)
+    assert (I == -1).all() and inv.ntotal == 0
+
+
+def test_index_inverted_storage_equals_flat_and_survives_pickle(trained, clustered):
+    xb = clustered[0]
+    flat = copy.deepcopy(trained)
+    inv = BioHashIndex(32, 4, n_hidden=64, epochs=5, storage="inverted")
+    inv.train(xb)
+    np.testing.assert_array_equal(inv.model.weights_, flat.model.weights_)
+    for index in (flat, inv):
+        index.add_with_ids(xb, np.arange(600)[::-1] * 2)
+        index.remove_ids(np.arange(0, 40, 2))
+    Df, If = flat.search(xb[:50] + 0.3, 40)
+    Di, Ii = inv.search(xb[:50] + 0.3, 40)
+    np.testing.assert_array_equal(Di, Df)
+    np.testing.assert_array_equal(Ii, If)
+    clone = pickle.loads(pickle.dumps(inv))
+    assert clone.storage.kind == "inverted"
+    np.testing.assert_array_equal(clone.search(xb[:50] + 0.3, 40)[1], Ii)
+
+
+def test_n_threads_knob_gives_same_results_and_restores_settings(trained, clustered):
+    xb = clustered[0]
+    before = numba.get_num_threads(), faiss.omp_get_max_threads()
+    results = []
+    for n_threads in (None, 1, numba.config.NUMBA_NUM_THREADS):
+        index = BioHashIndex(32, 4, n_hidden=64, epochs=3, storage="inverted",
+                             n_threads=n_threads)
+        index.train(xb)
+        index.add(xb)
+        results.append((index.sa_encode(xb), *index.search(xb[:100], 10)))
+        assert (numba.get_num_threads(), faiss.omp_get_max_threads()) == before
+    for r in results[1:]:
+        for a, b in zip(r, results[0]):
+            np.testing.assert_array_equal(a, b)
+    assert pickle.loads(pickle.dumps(index)).n_threads == numba.config.NUMBA_NUM_THREADS
+    with pytest.raises(ValueError, match="n_threads"):
+        BioHashIndex(32, 4, n_threads=0)
+    with pytest.raises(ValueError, match="n_threads"):
+        BioHashIndex(32, 4, n_threads=numba.config.NUMBA_NUM_THREADS + 1)
+    with pytest.raises(TypeError, match="n_threads"):
+        BioHashIndex(32, 4, n_threads=1.5)
+
+
+@pytest.mark.parametrize("code_size,padded", [(3, 4), (5, 8), (17, 20), (24, 32), (40, 40),
+                                              (48, 64), (64, 64), (80, 80)])
+def test_codes_are_padded_to_fast_faiss_sizes_without_changing_results(code_size, padded):
+    from biohash_index.storage import padded_code_size
+    assert padded_code_size(code_size) == padded
+    rng = np.random.default_rng(code_size)
+    m = 8 * code_size
+    xb, xq = sparse_codes(rng, 800, m, 3), sparse_codes(rng, 20, m, 3)
+    bare = faiss.IndexBinaryFlat(m)
+    bare.add(xb)
+    for storage in (FlatCodeStorage(8 * padded), InvertedCodeStorage(8 * padded)):
+        storage.add(xb, np.arange(800))
+        assert storage.codes().shape == (800, padded)
+        for a, b in zip(storage.search(xq, 15), bare.search(xq, 15)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_index_pads_storage_but_not_sa_encode(clustered):
+    index = BioHashIndex(32, 4, n_hidden=400, epochs=1)
+    index.train(clustered[0])
+    index.add(clustered[0])
+    assert index.code_size == 50 and index.sa_encode(clustered[0][:3]).shape == (3, 50)
+    assert index.storage.code_size == 64
+    D, _ = index.search(clustered[0][:5], 3)
+    assert (D[:, 0] == 0).all()
