@@ -14,22 +14,13 @@ import argparse
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from biohash_index import BioHashIndex, deserialize_index, serialize_index
-
-
-def median_time(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+from common import median_time
 
 
 def main():
@@ -89,7 +80,7 @@ def main():
     size = sum(p.stat().st_size for p in ours_path.rglob("*") if p.is_file())
     print(f"n={args.n} d={args.d} k={args.hash_length} m={args.n_hidden}: "
           f"{size / 1e6:.1f} MB on disk, median of {args.runs} runs")
-    print(f"| operation | ours (s) | faiss + numpy (s) | ratio |")
+    print("| operation | ours (s) | faiss + numpy (s) | ratio |")
     print("|---|---|---|---|")
     try:
         for name, ours, base in rows:

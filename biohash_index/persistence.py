@@ -391,6 +391,19 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def write_table_atomic(table: pa.Table, path) -> None:
+    """Write ``table`` as one Arrow IPC file at ``path``, atomically: into a temporary
+    sibling, fsynced, then renamed over ``path``. A failed write leaves the old file intact."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(8)}")
+    try:
+        _write_file(tmp, _ipc_bytes(table))
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _fsync_dir(path: Path) -> None:
     """Make a directory's entries (created, renamed files) durable."""
     if os.name == "posix":

@@ -7,17 +7,14 @@ raising recall, this settles the many ties between equal Hamming distances.
 """
 from __future__ import annotations
 
-import os
-import uuid
-from pathlib import Path
-
 import faiss
 import numpy as np
 import pyarrow as pa
 
 from .index import BioHashIndex
 from .locking import LockPerInstance, reads, writes
-from .persistence import BioHashFormatError, deserialize_index, serialize_index
+from .persistence import (BioHashFormatError, deserialize_index, serialize_index,
+                          write_table_atomic)
 from .validation import check_ids, check_positive_int, check_real, check_vectors
 
 METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
@@ -177,14 +174,7 @@ def write_index_refine(index: BioHashIndexRefine, path) -> None:
     table = table.replace_schema_metadata({
         "format": FORMAT, "metric": index.metric, "k_factor": repr(index.k_factor),
         "next_id": str(index._next_id), "base": serialize_index(index.base_index)})
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_table_atomic(table, path)
 
 
 def read_index_refine(path) -> BioHashIndexRefine:

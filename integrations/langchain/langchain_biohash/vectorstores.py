@@ -35,6 +35,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from biohash_index import BioHashIndex, BioHashIndexRefine, deserialize_index, serialize_index
 from biohash_index.index import n_hidden_for
+from biohash_index.persistence import write_table_atomic
 from biohash_index.refine import METRICS as REFINE_METRICS
 from biohash_index.validation import check_positive_int, check_real
 
@@ -295,13 +296,7 @@ class BioHashVectorStore(VectorStore):
             }).replace_schema_metadata({**meta, **extra})
         path = Path(folder_path) / f"{index_name}.arrow"
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
-                w.write_table(table)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_table_atomic(table, path)
 
     @classmethod
     def load_local(cls, folder_path: str | os.PathLike, embeddings: Embeddings,
