@@ -15,7 +15,7 @@ from .index import BioHashIndex
 from .locking import LockPerInstance, reads, writes
 from .persistence import (BioHashFormatError, deserialize_index, serialize_index,
                           write_table_atomic)
-from .validation import check_ids, check_positive_int, check_real, check_vectors
+from .validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
 
 METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
 REFINE_BLOCK = 1 << 22  # floats of candidate vectors gathered at once
@@ -86,7 +86,7 @@ class BioHashIndexRefine:
     def add(self, x) -> None:
         """Add float (n, d) vectors with ids next_id .. next_id + n - 1, as ``BioHashIndex.add``."""
         x = check_vectors(x, self.d, "x")
-        self.add_with_ids(x, np.arange(self._next_id, self._next_id + len(x), dtype=np.int64))
+        self.add_with_ids(x, next_ids(self._next_id, len(x)))
 
     @writes
     def add_with_ids(self, x, ids) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from .model import BioHashModel
 from .validation import check_ids, check_positive_int, check_vectors
 
 DEFAULT_BATCH_SIZE = 65536
@@ -48,11 +49,12 @@ def train_from(index, source, *, column: str | None = None,
                         "the data 1 + epochs times: pass a callable that returns a new iterator, "
                         "a list of blocks, an array, or an Arrow/Parquet dataset")
     blocks = vector_blocks(source, index.d, column=column, batch_size=batch_size)
-    index.model.train_blocks(blocks)
+    model = BioHashModel(index.params).train_blocks(blocks)  # the index changes only if all succeeds
     if not index.storage.is_trained:
         n_max = MAX_POINTS_PER_CENTROID * index.storage.nlist
         sample = uniform_sample(blocks(), n_max, np.random.default_rng(seed))
-        index.storage.train(index.model.encode(sample))
+        index.storage.train(model.encode(sample))
+    index.model = model
 
 
 def add_from(index, source, *, column: str | None = None, ids_column: str | None = None,

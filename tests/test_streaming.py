@@ -189,3 +189,12 @@ def test_bad_sources_and_columns_raise_clear_errors(clustered, trained, tmp_path
         index.add_from(xb, batch_size=0)
     with pytest.raises(ValueError, match="no vectors"):
         make_index().train_from([])
+
+
+def test_failed_ivf_training_from_a_stream_leaves_the_index_untrained():
+    rng = np.random.default_rng(3)
+    xb = rng.standard_normal((50, 16)).astype(np.float32)
+    index = BioHashIndex(16, 4, n_hidden=40, epochs=2, storage="ivf", nlist=100)
+    with pytest.raises(ValueError, match="nlist"):
+        index.train_from([xb[:25], xb[25:]])
+    assert not index.is_trained and index.model.weights_ is None
