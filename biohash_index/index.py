@@ -46,7 +46,7 @@ class BioHashIndex:
                  activity: float = DEFAULT_ACTIVITY, *, p: float = 2.0, delta: float = 0.0,
                  rank: int = 2, epochs: int | None = None, batch_size: int = 100,
                  learning_rate: float = 0.02, seed: int = 0, init: str = "sample",
-                 center: bool = True, storage: str = "flat", nlist: int = 256, nprobe: int = 8):
+                 center: bool = False, storage: str = "flat", nlist: int = 256, nprobe: int = 8):
         hash_length = check_positive_int(hash_length, "hash_length")
         if n_hidden is None:
             check_real(activity, "activity", low=0.0, high=1.0, low_inclusive=False)
