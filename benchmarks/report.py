@@ -19,7 +19,8 @@ def median_seconds(fn, repeat: int = 3) -> float:
 
 def plot_lines(path, series: dict[str, tuple[list, list]], xlabel: str, ylabel: str,
                title: str, logx: bool = True) -> bool:
-    """Write a line plot of {label: (x, y)} to ``path`` if matplotlib is installed."""
+    """Write a line plot of {label: (x, y)} to ``path`` if matplotlib is installed; returns
+    whether it did."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -27,8 +28,12 @@ def plot_lines(path, series: dict[str, tuple[list, list]], xlabel: str, ylabel: 
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(6, 4))
+    colors: dict[str, str] = {}  # "X, paper" is drawn dashed in the colour of "X"
     for label, (x, y) in series.items():
-        ax.plot(x, y, marker="o", linestyle="--" if "paper" in label else "-", label=label)
+        base = label.removesuffix(", paper")
+        color = colors.setdefault(base, f"C{len(colors) % 10}")
+        ax.plot(x, y, marker="o", color=color, label=label,
+                linestyle="--" if label != base else "-")
     if logx:
         ax.set_xscale("log", base=2)
     ax.set_xlabel(xlabel)
