@@ -36,7 +36,8 @@ def measure(label: str, nbits: int, index, xb, xq, gt) -> list:
     index.add(xb)
     _, I = index.search(xq, 10)
     qps = len(xq) / median_seconds(lambda: index.search(xq, 10))
-    return [label, nbits, code_size(index), recall_at_k(I, gt, 10), f"{qps:,.0f}", train_s]
+    return [label, nbits, code_size(index), f"{recall_at_k(I, gt, 10):.3f}", f"{qps:,.0f}",
+            train_s]
 
 
 def main(argv=None) -> None:
@@ -62,7 +63,7 @@ def main(argv=None) -> None:
         print(f"\n{name}: {len(xb)} base vectors, d={d}, {len(xq)} queries\n" + markdown_table(
             ["method", "bits", "bytes/vector", "recall@10", "QPS", "train s"], rows))
         for offset, label in ((0, "BioHash"), (1, "LSH same k"), (2, "LSH same bytes")):
-            series[f"{name}: {label}"] = (ks, [rows[3 * i + offset][3] for i in range(len(ks))])
+            series[f"{name}: {label}"] = (ks, [float(rows[3 * i + offset][3]) for i in range(len(ks))])
 
     if args.plot:
         if plot_lines(args.plot, series, "BioHash hash length k", "recall@10",
