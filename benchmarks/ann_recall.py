@@ -63,7 +63,8 @@ def main(argv=None) -> None:
         print(f"\n{name}: {len(xb)} base vectors, d={d}, {len(xq)} queries\n" + markdown_table(
             ["method", "bits", "bytes/vector", "recall@10", "QPS", "train s"], rows))
         for offset, label in ((0, "BioHash"), (1, "LSH same k"), (2, "LSH same bytes")):
-            series[f"{name}: {label}"] = (ks, [float(rows[3 * i + offset][3]) for i in range(len(ks))])
+            recalls = [float(rows[3 * i + offset][3]) for i in range(len(ks))]
+            series[f"{name}: {label}"] = (ks, recalls)
 
     if args.plot:
         if plot_lines(args.plot, series, "BioHash hash length k", "recall@10",
