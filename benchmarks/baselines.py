@@ -23,7 +23,8 @@ METHODS = ("BioHash", "LSH", "ITQ", "FlyHash")
 
 def lsh(d: int, nbits: int) -> faiss.Index:
     """faiss ``IndexLSH(d, nbits, True, True)`` on centred data."""
-    return faiss.IndexPreTransform(faiss.CenteringTransform(d), faiss.IndexLSH(d, nbits, True, True))
+    return faiss.IndexPreTransform(faiss.CenteringTransform(d),
+                                   faiss.IndexLSH(d, nbits, True, True))
 
 
 def itq(d: int, nbits: int) -> faiss.Index:
