@@ -9,6 +9,7 @@ import numpy as np
 
 
 def _read_vecs(path, dtype) -> np.ndarray:
+    """(n, d) array of a .fvecs/.ivecs/.bvecs file: each row an int32 d, then d values."""
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0:
         return np.zeros((0, 0), dtype)
@@ -17,7 +18,10 @@ def _read_vecs(path, dtype) -> np.ndarray:
     row = 4 + d * item
     if d <= 0 or raw.size % row:
         raise ValueError(f"{path}: not a valid vecs file (dimension {d}, size {raw.size})")
-    return raw.reshape(-1, row)[:, 4:].copy().view(dtype)
+    rows = raw.reshape(-1, row)
+    if not (rows[:, :4].copy().view(np.int32) == d).all():
+        raise ValueError(f"{path}: not a valid vecs file (rows of different dimensions)")
+    return rows[:, 4:].copy().view(dtype)
 
 
 def read_fvecs(path) -> np.ndarray:
@@ -35,11 +39,41 @@ def read_bvecs(path) -> np.ndarray:
     return _read_vecs(path, np.uint8)
 
 
+VECS_READERS = {".fvecs": read_fvecs, ".ivecs": read_ivecs, ".bvecs": read_bvecs}
+
+
+def load_ann(folder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An ANN benchmark set stored as ``<name>_base``, ``<name>_query`` (.fvecs or .bvecs)
+    and ``<name>_groundtruth.ivecs`` in ``folder`` (named ``<name>``), as siftsmall ships.
+
+    Returns base float32 (n, d), queries float32 (nq, d), exact neighbours int64 (nq, K).
+    """
+    folder = Path(folder)
+
+    def read(part, exts):
+        for ext in exts:
+            path = folder / f"{folder.name}_{part}{ext}"
+            if path.exists():
+                return VECS_READERS[ext](path)
+        raise FileNotFoundError(f"{folder}: no {folder.name}_{part} with suffix in {exts}")
+
+    xb = read("base", (".fvecs", ".bvecs")).astype(np.float32)
+    xq = read("query", (".fvecs", ".bvecs")).astype(np.float32)
+    gt = read("groundtruth", (".ivecs",)).astype(np.int64)
+    if xb.shape[1] != xq.shape[1] or len(gt) != len(xq):
+        raise ValueError(f"{folder}: base {xb.shape}, queries {xq.shape} and ground truth "
+                         f"{gt.shape} do not match")
+    return xb, xq, gt
+
+
 def read_idx(path) -> np.ndarray:
     """The array in an IDX file (as MNIST ships them), gzip-compressed or not."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except gzip.BadGzipFile as e:
+        raise ValueError(f"{path}: not an IDX file ({e})") from e
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f"{path}: not an IDX file")
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

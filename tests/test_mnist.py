@@ -41,3 +41,14 @@ def test_biohash_beats_lsh_at_16(mnist):
     print(f"mAP@All k=16: BioHash {100 * ours:.2f}%, IndexLSH {100 * theirs:.2f}%")
     assert theirs < 0.30
     assert ours > theirs + 0.15
+
+
+@pytest.mark.parametrize("k,level", [(2, 0.425), (8, 0.535)])
+def test_default_map_level(mnist, k, level):
+    """The defaults keep the mAP@All measured by benchmarks/mnist_map.py (README table)."""
+    xq, xb, yq, yb = mnist
+    index = BioHashIndex(784, k)
+    index.train(xb)
+    index.add(xb)
+    _, I = index.search(xq, len(xb))
+    assert mean_average_precision(I, yb, yq) >= level
