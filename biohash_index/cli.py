@@ -6,6 +6,7 @@ Vectors are read from .npy, .fvecs, .bvecs, .ivecs, Parquet/Arrow (a list column
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
 import sys
@@ -17,7 +18,8 @@ import numpy as np
 
 from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
 from .evaluation import mean_average_precision, recall_at_k
-from .index import DEFAULT_ACTIVITY, BioHashIndex
+from .index import STORAGES, BioHashIndex
+from .model import INITS
 from .persistence import FORMAT_VERSION, read_index, write_index
 from .progress import set_progress
 
@@ -78,7 +80,7 @@ def index_kwargs(args) -> dict:
     kw = dict(n_hidden=args.n_hidden, activity=args.activity, p=args.p, delta=args.delta,
               rank=args.rank, epochs=args.epochs, batch_size=args.batch_size,
               learning_rate=args.learning_rate, seed=args.seed, init=args.init,
-              center=not args.no_center, storage=args.storage, nlist=args.nlist,
+              center=args.center, storage=args.storage, nlist=args.nlist,
               nprobe=args.nprobe)
     return {name: value for name, value in kw.items() if value is not None}
 
@@ -288,23 +290,29 @@ def demo(args) -> int:
 
 
 # ---------------------------------------------------------------- parser
+DEFAULTS = {name: prm.default for name, prm in
+            inspect.signature(BioHashIndex.__init__).parameters.items()}  # one source of truth
 def add_index_options(p: argparse.ArgumentParser) -> None:
     """Hyperparameters and storage of a new index (see BioHashIndex)."""
     g = p.add_argument_group("index options (see BioHashIndex)")
     g.add_argument("--n-hidden", type=int, metavar="M",
                    help="hidden units m (default: k / activity)")
-    g.add_argument("--activity", type=float, default=DEFAULT_ACTIVITY, help="k / m")
+    g.add_argument("--activity", type=float, default=DEFAULTS["activity"], help="k / m")
     g.add_argument("--epochs", type=int, help="training epochs (default: from m and n)")
-    g.add_argument("--batch-size", type=int, default=100)
-    g.add_argument("--learning-rate", type=float, default=0.02)
-    g.add_argument("--p", type=float, default=2.0, help="Lebesgue norm of the learning rule")
-    g.add_argument("--delta", type=float, default=0.0, help="anti-Hebbian strength")
-    g.add_argument("--rank", type=int, default=2, help="rank of the anti-Hebbian unit")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--init", choices=("sample", "gaussian"), default="sample")
-    g.add_argument("--no-center", action="store_true", help="do not subtract the training mean")
-    g.add_argument("--storage", choices=("flat", "ivf"), default="flat")
-    g.add_argument("--nlist", type=int, default=256, help="IVF clusters")
+    g.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    g.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"])
+    g.add_argument("--p", type=float, default=DEFAULTS["p"],
+                   help="Lebesgue norm of the learning rule")
+    g.add_argument("--delta", type=float, default=DEFAULTS["delta"],
+                   help="anti-Hebbian strength")
+    g.add_argument("--rank", type=int, default=DEFAULTS["rank"],
+                   help="rank of the anti-Hebbian unit")
+    g.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    g.add_argument("--init", choices=INITS, default=DEFAULTS["init"])
+    g.add_argument("--center", action=argparse.BooleanOptionalAction, default=DEFAULTS["center"],
+                   help="subtract the training mean from every input")
+    g.add_argument("--storage", choices=STORAGES, default=DEFAULTS["storage"])
+    g.add_argument("--nlist", type=int, default=DEFAULTS["nlist"], help="IVF clusters")
 
 
 def build_parser() -> argparse.ArgumentParser:
