@@ -61,8 +61,8 @@ class BioHashIndex:
 
     def __init__(self, d: int, hash_length: int, n_hidden: int | None = None,
                  activity: float = DEFAULT_ACTIVITY, *, p: float = 1.5, delta: float = 0.0,
-                 rank: int = 2, epochs: int | None = None, batch_size: int = 100,
-                 learning_rate: float = 0.02, seed: int = 0, init: str = "sample",
+                 rank: int = 2, epochs: int | None = None, batch_size: int = 200,
+                 learning_rate: float = 0.04, seed: int = 0, init: str = "sample",
                  center: bool = False, storage: str = "flat", nlist: int = 256, nprobe: int = 8,
                  n_threads: int | None = None):
         hash_length = check_positive_int(hash_length, "hash_length")

@@ -50,8 +50,8 @@ class BioHashParams:
     delta: float = 0.0
     rank: int = 2
     epochs: int | None = None
-    batch_size: int = 100
-    learning_rate: float = 0.02
+    batch_size: int = 200
+    learning_rate: float = 0.04
     seed: int = 0
     init: str = "sample"
     center: bool = False
