@@ -90,7 +90,8 @@ def main():
     if x is None:
         x = synthetic(10000, 128)
     print(f"data: {data}, {x.shape}; batch 100; times are medians of {args.repeat} runs (ms)")
-    configs = [(320, 2.0, 0.0), (1280, 2.0, 0.4), (2560, 2.0, 0.0), (1280, 3.0, 0.4)]
+    configs = [(320, 2.0, 0.0), (320, 1.5, 0.0), (1280, 2.0, 0.4), (2560, 2.0, 0.0),
+               (1280, 3.0, 0.4)]
     rows = [bench(x, m, p, delta, args.repeat) for m, p, delta in configs]
     print_table(["n", "d", "m", "p", "delta", "ours ms", "matmul ms", "ours/matmul",
                  "prep ms", "K&H f64 ms", "K&H f64/ours", "K&H f32/ours",

@@ -105,6 +105,22 @@ def p_normalize(W: np.ndarray, p: float) -> np.ndarray:
     return (W / norms[:, None]).astype(np.float32)
 
 
+class RowSample:
+    """A uniform random sample of at most n_max rows of blocks seen one at a time: every row
+    gets a random key and the rows with the smallest keys are kept (memory n_max + a block)."""
+
+    def __init__(self, n_max: int, d: int):
+        self.n_max = n_max
+        self.keys = np.zeros(0)
+        self.rows = np.zeros((0, d), np.float32)
+
+    def add(self, xb: np.ndarray, rng: np.random.Generator) -> None:
+        keys = np.concatenate([self.keys, rng.random(len(xb))])
+        rows = np.concatenate([self.rows, xb])
+        keep = np.argsort(keys, kind="stable")[:self.n_max]
+        self.keys, self.rows = keys[keep], rows[keep]
+
+
 class BioHashModel:
     """Learned sparse expansive layer: ``train`` on float32 (n, d), ``encode`` to uint8 codes."""
 
@@ -157,17 +173,14 @@ class BioHashModel:
         """Count, mean and a uniform sample of up to n_hidden rows (smallest random keys)."""
         prm = self.params
         n, total = 0, np.zeros(prm.d, np.float64)
-        keys, sample = np.zeros(0), np.zeros((0, prm.d), np.float32)
+        sample = RowSample(prm.n_hidden, prm.d)
         for xb in blocks():
             n += len(xb)
             total += xb.sum(axis=0, dtype=np.float64)
             if prm.init == "sample":
-                keys = np.concatenate([keys, rng.random(len(xb))])
-                sample = np.concatenate([sample, xb])
-                keep = np.argsort(keys, kind="stable")[:prm.n_hidden]
-                keys, sample = keys[keep], sample[keep]
+                sample.add(xb, rng)
         mean = (total / max(n, 1)).astype(np.float32) if prm.center else np.zeros(prm.d, np.float32)
-        return n, mean, sample
+        return n, mean, sample.rows
 
     def _batches(self, blocks, mean, rng):
         """Mini-batches of one epoch: prepared rows, shuffled within each block."""

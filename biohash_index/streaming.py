@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from .model import BioHashModel
+from .model import BioHashModel, RowSample
 from .validation import check_ids, check_positive_int, check_vectors
 
 DEFAULT_BATCH_SIZE = 65536
@@ -106,17 +106,15 @@ def is_one_shot(source) -> bool:
 def uniform_sample(blocks: Iterable[np.ndarray], n_max: int,
                    rng: np.random.Generator) -> np.ndarray:
     """A uniform random sample of at most n_max rows from a pass over (n_i, d) blocks,
-    in memory O(n_max + block): every row gets a random key, the smallest keys are kept."""
-    keys, rows = np.zeros(0), None
+    in memory O(n_max + block) (see ``model.RowSample``)."""
+    sample = None
     for xb in blocks:
-        keys = np.concatenate([keys, rng.random(len(xb))])
-        rows = xb if rows is None else np.concatenate([rows, xb])
-        if len(keys) > n_max:
-            keep = np.argpartition(keys, n_max)[:n_max]
-            keys, rows = keys[keep], rows[keep]
-    if rows is None:
+        if sample is None:
+            sample = RowSample(n_max, xb.shape[1])
+        sample.add(xb, rng)
+    if sample is None:
         raise ValueError("the source holds no blocks")
-    return rows
+    return sample.rows
 
 
 # ---------------------------------------------------------------------- reading sources
