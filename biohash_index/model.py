@@ -86,7 +86,7 @@ class BioHashParams:
         return dataclasses.replace(self, **changes)
 
 
-def auto_epochs(n_hidden: int, n_train: int, batch_size: int) -> int:
+def auto_epochs(n_hidden: int, n_train: int) -> int:
     """Epochs so that every hidden unit can expect ~200 wins and every run has >= 20 epochs."""
     return int(min(400, max(20, math.ceil(200 * n_hidden / max(n_train, 1)))))
 
@@ -154,7 +154,7 @@ class BioHashModel:
         if n == 0:
             raise ValueError("the training data holds no vectors")
         W = self._init_weights(self._prepare(sample, mean), rng)
-        epochs = prm.epochs or auto_epochs(prm.n_hidden, n, prm.batch_size)
+        epochs = prm.epochs or auto_epochs(prm.n_hidden, n)
         win_frac = np.zeros(epochs, np.float64)
         norm_err = np.zeros(epochs, np.float64)
         for ep in progress(range(epochs), "training", "epoch"):

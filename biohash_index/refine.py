@@ -130,15 +130,12 @@ class BioHashIndexRefine:
     @reads
     def reconstruct_batch(self, ids) -> np.ndarray:
         """float32 (n, d) stored vectors of int64 (n,) ids (all must be present)."""
-        ids = np.asarray(ids)
-        ids = check_ids(ids, ids.shape[0] if ids.ndim == 1 else -1)
-        return self.refine_index.reconstruct_batch(ids)
+        return self.refine_index.reconstruct_batch(check_ids(ids))
 
     @writes
     def remove_ids(self, ids) -> int:
         """Remove the vectors with these int64 ids; returns how many were removed."""
-        ids = np.asarray(ids)
-        ids = check_ids(ids, ids.shape[0] if ids.ndim == 1 else -1)
+        ids = check_ids(ids)
         self.refine_index.remove_ids(ids)
         return self.base_index.remove_ids(ids)
 
