@@ -1,77 +1,118 @@
 """Numba kernels that turn hidden-unit inputs into packed sparse binary codes.
 
-A code has one bit per hidden unit, set for the k units with the largest input. Bits are
-packed little-endian like faiss binary codes: unit j is bit (j % 8) of byte (j // 8).
+A code has one bit per hidden unit, set for the k units with the largest input (ties go to
+the lower unit index). Bits are packed little-endian like faiss binary codes: unit j is
+bit (j % 8) of byte (j // 8).
+
+Selection per row, exact whatever the data: a threshold from the row's mean and standard
+deviation keeps about 2k candidates (the Gaussian quantile; lowered until at least k pass),
+then a quickselect on the candidates finds the k-th largest value. Every loop over the m
+inputs is branch-free, which is what makes this several times faster than a heap.
 """
+from statistics import NormalDist
+
 import numpy as np
 from numba import njit, prange
 
+ROWS_PER_TASK = 64  # rows a thread selects in one go, sharing its scratch buffers
 
-@njit(cache=True, nogil=True)
-def _top_k_row(row, bias, k, idx, val):
-    """Indices of the k largest entries of ``row - bias`` into idx (unordered).
 
-    Keeps a min-heap of size k in (val, idx); ties go to the lower unit index. An entry
-    costs one comparison with the heap's smallest value unless it enters the heap.
+def top_k_codes(tot: np.ndarray, k: int, code_size: int, bias: np.ndarray | None = None):
+    """Pack the top-k units of each row of ``tot - bias`` into binary codes.
+
+    tot: float32 (n, m) hidden-unit inputs; bias: float32 (m,) subtracted on the fly
+    (None: zeros). Returns uint8 (n, code_size) with exactly k bits set per row (a NaN
+    input counts as the smallest value).
     """
-    m = row.shape[0]
-    for j in range(k):  # heapify the first k entries
-        val[j] = row[j] - bias[j]
-        idx[j] = j
-    for start in range(k // 2 - 1, -1, -1):
-        _sift_down(val, idx, start, k)
-    low = val[0]
-    for j in range(k, m):
-        v = row[j] - bias[j]
-        if v > low:
-            val[0] = v
-            idx[0] = j
-            _sift_down(val, idx, 0, k)
-            low = val[0]
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _less(va, ia, vb, ib):
-    # heap order: smaller value first; on equal values the higher index is "smaller",
-    # so that it is evicted first and lower indices win ties.
-    return va < vb or (va == vb and ia > ib)
-
-
-@njit(cache=True, nogil=True)
-def _sift_down(val, idx, pos, n):
-    """Move the entry at ``pos`` down to its place in the min-heap of size n."""
-    v, i = val[pos], idx[pos]
-    while True:
-        child = 2 * pos + 1
-        if child >= n:
-            break
-        if child + 1 < n and _less(val[child + 1], idx[child + 1], val[child], idx[child]):
-            child += 1
-        if not _less(val[child], idx[child], v, i):
-            break
-        val[pos], idx[pos] = val[child], idx[child]
-        pos = child
-    val[pos], idx[pos] = v, i
+    m = tot.shape[1]
+    if bias is None:
+        bias = np.zeros(m, tot.dtype)
+    z = NormalDist().inv_cdf(1 - min(0.5, 2 * k / m))  # ~2k of m normal values exceed it
+    return _top_k_codes(tot, bias, k, code_size, np.float32(z))
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def top_k_codes(tot, k, code_size, bias=None):
-    """Pack the top-k units of each row of ``tot - bias`` into binary codes.
-
-    tot: float32 (n, m) hidden-unit inputs, finite; bias: float32 (m,) subtracted on the
-    fly (None: zeros). Returns uint8 (n, code_size) with exactly k bits set per row.
-    """
+def _top_k_codes(tot, bias, k, code_size, z):
     n, m = tot.shape
-    if bias is None:
-        b = np.zeros(m, tot.dtype)
-    else:
-        b = bias
     codes = np.zeros((n, code_size), np.uint8)
-    for i in prange(n):
-        idx = np.empty(k, np.int64)
-        val = np.empty(k, tot.dtype)
-        _top_k_row(tot[i], b, k, idx, val)
-        for j in range(k):
-            u = idx[j]
-            codes[i, u >> 3] |= np.uint8(1 << (u & 7))
+    for task in prange((n + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+        v = np.empty(m, tot.dtype)
+        cand = np.empty(m, np.int32)
+        a = np.empty(m, tot.dtype)
+        b = np.empty(m, tot.dtype)
+        w = np.empty(m, tot.dtype)
+        for i in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
+            _select_row(tot[i], bias, k, z, v, cand, a, b, w, codes[i])
     return codes
+
+
+@njit(cache=True, nogil=True)
+def _select_row(row, bias, k, z, v, cand, a, b, w, code):
+    """Set the bits of the k largest ``row - bias`` in ``code``; v, cand, a, b: scratch (m,)."""
+    mu, sd = _shift(row, bias, v)
+    t = mu + z * sd
+    while True:  # candidates: the units with v >= t, in unit order
+        c = 0
+        for j in range(v.shape[0]):
+            cand[c] = j
+            c += v[j] >= t
+        if c >= k:
+            break
+        if t == -np.inf:  # only NaN falls short of -inf: rank it below everything
+            for j in range(v.shape[0]):
+                v[j] = v[j] if v[j] == v[j] else -np.inf
+        lower = t - 2 * sd
+        t = lower if lower < t else -np.inf  # -inf takes every unit
+    for i in range(c):
+        a[i] = w[i] = v[cand[i]]
+    kth = _kth_largest(a, b, c, k - 1)
+    n_eq = k  # units equal to kth that still fit, lowest units first
+    for i in range(c):
+        n_eq -= w[i] > kth
+    for i in range(c):
+        u = cand[i]
+        eq = w[i] == kth
+        take = (w[i] > kth) | (eq & (n_eq > 0))
+        n_eq -= eq
+        code[u >> 3] |= np.uint8(take << (u & 7))
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _shift(row, bias, v):
+    """v = row - bias; returns the mean and standard deviation of v."""
+    s = np.float32(0)
+    s2 = np.float32(0)
+    for j in range(row.shape[0]):
+        x = row[j] - bias[j]
+        v[j] = x
+        s += x
+        s2 += x * x
+    mu = s / row.shape[0]
+    return mu, np.sqrt(max(s2 / row.shape[0] - mu * mu, np.float32(0)))
+
+
+@njit(cache=True, nogil=True)
+def _kth_largest(a, b, n, r):
+    """The value of rank r (0: the largest) among a[:n], n > r; clobbers a[:n] and b[:n].
+
+    Quickselect with a median-of-3 pivot and a branch-free three-way split.
+    """
+    while True:
+        x, y, w = a[0], a[n >> 1], a[n - 1]
+        pivot = max(min(x, y), min(max(x, y), w))
+        n_gt = 0
+        n_lt = 0
+        for i in range(n):  # > pivot to the front of a, < pivot to the front of b
+            e = a[i]
+            a[n_gt] = e
+            n_gt += e > pivot
+            b[n_lt] = e
+            n_lt += e < pivot
+        if r < n_gt:
+            n = n_gt
+        elif r < n - n_lt:
+            return pivot
+        else:
+            r -= n - n_lt
+            n = n_lt
+            a, b = b, a

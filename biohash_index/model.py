@@ -22,8 +22,13 @@ from .validation import check_positive_int, check_real
 
 log = logging.getLogger(__name__)
 
-ENCODE_BLOCK = 4096  # rows projected at once: bounds the (block, m) float32 temporary
+ENCODE_BYTES = 1 << 20  # the (rows, m) float32 block of inputs stays in cache for the selection
 INITS = ("sample", "gaussian")
+
+
+def encode_block_rows(n_hidden: int) -> int:
+    """Rows projected at once when encoding: about ENCODE_BYTES of float32 inputs."""
+    return max(64, ENCODE_BYTES // (4 * n_hidden))
 
 
 @dataclass(frozen=True)
@@ -233,10 +238,13 @@ class BioHashModel:
         Wp, bias = self._projection()
         prm = self.params
         out = np.empty((len(x), prm.code_size), np.uint8)
-        for s in progress(range(0, len(x), ENCODE_BLOCK), "encoding", "block"):
-            tot = x[s:s + ENCODE_BLOCK] @ Wp.T
+        rows = encode_block_rows(prm.n_hidden)
+        tot = np.empty((min(rows, len(x)), prm.n_hidden), np.float32)
+        for s in progress(range(0, len(x), rows), "encoding", "block"):
+            xs = x[s:s + rows]
+            np.matmul(xs, Wp.T, out=tot[:len(xs)])
             with numba_parallel():
-                out[s:s + ENCODE_BLOCK] = top_k_codes(tot, prm.hash_length, prm.code_size, bias)
+                out[s:s + rows] = top_k_codes(tot[:len(xs)], prm.hash_length, prm.code_size, bias)
         return out
 
     def _projection(self):

@@ -5,16 +5,38 @@ import pytest
 from biohash_index.encoding_kernels import top_k_codes
 
 
-@pytest.mark.parametrize("m,k", [(40, 2), (64, 5), (100, 10), (13, 12)])
-def test_top_k_codes_match_argsort_and_packbits(m, k):
+def expected_codes(tot, k):
+    """The k largest of each row, ties to the lower unit (a stable sort), packed little-endian."""
+    n, m = tot.shape
+    bits = np.zeros((n, 8 * ((m + 7) // 8)), np.uint8)
+    np.put_along_axis(bits, np.argsort(-tot, axis=1, kind="stable")[:, :k], 1, axis=1)
+    return np.packbits(bits, axis=1, bitorder="little")
+
+
+@pytest.mark.parametrize("m,k", [(40, 2), (64, 5), (100, 10), (13, 12), (1280, 64), (320, 1)])
+@pytest.mark.parametrize("kind", ["normal", "skewed", "few values"])
+def test_top_k_codes_match_a_stable_argsort(m, k, kind):
     rng = np.random.default_rng(m)
-    tot = rng.standard_normal((50, m)).astype(np.float32)
-    code_size = (m + 7) // 8
-    codes = top_k_codes(tot, k, code_size)
-    bits = np.zeros((50, 8 * code_size), np.uint8)
-    np.put_along_axis(bits, np.argsort(-tot, axis=1)[:, :k], 1, axis=1)
-    np.testing.assert_array_equal(codes, np.packbits(bits, axis=1, bitorder="little"))
+    tot = rng.standard_normal((300, m)).astype(np.float32)
+    if kind == "skewed":  # far from normal: the first threshold often keeps fewer than k
+        tot = np.exp(3 * tot).astype(np.float32)
+    elif kind == "few values":  # many ties at the k-th value
+        tot = np.round(tot).astype(np.float32)
+    codes = top_k_codes(tot, k, (m + 7) // 8)
+    np.testing.assert_array_equal(codes, expected_codes(tot, k))
     assert (np.unpackbits(codes, axis=1).sum(axis=1) == k).all()
+
+
+def test_infinite_and_nan_inputs_still_give_k_bits():
+    tot = np.zeros((4, 24), np.float32)
+    tot[0, 5] = np.inf
+    tot[1, :] = -np.inf
+    tot[2, ::2] = np.nan  # NaN ranks below everything
+    tot[3, :] = np.nan
+    codes = top_k_codes(tot, 3, 3)
+    assert (np.unpackbits(codes, axis=1).sum(axis=1) == 3).all()
+    np.testing.assert_array_equal(codes[:2], expected_codes(tot[:2], 3))
+    np.testing.assert_array_equal(codes[2], expected_codes(np.nan_to_num(tot[2:3], nan=-np.inf), 3)[0])
 
 
 def test_ties_keep_exactly_k_bits_and_prefer_low_units():

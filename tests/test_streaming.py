@@ -150,6 +150,9 @@ def test_memory_is_bounded_by_the_batch_size(tmp_path):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((40_000, D)).astype(np.float32)  # 5 MB
     folder = write_parquet(tmp_path, x, files=4, row_group_size=1000)
+    warm = BioHashIndex(D, 4, n_hidden=64, epochs=1)  # numba loads its compiled kernels
+    warm.train_from(folder, batch_size=1000)         # here, outside the measurement
+    warm.add_from(folder, batch_size=1000)
     index = BioHashIndex(D, 4, n_hidden=64, epochs=1)
     tracemalloc.start()
     index.train_from(folder, batch_size=1000)
