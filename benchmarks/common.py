@@ -9,6 +9,7 @@ from pathlib import Path
 import faiss
 import numba
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 DATA = Path(os.environ.get("BIOHASH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -23,22 +24,26 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    blas = max((lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"),
+               default="?")
     return (f"machine: {cpu}, {os.cpu_count()} cores; numpy {np.__version__}, "
             f"faiss {faiss.__version__}, numba {numba.__version__}, "
-            f"numba threads {numba.get_num_threads()}, faiss threads {faiss.omp_get_max_threads()}")
+            f"numba threads {numba.get_num_threads()}, faiss threads {faiss.omp_get_max_threads()}, "
+            f"BLAS threads {blas}")
 
 
 def add_threads_option(ap) -> None:
-    """``--threads N``: numba and faiss thread pools for the whole run (BLAS keeps its own,
-    set OPENBLAS_NUM_THREADS). On a loaded shared machine, 1 gives the steadiest ratios."""
+    """``--threads N``: numba, faiss and BLAS thread pools for the whole run. On a loaded
+    shared machine, 1 gives the steadiest ratios."""
     ap.add_argument("--threads", type=int, default=None,
-                    help="numba and faiss threads (default: their current settings)")
+                    help="numba, faiss and BLAS threads (default: their current settings)")
 
 
 def apply_threads(n: int | None) -> None:
     if n is not None:
         numba.set_num_threads(n)
         faiss.omp_set_num_threads(n)
+        threadpool_limits(n, user_api="blas")
 
 
 def median_time(fn, repeat: int = 5) -> float:

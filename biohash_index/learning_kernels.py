@@ -8,7 +8,7 @@ BLAS product, ``tot = X @ Wp.T``; these kernels rank the units and apply the upd
 with g = 1 for the top unit, g = -delta for the unit at ``rank`` and 0 otherwise, scaled so
 that the largest absolute change equals the learning rate. Only the rows of units that
 received a non-zero g are touched, so a step costs O(batch * d) work and memory beyond
-the O(m) scan of ``tot``, not O(m * d).
+the O(m) scan of ``tot``, not O(m * d). ``learn_batch`` does a whole step in one call.
 """
 import numpy as np
 from numba import njit
@@ -101,3 +101,39 @@ def plasticity_step(W, X, tot, first, rth, delta, lr):
         for i in range(d):
             W[mu, i] += scale * ds[s, i]
     return units[:u].copy()
+
+
+@njit(cache=True, nogil=True)
+def p_power(W, p, out):
+    """out = sign(W) |W|^(p-1), the matrix whose product with x gives <W_mu, x>_p.
+
+    W, out: float32 (u, d); p = 1.5 and 3 take a square root or a product instead of a power.
+    """
+    for mu in range(W.shape[0]):
+        for i in range(W.shape[1]):
+            w = W[mu, i]
+            a = abs(w)
+            if p == 1.5:
+                a = np.sqrt(a)
+            elif p == 3.0:
+                a = a * a
+            else:
+                a = a ** (p - 1)
+            out[mu, i] = a if w >= 0 else -a
+
+
+@njit(cache=True, nogil=True)
+def learn_batch(W, Wp, X, tot, p, rank, delta, lr, won):
+    """One step of the rule on a mini-batch, in place: rank, update W, refresh Wp.
+
+    W: float32 (m, d) weights; Wp: float32 (m, d), ``p_power(W)`` kept in step (pass W
+    itself for p = 2); X: float32 (B, d); tot: float32 (B, m) = X @ Wp.T; won: bool (m,),
+    the top units of the batch set to True.
+    """
+    first, rth = rank_units(tot, rank)
+    rows = plasticity_step(W, X, tot, first, rth, delta, lr)
+    for b in range(first.shape[0]):
+        won[first[b]] = True
+    if p != 2.0:
+        for mu in rows:
+            p_power(W[mu:mu + 1], p, Wp[mu:mu + 1])

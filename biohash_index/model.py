@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .encoding_kernels import top_k_codes
-from .learning_kernels import plasticity_step, rank_units
+from .learning_kernels import learn_batch, p_power
 from .locking import numba_parallel
 from .progress import progress
 from .validation import check_positive_int, check_real
@@ -97,10 +97,12 @@ def auto_epochs(n_hidden: int, n_train: int) -> int:
 
 
 def p_weights(W: np.ndarray, p: float) -> np.ndarray:
-    """sign(W) |W|^(p-1): the matrix whose product with x gives <W_mu, x>_p."""
+    """sign(W) |W|^(p-1): the matrix whose product with x gives <W_mu, x>_p (W itself at p=2)."""
     if p == 2.0:
         return W
-    return (np.sign(W) * np.abs(W) ** (p - 1)).astype(np.float32)
+    out = np.empty_like(W)
+    p_power(W, p, out)
+    return out
 
 
 def p_normalize(W: np.ndarray, p: float) -> np.ndarray:
@@ -165,8 +167,8 @@ class BioHashModel:
         for ep in progress(range(epochs), "training", "epoch"):
             lr = prm.learning_rate * (1.0 - ep / epochs)
             win_frac[ep] = self._run_epoch(W, self._batches(blocks, mean, rng), lr)
-            norms = np.sum(np.abs(W.astype(np.float64)) ** prm.p, axis=1) ** (1 / prm.p)
-            norm_err[ep] = np.abs(norms - 1.0).max()
+            norms = np.einsum("ij,ij->i", W, p_weights(W, prm.p), dtype=np.float64)  # |W|^p
+            norm_err[ep] = np.abs(norms ** (1 / prm.p) - 1.0).max()
         log.info("trained %d epochs on %d vectors; units that won in the last epoch: %.1f%%",
                  epochs, n, 100 * win_frac[-1])
         self.mean_, self.weights_ = mean, W
@@ -222,12 +224,7 @@ class BioHashModel:
         won = np.zeros(prm.n_hidden, bool)
         Wp = p_weights(W, prm.p)  # W itself for p = 2; else kept in step with W, row by row
         for xb in batches:
-            tot = xb @ Wp.T
-            first, rth = rank_units(tot, prm.rank)
-            won[first] = True
-            rows = plasticity_step(W, xb, tot, first, rth, prm.delta, lr)
-            if Wp is not W:
-                Wp[rows] = p_weights(W[rows], prm.p)
+            learn_batch(W, Wp, xb, xb @ Wp.T, prm.p, prm.rank, prm.delta, lr, won)
         return float(won.mean())
 
     # ---------------------------------------------------------------- encoding

@@ -1,4 +1,4 @@
-"""The ``n_threads`` knob: one number for numba's and faiss's thread pools."""
+"""The ``n_threads`` knob: one number for numba's, faiss's and BLAS's thread pools."""
 from __future__ import annotations
 
 import functools
@@ -6,16 +6,23 @@ from contextlib import contextmanager
 
 import faiss
 import numba
+from threadpoolctl import ThreadpoolController
+
+
+@functools.lru_cache(maxsize=None)
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries loaded by now (numpy's, faiss's), found once."""
+    return ThreadpoolController().select(user_api="blas")
 
 
 @contextmanager
 def thread_limit(n_threads: int | None):
-    """Run numba kernels and faiss searches in the block on ``n_threads`` threads, then
-    restore the previous settings; None leaves them as they are (numba's
-    ``set_num_threads``, faiss's ``omp_set_num_threads``, or the environment).
+    """Run numba kernels, faiss searches and numpy's BLAS products in the block on
+    ``n_threads`` threads, then restore the previous settings; None leaves them as they are
+    (numba's ``set_num_threads``, faiss's ``omp_set_num_threads``, threadpoolctl, or the
+    environment).
 
-    numba's setting is per calling thread; faiss's OpenMP setting is process-wide.
-    numpy's BLAS (used for the projections) keeps its own pool (``OPENBLAS_NUM_THREADS``).
+    numba's setting is per calling thread; faiss's and BLAS's settings are process-wide.
     """
     if n_threads is None:
         yield
@@ -24,7 +31,8 @@ def thread_limit(n_threads: int | None):
     numba.set_num_threads(n_threads)
     faiss.omp_set_num_threads(n_threads)
     try:
-        yield
+        with _blas().limit(limits=n_threads):
+            yield
     finally:
         numba.set_num_threads(old_numba)
         faiss.omp_set_num_threads(old_faiss)

@@ -6,9 +6,11 @@ import faiss
 import numba
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 
 from biohash_index import BioHashIndex
 from biohash_index.storage import FlatCodeStorage, InvertedCodeStorage
+from biohash_index.threads import thread_limit
 
 
 def sparse_codes(rng, n, m, k):
@@ -86,9 +88,22 @@ def test_index_inverted_storage_equals_flat_and_survives_pickle(trained, cluster
     np.testing.assert_array_equal(clone.search(xb[:50] + 0.3, 40)[1], Ii)
 
 
+def blas_threads():
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_n_threads_limits_blas_inside_and_restores_it():
+    before = blas_threads()
+    assert before
+    with thread_limit(1):
+        assert blas_threads() == [1] * len(before)
+        assert numba.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1
+    assert blas_threads() == before
+
+
 def test_n_threads_knob_gives_same_results_and_restores_settings(trained, clustered):
     xb = clustered[0]
-    before = numba.get_num_threads(), faiss.omp_get_max_threads()
+    before = numba.get_num_threads(), faiss.omp_get_max_threads(), blas_threads()
     results = []
     for n_threads in (None, 1, numba.config.NUMBA_NUM_THREADS):
         index = BioHashIndex(32, 4, n_hidden=64, epochs=3, storage="inverted",
@@ -96,7 +111,7 @@ def test_n_threads_knob_gives_same_results_and_restores_settings(trained, cluste
         index.train(xb)
         index.add(xb)
         results.append((index.sa_encode(xb), *index.search(xb[:100], 10)))
-        assert (numba.get_num_threads(), faiss.omp_get_max_threads()) == before
+        assert (numba.get_num_threads(), faiss.omp_get_max_threads(), blas_threads()) == before
     for r in results[1:]:
         for a, b in zip(r, results[0]):
             np.testing.assert_array_equal(a, b)
