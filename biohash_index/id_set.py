@@ -34,6 +34,11 @@ class IdSet:
     def __len__(self) -> int:
         return sum(len(run) for run in self._runs)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: 8 per id."""
+        return sum(run.nbytes for run in self._runs)
+
     def isin(self, ids: np.ndarray) -> np.ndarray:
         """bool (n,): which of the int64 (n,) ids are in the set."""
         found = np.zeros(len(ids), bool)

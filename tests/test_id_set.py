@@ -29,7 +29,7 @@ def test_id_set_matches_a_python_set_through_random_operations():
             ids.clear()
             ref.clear()
         np.testing.assert_array_equal(ids.isin(universe), [u in ref for u in universe.tolist()])
-        assert len(ids) == len(ref)
+        assert len(ids) == len(ref) and ids.nbytes == 8 * len(ref)
         assert len(ids._runs) <= np.log2(max(len(ref), 1)) + 1   # sizes more than double
 
 
@@ -53,6 +53,7 @@ def assert_in_sync(index):
     probe = np.concatenate([stored, np.arange(-5, 1200), [2**62]]).astype(np.int64)
     np.testing.assert_array_equal(index.storage.id_set.isin(probe), np.isin(probe, stored))
     assert len(index.storage.id_set) == index.ntotal
+    assert index.storage.id_set.nbytes == 8 * index.ntotal
 
 
 def refuses(index, xb, ids):
