@@ -65,7 +65,7 @@ def check_ids(ids, n: int | None = None, name: str = "ids") -> np.ndarray:
 
 def check_new_ids(ids, n: int, stored, name: str = "ids") -> np.ndarray:
     """Return ``ids`` as int64 (n,) if they are distinct, not -1, at most MAX_ID and not
-    yet ``stored`` (an ``IdSet``: the check costs O(n log N), not a pass over all N ids).
+    yet ``stored`` (an ``IdSet``: O(n log N) per run of it, no pass over all N stored ids).
 
     Duplicates are rejected rather than replaced: replacing is ``remove_ids`` then add.
     """
