@@ -44,7 +44,7 @@ if storage == "inverted":
     index.search(synthetic(10, d, seed=n), 10)   # builds the posting lists
 t2 = time.perf_counter()
 lists = index.storage.posting_lists() if storage == "inverted" else ()
-extra = sum(a.nbytes for a in lists)
+extra = sum(a.nbytes for a in lists) + index.storage.id_set.nbytes
 print(json.dumps(dict(base=base, peak=rss(), train_s=t1 - t0, add_s=t2 - t1,
                       stored=(index.ntotal * (index.storage.code_size + 8) + extra) / index.ntotal)))
 """
@@ -70,7 +70,7 @@ def main():
                      round(args.n * args.d * 4 / mib), round(args.block * args.d * 4 / mib),
                      round(r["stored"], 1), round(r["train_s"]), round(r["add_s"])])
     print("k = 16 of m = 320 units (40-byte codes), 2 epochs; stored bytes/vector = stored "
-          "code + 8-byte id (+ posting lists); MiB = 2**20 bytes")
+          "code + 8-byte id + 8-byte id-set entry (+ posting lists); MiB = 2**20 bytes")
     print_table(["storage", "n", "d", "block", "RSS after import MiB", "peak RSS MiB",
                  "peak - import MiB", "raw data MiB", "one block MiB", "stored bytes/vector",
                  "train s", "add s"], rows)

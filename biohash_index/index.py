@@ -169,7 +169,7 @@ class BioHashIndex:
         not -1; duplicates are rejected (to replace a vector, remove its id first)."""
         self._require_trained("add_with_ids")
         x = check_vectors(x, self.d, "x")
-        ids = check_new_ids(ids, len(x), self.storage.ids())
+        ids = check_new_ids(ids, len(x), self.storage.id_set)
         self._add_codes(self.model.encode(x), ids)
 
     @writes

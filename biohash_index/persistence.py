@@ -287,8 +287,10 @@ def _read_storage(buf: pa.Buffer, empty, name: str):
     try:
         storage = storage_from_faiss(faiss.deserialize_index_binary(np.frombuffer(buf, np.uint8)),
                                      kind)
-    except (RuntimeError, ValueError) as e:
+    except RuntimeError as e:
         raise BioHashFormatError(f"{name}: faiss cannot read it ({e})") from None
+    except ValueError as e:   # an unsupported index type, or repeated ids
+        raise BioHashFormatError(f"{name}: {e}") from None
     if storage.kind != kind or storage.index.code_size != code_size:
         raise BioHashFormatError(f"{name}: {storage.kind} storage of "
                                  f"{storage.index.code_size}-byte codes, expected {kind} "

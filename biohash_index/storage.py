@@ -23,6 +23,7 @@ import faiss
 import numba
 import numpy as np
 
+from .id_set import IdSet
 from .inverted_kernels import build_postings, inverted_search
 
 FAST_CODE_SIZES = (4, 8, 16, 20, 32, 64)  # bytes; faiss's specialised HammingComputers
@@ -47,7 +48,9 @@ def pad_codes(codes: np.ndarray, code_size: int) -> np.ndarray:
 class FlatCodeStorage:
     """Exhaustive Hamming search over codes in ``faiss.IndexBinaryFlat``.
 
-    Wrapped in ``IndexBinaryIDMap2`` so ids are arbitrary int64 and survive removals.
+    Wrapped in ``IndexBinaryIDMap2`` so ids are arbitrary int64 and survive removals;
+    ``id_set`` holds the same ids, distinct (a ValueError if ``index`` repeats one), for
+    ``add_with_ids`` to check new ids against (``id_set.py``: 8 bytes per stored code).
     nbits: bits of the stored codes, after padding to ``padded_code_size``; narrower codes
     given to ``add``/``search`` are zero-padded.
     """
@@ -57,6 +60,7 @@ class FlatCodeStorage:
     def __init__(self, nbits: int, index: faiss.IndexBinary | None = None):
         self.nbits = nbits
         self.index = index or faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(nbits))
+        self.id_set = IdSet(self.ids())
 
     @property
     def code_size(self) -> int:
@@ -84,7 +88,9 @@ class FlatCodeStorage:
         return faiss.vector_to_array(inner.xb).reshape(self.ntotal, inner.code_size)
 
     def add(self, codes: np.ndarray, ids: np.ndarray) -> None:
+        """Store uint8 (n, c) codes under int64 (n,) ids, distinct and new."""
         self.index.add_with_ids(pad_codes(codes, self.code_size), ids)
+        self.id_set.add(ids)
 
     def search(self, codes: np.ndarray, k: int):
         """int32 (nq, k) Hamming distances and int64 (nq, k) ids; -1 where fewer than k."""
@@ -94,10 +100,13 @@ class FlatCodeStorage:
         return self.index.range_search(pad_codes(codes, self.code_size), radius)
 
     def remove_ids(self, ids: np.ndarray) -> int:
-        return int(self.index.remove_ids(ids))
+        removed = int(self.index.remove_ids(ids))
+        self.id_set.remove(ids)
+        return removed
 
     def reset(self) -> None:
         self.index.reset()
+        self.id_set.clear()
 
 
 class IVFCodeStorage(FlatCodeStorage):
@@ -113,6 +122,7 @@ class IVFCodeStorage(FlatCodeStorage):
             index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(nbits), nbits, nlist)
             index.nprobe = nprobe
         self.index = index
+        self.id_set = IdSet(self.ids())
 
     @property
     def is_trained(self) -> bool:

@@ -63,9 +63,9 @@ def check_ids(ids, n: int | None = None, name: str = "ids") -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def check_new_ids(ids, n: int, existing: np.ndarray, name: str = "ids") -> np.ndarray:
-    """Return ``ids`` as int64 (n,) if they are distinct, not yet in ``existing``, not -1
-    and at most MAX_ID.
+def check_new_ids(ids, n: int, stored, name: str = "ids") -> np.ndarray:
+    """Return ``ids`` as int64 (n,) if they are distinct, not -1, at most MAX_ID and not
+    yet ``stored`` (an ``IdSet``: O(n log N) per run of it, no pass over all N stored ids).
 
     Duplicates are rejected rather than replaced: replacing is ``remove_ids`` then add.
     """
@@ -80,7 +80,7 @@ def check_new_ids(ids, n: int, existing: np.ndarray, name: str = "ids") -> np.nd
     if (counts > 1).any():
         raise ValueError(f"{name} must be distinct; got duplicates within the batch: "
                          f"{values[counts > 1][:5].tolist()}")
-    clash = arr[np.isin(arr, existing)]
+    clash = arr[stored.isin(arr)]
     if len(clash):
         raise ValueError(f"{name} already in the index: {clash[:5].tolist()}"
                          " (remove them first to replace them)")

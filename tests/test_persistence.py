@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -343,6 +344,16 @@ def test_codes_of_another_code_size_are_refused(flat, xb, tmp_path):
     rewrite(generation(tmp_path / "a"), "codes.faiss",
             (generation(tmp_path / "b") / "codes.faiss").read_bytes())
     with pytest.raises(BioHashFormatError, match="codes.faiss.*16-byte codes.*8-byte"):
+        read_index(tmp_path / "a")
+
+
+def test_repeated_ids_in_the_codes_are_refused(flat, tmp_path):
+    flat.save(tmp_path / "a")
+    codes = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(flat.storage.index.d))
+    codes.add_with_ids(flat.storage.codes()[:3], np.array([0, 9, 9]))
+    rewrite(generation(tmp_path / "a"), "codes.faiss",
+            faiss.serialize_index_binary(codes).tobytes())
+    with pytest.raises(BioHashFormatError, match=r"codes.faiss: ids must be distinct.*\[9\]"):
         read_index(tmp_path / "a")
 
 

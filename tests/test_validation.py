@@ -12,6 +12,7 @@ import pytest
 
 from biohash_index import BioHashIndex
 from biohash_index import validation
+from biohash_index.id_set import IdSet
 from biohash_index.validation import (INT64_MAX, MAX_ID, check_ids, check_k, check_new_ids,
                                       next_ids)
 
@@ -169,9 +170,12 @@ def test_check_ids_accepts_any_empty_array_and_any_integer_dtype():
 
 
 def test_check_new_ids_and_next_ids():
-    assert check_new_ids([5, -2], 2, np.array([1, 2])).tolist() == [5, -2]  # only -1 is reserved
+    stored = IdSet(np.array([1, 2]))
+    assert check_new_ids([5, -2], 2, stored).tolist() == [5, -2]  # only -1 is reserved
     with pytest.raises(ValueError, match=r"duplicates.*\[4, 7\]"):
-        check_new_ids([7, 4, 7, 4], 4, np.zeros(0, np.int64))
+        check_new_ids([7, 4, 7, 4], 4, IdSet())
+    with pytest.raises(ValueError, match=r"already in the index: \[2\]"):
+        check_new_ids([5, 2], 2, stored)
     assert next_ids(MAX_ID - 1, 2).tolist() == [MAX_ID - 1, MAX_ID]
     with pytest.raises(ValueError, match="largest id"):
         next_ids(MAX_ID - 1, 3)
