@@ -11,9 +11,7 @@ the same kind holding N codes: ``IndexBinaryIDMap(IndexBinaryFlat)`` for flat an
 storage, ``IndexBinaryIVF`` with our trained centroids for IVF. Columns: "encode" times
 ``sa_encode`` of the batch alone (part of "ours", independent of N); "check+store" times
 the rest of ``add_with_ids`` on the encoded batch (``check_new_ids`` against the storage's
-``IdSet``, then ``storage.add``), which stores the same codes as faiss; "faiss IDMap2"
-times faiss's add into ``IndexBinaryIDMap2`` (the index our flat and inverted storages
-keep codes in, which also updates a hash map from id to position); "isin(all ids)"
+``IdSet``, then ``storage.add``), which stores the same codes as faiss; "isin(all ids)"
 times the clash check add_with_ids made before the ids were kept in an ``IdSet``,
 ``np.isin(ids, storage.ids())``, a pass over all N stored ids. Every timed add uses new
 ids, so during a row our index grows by 2 * repeat * batch codes, faiss's by half that.
@@ -40,36 +38,34 @@ def trained_index(storage: str) -> BioHashIndex:
     return index
 
 
-def faiss_twin(index: BioHashIndex, idmap=faiss.IndexBinaryIDMap) -> faiss.IndexBinary:
-    """An empty faiss index of the kind our storage wraps (IVF: the same centroids), with
-    ``idmap`` around IndexBinaryFlat."""
+def faiss_twin(index: BioHashIndex) -> faiss.IndexBinary:
+    """An empty faiss index of the kind our storage wraps (IVF: the same centroids)."""
     if index.storage.kind == "ivf":
         return faiss.clone_binary_index(index.storage.index)
-    return idmap(faiss.IndexBinaryFlat(index.storage.nbits))
+    return faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(index.storage.nbits))
 
 
 def filled(storage: str, n: int, rng):
-    """Our index and its faiss twins (IDMap and IDMap2 around flat, or two IVF), all holding
-    the same n random codes under random ids in [0, 2n)."""
+    """Our index and its faiss twin, both holding the same n random codes under random
+    ids in [0, 2n)."""
     index = trained_index(storage)
-    twin, twin2 = faiss_twin(index), faiss_twin(index, faiss.IndexBinaryIDMap2)
+    twin = faiss_twin(index)
     ids = rng.permutation(2 * n)[:n].astype(np.int64)
     for s in range(0, n, 100_000):
         codes = rng.integers(0, 256, (min(100_000, n - s), index.storage.code_size), np.uint8)
         index.storage.add(codes, ids[s:s + 100_000])
         twin.add_with_ids(codes, ids[s:s + 100_000])
-        twin2.add_with_ids(codes, ids[s:s + 100_000])
-    return index, twin, twin2
+    return index, twin
 
 
 def row(storage: str, n: int, batch: int, repeat: int, rng) -> list:
-    index, twin, twin2 = filled(storage, n, rng)
+    index, twin = filled(storage, n, rng)
     xb = synthetic(batch, D, seed=2)
     codes = index.sa_encode(xb)                       # stored zero-padded, as ours stores them
     codes = np.pad(codes, ((0, 0), (0, index.storage.code_size - codes.shape[1])))
     new = rng.permutation(np.arange(2 * n, 2 * n + 2 * repeat * batch)).reshape(2, repeat, batch)
     ours_ids, store_ids = iter(new[0]), iter(new[1])
-    twin_ids, twin2_ids = iter(new[0]), iter(new[0])   # faiss gets the ids ours got
+    twin_ids = iter(new[0])                           # faiss gets the ids ours got
 
     def check_and_store():
         ids = next(store_ids)
@@ -78,16 +74,15 @@ def row(storage: str, n: int, batch: int, repeat: int, rng) -> list:
     t = interleaved_medians({
         "ours": lambda: index.add_with_ids(xb, next(ours_ids)),
         "faiss": lambda: twin.add_with_ids(codes, next(twin_ids)),
-        "faiss2": lambda: twin2.add_with_ids(codes, next(twin2_ids)),
         "encode": lambda: index.sa_encode(xb),
         "store": check_and_store,
         "isin": lambda: np.isin(new[0, 0], index.storage.ids()),
     }, repeat)
     assert index.ntotal == n + 2 * repeat * batch
-    assert twin.ntotal == twin2.ntotal == n + repeat * batch
+    assert twin.ntotal == n + repeat * batch
     ms = {k: 1e3 * v for k, v in t.items()}
     return [storage, n, ms["ours"], ms["encode"], ms["faiss"], ms["ours"] / ms["faiss"],
-            ms["store"], ms["store"] / ms["faiss"], ms["faiss2"], ms["isin"],
+            ms["store"], ms["store"] / ms["faiss"], ms["isin"],
             index.storage.id_set.nbytes / index.ntotal]
 
 
@@ -107,7 +102,7 @@ def main():
     print(f"\nadd_with_ids of {args.batch} vectors (d={D}, k={HASH_LENGTH}) into an index "
           f"holding N codes, median of {args.repeat} (ms)")
     print_table(["storage", "N", "ours", "encode", "faiss", "ours/faiss", "check+store",
-                 "check+store/faiss", "faiss IDMap2", "isin(all ids)", "IdSet bytes/vector"],
+                 "check+store/faiss", "isin(all ids)", "IdSet bytes/vector"],
                 rows)
 
 

@@ -3,7 +3,7 @@
     python benchmarks/bench_search.py [--n 1000000] [--nq 200] [--repeat 5]
 
 Three tables, all on random sparse codes (k of m bits set, units chosen uniformly):
-1. wrapper overhead: ``FlatCodeStorage.search`` (IndexBinaryIDMap2 over IndexBinaryFlat)
+1. wrapper overhead: ``FlatCodeStorage.search`` (IndexBinaryIDMap over IndexBinaryFlat)
    vs ``IndexBinaryFlat.search`` over the same codes;
 2. code size: faiss flat search time per stored byte for several code sizes, to see which
    sizes faiss's Hamming kernels favour (padding m up to one of them pays only if the

@@ -281,7 +281,8 @@ def _read_storage(buf: pa.Buffer, empty, name: str):
     and code size of ``empty``, a new storage as the index's parameters make it."""
     kind, code_size = empty.kind, empty.index.code_size
     fourcc = faiss.serialize_index_binary(empty.index)[:4].tobytes()  # faiss's type tag
-    if buf.size < 4 or buf[:4].to_pybytes() != fourcc:
+    tags = {fourcc, b"IBM2"} if fourcc == b"IBMp" else {fourcc}  # IDMap2: earlier revisions
+    if buf.size < 4 or buf[:4].to_pybytes() not in tags:
         raise BioHashFormatError(f"{name}: not a faiss {kind} binary index "
                                  f"(expected the tag {fourcc!r})")
     try:

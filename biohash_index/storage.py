@@ -48,7 +48,9 @@ def pad_codes(codes: np.ndarray, code_size: int) -> np.ndarray:
 class FlatCodeStorage:
     """Exhaustive Hamming search over codes in ``faiss.IndexBinaryFlat``.
 
-    Wrapped in ``IndexBinaryIDMap2`` so ids are arbitrary int64 and survive removals;
+    Wrapped in ``IndexBinaryIDMap`` so ids are arbitrary int64 and survive removals (not
+    ``IndexBinaryIDMap2``, whose id -> position hash map costs about 40 bytes per code and
+    serves only ``reconstruct``; files with one load all the same);
     ``id_set`` holds the same ids, distinct (a ValueError if ``index`` repeats one), for
     ``add_with_ids`` to check new ids against (``id_set.py``: 8 bytes per stored code).
     nbits: bits of the stored codes, after padding to ``padded_code_size``; narrower codes
@@ -59,7 +61,7 @@ class FlatCodeStorage:
 
     def __init__(self, nbits: int, index: faiss.IndexBinary | None = None):
         self.nbits = nbits
-        self.index = index or faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(nbits))
+        self.index = index or faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(nbits))
         self.id_set = IdSet(self.ids())
 
     @property
@@ -168,7 +170,7 @@ class IVFCodeStorage(FlatCodeStorage):
 class InvertedCodeStorage(FlatCodeStorage):
     """Flat storage plus posting lists: search by overlap of active units.
 
-    The codes and ids live in the same ``IndexBinaryIDMap2(IndexBinaryFlat)`` as for flat
+    The codes and ids live in the same ``IndexBinaryIDMap(IndexBinaryFlat)`` as for flat
     storage (so saving, ``range_search`` and ``remove_ids`` are those of faiss); the posting
     lists are derived from it, rebuilt by the first search after an add or a removal (one
     pass over the codes). A query costs the total length of its k posting lists, about
@@ -215,7 +217,7 @@ class InvertedCodeStorage(FlatCodeStorage):
 def storage_from_faiss(index: faiss.IndexBinary, kind: str = "flat") -> FlatCodeStorage:
     """Wrap a faiss binary index (as ``faiss.read_index_binary`` returns it) in its storage;
     ``kind`` "inverted" puts posting lists over a flat index."""
-    if isinstance(index, faiss.IndexBinaryIDMap2) and isinstance(
+    if isinstance(index, faiss.IndexBinaryIDMap) and isinstance(  # IDMap2 is one too
             faiss.downcast_IndexBinary(index.index), faiss.IndexBinaryFlat):
         if kind == "inverted":
             return InvertedCodeStorage(index.d, index)

@@ -347,6 +347,19 @@ def test_codes_of_another_code_size_are_refused(flat, xb, tmp_path):
         read_index(tmp_path / "a")
 
 
+def test_codes_in_an_idmap2_as_earlier_revisions_wrote_them_load(flat, xb, tmp_path):
+    flat.save(tmp_path / "a")
+    codes = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(flat.storage.index.d))
+    codes.add_with_ids(flat.storage.codes(), flat.storage.ids())
+    rewrite(generation(tmp_path / "a"), "codes.faiss",
+            faiss.serialize_index_binary(codes).tobytes())
+    loaded = read_index(tmp_path / "a")
+    for a, b in zip(loaded.search(xb[:20], 5), flat.search(xb[:20], 5)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="already in the index"):
+        loaded.add_with_ids(xb[:1], flat.storage.ids()[:1])
+
+
 def test_repeated_ids_in_the_codes_are_refused(flat, tmp_path):
     flat.save(tmp_path / "a")
     codes = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(flat.storage.index.d))
