@@ -25,8 +25,6 @@ def top_k_codes(tot: np.ndarray, k: int, code_size: int, bias: np.ndarray | None
     input counts as the smallest value).
     """
     m = tot.shape[1]
-    if bias is None:
-        bias = np.zeros(m, tot.dtype)
     z = NormalDist().inv_cdf(1 - min(0.5, 2 * k / m))  # ~2k of m normal values exceed it
     return _top_k_codes(tot, bias, k, code_size, np.float32(z))
 
@@ -48,23 +46,28 @@ def _top_k_codes(tot, bias, k, code_size, z):
 
 @njit(cache=True, nogil=True)
 def _select_row(row, bias, k, z, v, cand, a, b, w, code):
-    """Set the bits of the k largest ``row - bias`` in ``code``; v, cand, a, b: scratch (m,)."""
-    mu, sd = _shift(row, bias, v)
+    """Set the bits of the k largest ``row - bias`` in ``code``; v, cand, a, b, w: scratch (m,)."""
+    if bias is not None:
+        for j in range(row.shape[0]):
+            v[j] = row[j] - bias[j]
+        row = v
+    mu, sd = _moments(row)
     t = mu + z * sd
-    while True:  # candidates: the units with v >= t, in unit order
+    while True:  # candidates: the units with row >= t, in unit order
         c = 0
-        for j in range(v.shape[0]):
+        for j in range(row.shape[0]):
             cand[c] = j
-            c += v[j] >= t
+            c += row[j] >= t
         if c >= k:
             break
         if t == -np.inf:  # only NaN falls short of -inf: rank it below everything
-            for j in range(v.shape[0]):
-                v[j] = v[j] if v[j] == v[j] else -np.inf
+            for j in range(row.shape[0]):
+                v[j] = row[j] if row[j] == row[j] else -np.inf
+            row = v
         lower = t - 2 * sd
         t = lower if lower < t else -np.inf  # -inf takes every unit
     for i in range(c):
-        a[i] = w[i] = v[cand[i]]
+        a[i] = w[i] = row[cand[i]]
     kth = _kth_largest(a, b, c, k - 1)
     n_eq = k  # units equal to kth that still fit, lowest units first
     for i in range(c):
@@ -78,13 +81,12 @@ def _select_row(row, bias, k, z, v, cand, a, b, w, code):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _shift(row, bias, v):
-    """v = row - bias; returns the mean and standard deviation of v."""
+def _moments(row):
+    """The mean and standard deviation of row."""
     s = np.float32(0)
     s2 = np.float32(0)
     for j in range(row.shape[0]):
-        x = row[j] - bias[j]
-        v[j] = x
+        x = row[j]
         s += x
         s2 += x * x
     mu = s / row.shape[0]
