@@ -7,36 +7,48 @@ from biohash_index.learning_kernels import plasticity_step, rank_units
 from biohash_index.model import p_weights
 
 
-def numpy_step(W, X, p, delta, rank, lr):
-    """Krotov & Hopfield's update, transcribed with a full argsort and a dense g matrix."""
+def numpy_step(W, X, p, k, spread, delta, rank, lr):
+    """Krotov & Hopfield's update, transcribed with a full argsort and a dense g matrix; with
+    spread > 0 the Hebbian term reaches the k top units, exp(-(r - 1) / (spread k)) at rank r."""
     tot = X @ (np.sign(W) * np.abs(W) ** (p - 1)).T          # (B, m)
     order = np.argsort(-tot, axis=1, kind="stable")
     g = np.zeros_like(tot)
     rows = np.arange(len(X))
-    g[rows, order[:, 0]] = 1.0
-    g[rows, order[:, rank - 1]] = -delta
+    for r in range(k if spread > 0 else 1):
+        g[rows, order[:, r]] = np.exp(-r / (spread * k)) if spread > 0 else 1.0
+    g[rows, order[:, rank - 1]] -= delta
     ds = g.T @ X - (g * tot).sum(axis=0)[:, None] * W
     return W + lr * ds / np.abs(ds).max()
 
 
-@pytest.mark.parametrize("p,delta,rank", [(2.0, 0.4, 2), (3.0, 0.2, 3), (2.0, 0.0, 2)])
-def test_step_matches_numpy_transcription(p, delta, rank):
+@pytest.mark.parametrize("p,k,spread,delta,rank", [
+    (2.0, 3, 0.0, 0.4, 2), (3.0, 3, 0.0, 0.2, 3), (2.0, 3, 0.0, 0.0, 2), (1.5, 4, 0.25, 0.0, 2),
+    (2.0, 2, 0.5, 0.3, 3), (2.0, 4, 1.0, 0.2, 2)])
+def test_step_matches_numpy_transcription(p, k, spread, delta, rank):
     rng = np.random.default_rng(1)
     W = rng.standard_normal((12, 5)).astype(np.float32)
     X = rng.standard_normal((7, 5)).astype(np.float32)
-    expected = numpy_step(W.astype(np.float64), X.astype(np.float64), p, delta, rank, 0.05)
+    expected = numpy_step(W.astype(np.float64), X.astype(np.float64), p, k, spread, delta, rank,
+                          0.05)
+    g = BioHashParams(d=5, hash_length=k, n_hidden=12, p=p, spread=spread, delta=delta,
+                      rank=rank).rank_factors()
     tot = X @ p_weights(W, p).T
-    first, rth = rank_units(tot, rank)
-    np.testing.assert_array_equal(first, np.argsort(-tot, axis=1, kind="stable")[:, 0])
-    np.testing.assert_array_equal(rth, np.argsort(-tot, axis=1, kind="stable")[:, rank - 1])
-    plasticity_step(W, X, tot, first, rth, delta, 0.05)
+    top = rank_units(tot, len(g))
+    np.testing.assert_array_equal(top, np.argsort(-tot, axis=1, kind="stable")[:, :len(g)])
+    plasticity_step(W, X, tot, top, g, 0.05)
     np.testing.assert_allclose(W, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_rank_factors():
+    prm = BioHashParams(d=5, hash_length=4, n_hidden=12, spread=0.5, delta=0.3, rank=6)
+    np.testing.assert_allclose(prm.rank_factors(), [1, np.exp(-0.5), np.exp(-1), np.exp(-1.5),
+                                                    0, -0.3])
+    np.testing.assert_array_equal(prm.replace(spread=0.0, delta=0.0).rank_factors(), [1.0])
 
 
 def test_rank_units_ties_go_to_lower_index():
     tot = np.array([[1, 3, 3, 2]], np.float32)
-    first, rth = rank_units(tot, 2)
-    assert first[0] == 1 and rth[0] == 2
+    np.testing.assert_array_equal(rank_units(tot, 2), [[1, 2]])
 
 
 def test_winner_moves_towards_its_input():
@@ -46,10 +58,10 @@ def test_winner_moves_towards_its_input():
     x = rng.standard_normal((1, 6)).astype(np.float32)
     x /= np.linalg.norm(x)
     tot = x @ W.T
-    first, rth = rank_units(tot, 2)
-    before = W[first[0]] @ x[0]
-    plasticity_step(W, x, tot, first, rth, 0.0, 0.1)
-    w = W[first[0]] / np.linalg.norm(W[first[0]])
+    first = rank_units(tot, 1)[0, 0]
+    before = W[first] @ x[0]
+    plasticity_step(W, x, tot, rank_units(tot, 1), np.ones(1), 0.1)
+    w = W[first] / np.linalg.norm(W[first])
     assert w @ x[0] > before
 
 
