@@ -304,7 +304,7 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--p", type=float, default=DEFAULTS["p"],
                    help="Lebesgue norm of the learning rule")
     g.add_argument("--spread", type=float, default=DEFAULTS["spread"],
-                   help="Hebbian factor exp(-(r-1)/(spread k)) on each sample's top k units "
+                   help="Hebbian factor exp(-(r-1)/(spread k)) on the unit at rank r <= k "
                         "(0: top unit only)")
     g.add_argument("--delta", type=float, default=DEFAULTS["delta"],
                    help="anti-Hebbian strength")

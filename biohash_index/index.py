@@ -60,7 +60,7 @@ class BioHashIndex:
     _lock = LockPerInstance()   # made on first use, however the index was made; not pickled
 
     def __init__(self, d: int, hash_length: int, n_hidden: int | None = None,
-                 activity: float = DEFAULT_ACTIVITY, *, p: float = 1.5, spread: float = 0.25,
+                 activity: float = DEFAULT_ACTIVITY, *, p: float = 1.5, spread: float = 0.03,
                  delta: float = 0.0, rank: int = 2, epochs: int | None = None,
                  batch_size: int = 200,
                  learning_rate: float = 0.04, seed: int = 0, init: str = "sample",

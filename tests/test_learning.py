@@ -44,6 +44,8 @@ def test_rank_factors():
     np.testing.assert_allclose(prm.rank_factors(), [1, np.exp(-0.5), np.exp(-1), np.exp(-1.5),
                                                     0, -0.3])
     np.testing.assert_array_equal(prm.replace(spread=0.0, delta=0.0).rank_factors(), [1.0])
+    g = prm.replace(hash_length=10, spread=0.1, delta=0.0).rank_factors()  # 1 / e per rank
+    np.testing.assert_allclose(g, np.exp(-np.arange(7)))  # e^-7 < MIN_FACTOR = 1e-3 <= e^-6
 
 
 def test_rank_units_ties_go_to_lower_index():
