@@ -77,8 +77,8 @@ def write_results(path: str, D: np.ndarray, I: np.ndarray) -> None:
 
 def index_kwargs(args) -> dict:
     """BioHashIndex keywords from the parsed index options (those not given are left out)."""
-    kw = dict(n_hidden=args.n_hidden, activity=args.activity, p=args.p, delta=args.delta,
-              rank=args.rank, epochs=args.epochs, batch_size=args.batch_size,
+    kw = dict(n_hidden=args.n_hidden, activity=args.activity, p=args.p, spread=args.spread,
+              delta=args.delta, rank=args.rank, epochs=args.epochs, batch_size=args.batch_size,
               learning_rate=args.learning_rate, seed=args.seed, init=args.init,
               center=args.center, storage=args.storage, nlist=args.nlist,
               nprobe=args.nprobe)
@@ -153,8 +153,8 @@ def info(args) -> int:
         rows.append(("memory", f"{(model.weights_.nbytes + model.mean_.nbytes) / 2**20:.2f} MiB "
                                f"model + {codes / 2**20:.2f} MiB codes and ids"))
     rows += [(name, getattr(prm, name)) for name in
-             ("p", "delta", "rank", "epochs", "batch_size", "learning_rate", "seed", "init",
-              "center")]
+             ("p", "spread", "delta", "rank", "epochs", "batch_size", "learning_rate", "seed",
+              "init", "center")]
     for name, values in model.train_stats_.items():
         rows.append((name, f"{len(values)} epochs: first {values[0]:.4g}, "
                            f"last {values[-1]:.4g}"))
@@ -303,6 +303,9 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"])
     g.add_argument("--p", type=float, default=DEFAULTS["p"],
                    help="Lebesgue norm of the learning rule")
+    g.add_argument("--spread", type=float, default=DEFAULTS["spread"],
+                   help="Hebbian factor exp(-(r-1)/(spread k)) on the unit at rank r <= k "
+                        "(0: top unit only)")
     g.add_argument("--delta", type=float, default=DEFAULTS["delta"],
                    help="anti-Hebbian strength")
     g.add_argument("--rank", type=int, default=DEFAULTS["rank"],

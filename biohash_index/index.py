@@ -60,8 +60,9 @@ class BioHashIndex:
     _lock = LockPerInstance()   # made on first use, however the index was made; not pickled
 
     def __init__(self, d: int, hash_length: int, n_hidden: int | None = None,
-                 activity: float = DEFAULT_ACTIVITY, *, p: float = 1.5, delta: float = 0.0,
-                 rank: int = 2, epochs: int | None = None, batch_size: int = 200,
+                 activity: float = DEFAULT_ACTIVITY, *, p: float = 1.5, spread: float = 0.03,
+                 delta: float = 0.0, rank: int = 2, epochs: int | None = None,
+                 batch_size: int = 200,
                  learning_rate: float = 0.04, seed: int = 0, init: str = "sample",
                  center: bool = False, storage: str = "flat", nlist: int = 256, nprobe: int = 8,
                  n_threads: int | None = None):
@@ -70,8 +71,9 @@ class BioHashIndex:
             check_real(activity, "activity", low=0.0, high=1.0, low_inclusive=False)
             n_hidden = n_hidden_for(hash_length, activity)
         params = BioHashParams(d=d, hash_length=hash_length, n_hidden=n_hidden, p=p,
-                               delta=delta, rank=rank, epochs=epochs, batch_size=batch_size,
-                               learning_rate=learning_rate, seed=seed, init=init, center=center)
+                               spread=spread, delta=delta, rank=rank, epochs=epochs,
+                               batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                               init=init, center=center)
         self.model = BioHashModel(params)
         self.storage = make_storage(storage, 8 * padded_code_size(params.code_size), nlist,
                                     nprobe)

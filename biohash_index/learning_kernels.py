@@ -5,85 +5,80 @@ BLAS product, ``tot = X @ Wp.T``; these kernels rank the units and apply the upd
 
     dW_mu = sum_b g_mu(b) * (x_b - tot_b[mu] * W_mu)
 
-with g = 1 for the top unit, g = -delta for the unit at ``rank`` and 0 otherwise, scaled so
+where g_mu(b) = g[r] if unit mu ranks r-th (0-based) for sample b, and 0 below the ranks
+of g (the model sets g: Hebbian weights on the top units, -delta at ``rank``), scaled so
 that the largest absolute change equals the learning rate. Only the rows of units that
-received a non-zero g are touched, so a step costs O(batch * d) work and memory beyond
-the O(m) scan of ``tot``, not O(m * d). ``learn_batch`` does a whole step in one call.
+received a non-zero g are touched, so a step costs O(batch * ranks * d) work and memory
+beyond the O(m) scan of ``tot``, not O(m * d). ``learn_batch`` does a whole step in one
+call.
 """
 import numpy as np
 from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def rank_units(tot, rank):
-    """Top unit and unit at ``rank`` (1-based) for each row of ``tot``.
+def rank_units(tot, n_ranks):
+    """The ``n_ranks`` top units of each row of ``tot``, best first.
 
-    tot: float32 (B, m), finite. Returns two int64 arrays (B,). Ties go to the lower unit
-    index. One pass per row keeps a descending list of the ``rank`` largest entries; most
-    entries cost one comparison with its last value.
+    tot: float32 (B, m), finite. Returns int64 (B, n_ranks). Ties go to the lower unit
+    index. One pass per row keeps a descending list of the ``n_ranks`` largest entries;
+    most entries cost one comparison with its last value.
     """
     B, m = tot.shape
-    first = np.empty(B, np.int64)
-    rth = np.empty(B, np.int64)
-    best_v = np.empty(rank, tot.dtype)
-    best_i = np.empty(rank, np.int64)
+    top = np.empty((B, n_ranks), np.int64)
+    best_v = np.empty(n_ranks, tot.dtype)
     for b in range(B):
         row = tot[b]
+        best_i = top[b]
         best_v[:] = -np.inf
-        thr = best_v[rank - 1]
+        thr = best_v[n_ranks - 1]
         for j in range(m):
             v = row[j]
             if v <= thr:
                 continue
-            pos = rank - 1  # insertion: equal values stay ahead, so lower indices win ties
+            pos = n_ranks - 1  # insertion: equal values stay ahead, so lower indices win ties
             while pos > 0 and best_v[pos - 1] < v:
                 best_v[pos] = best_v[pos - 1]
                 best_i[pos] = best_i[pos - 1]
                 pos -= 1
             best_v[pos] = v
             best_i[pos] = j
-            thr = best_v[rank - 1]
-        first[b] = best_i[0]
-        rth[b] = best_i[rank - 1]
-    return first, rth
+            thr = best_v[n_ranks - 1]
+    return top
 
 
 @njit(cache=True, nogil=True)
-def plasticity_step(W, X, tot, first, rth, delta, lr):
+def plasticity_step(W, X, tot, top, g, lr):
     """Apply one mini-batch update to W in place; returns the units whose rows changed.
 
     W: float32 (m, d) weights; X: float32 (B, d) inputs; tot: float32 (B, m) unit inputs
-    <W_mu, x_b>_p; first, rth: int64 (B,) from ``rank_units``. Returns int64 (u,) unit
-    indices, u <= 2B, in order of first appearance. The changes are accumulated in a
-    (2B, d) buffer, one row per touched unit, never in an (m, d) one.
+    <W_mu, x_b>_p; top: int64 (B, R) from ``rank_units``; g: float64 (R,) the factor of the
+    unit at each rank (zeros are skipped). Returns int64 (u,) unit indices in order of
+    first appearance. The changes are accumulated in a (u, d) buffer, one row per touched
+    unit, never in an (m, d) one.
     """
     m, d = W.shape
-    B = X.shape[0]
+    B, R = top.shape
     slot = np.full(m, -1, np.int64)   # unit -> row of ds, -1 if untouched
-    units = np.empty(2 * B, np.int64)
-    ds = np.zeros((2 * B, d), np.float32)
-    coef = np.zeros(2 * B, np.float64)
+    n_max = min(m, B * R)
+    units = np.empty(n_max, np.int64)
+    ds = np.zeros((n_max, d), np.float32)
+    coef = np.zeros(n_max, np.float64)
     u = 0
     for b in range(B):
-        a = first[b]
-        if slot[a] < 0:
-            slot[a] = u
-            units[u] = a
-            u += 1
-        s = slot[a]
-        coef[s] += tot[b, a]
-        for i in range(d):
-            ds[s, i] += X[b, i]
-        if delta != 0.0:
-            r = rth[b]
-            if slot[r] < 0:
-                slot[r] = u
-                units[u] = r
+        for r in range(R):
+            f = g[r]
+            if f == 0.0:
+                continue
+            a = top[b, r]
+            if slot[a] < 0:
+                slot[a] = u
+                units[u] = a
                 u += 1
-            s = slot[r]
-            coef[s] -= delta * tot[b, r]
+            s = slot[a]
+            coef[s] += f * tot[b, a]
             for i in range(d):
-                ds[s, i] -= delta * X[b, i]
+                ds[s, i] += f * X[b, i]
     nc = 0.0
     for s in range(u):
         c = coef[s]
@@ -123,17 +118,18 @@ def p_power(W, p, out):
 
 
 @njit(cache=True, nogil=True)
-def learn_batch(W, Wp, X, tot, p, rank, delta, lr, won):
+def learn_batch(W, Wp, X, tot, g, p, lr, won):
     """One step of the rule on a mini-batch, in place: rank, update W, refresh Wp.
 
     W: float32 (m, d) weights; Wp: float32 (m, d), ``p_power(W)`` kept in step (pass W
-    itself for p = 2); X: float32 (B, d); tot: float32 (B, m) = X @ Wp.T; won: bool (m,),
-    the top units of the batch set to True.
+    itself for p = 2); X: float32 (B, d); tot: float32 (B, m) = X @ Wp.T; g: float64 (R,)
+    the factor of each rank (``plasticity_step``); won: bool (m,), the top units of the
+    batch set to True.
     """
-    first, rth = rank_units(tot, rank)
-    rows = plasticity_step(W, X, tot, first, rth, delta, lr)
-    for b in range(first.shape[0]):
-        won[first[b]] = True
+    top = rank_units(tot, g.shape[0])
+    rows = plasticity_step(W, X, tot, top, g, lr)
+    for b in range(top.shape[0]):
+        won[top[b, 0]] = True
     if p != 2.0:
         for mu in rows:
             p_power(W[mu:mu + 1], p, Wp[mu:mu + 1])

@@ -45,6 +45,9 @@ except ImportError:  # not POSIX: saves to one path must not run concurrently
 
 FORMAT = "biohash-index"
 FORMAT_VERSION = 1
+# hyperparameters added after files of this version were first written, with the value
+# that earlier files were trained with (their rule had no such parameter)
+ADDED_PARAMS = {"spread": 0.0}
 FILES = ("model.arrow", "meta.arrow", "codes.faiss")
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
@@ -241,7 +244,9 @@ def _params(table: pa.Table, name: str) -> BioHashParams:
     if version != FORMAT_VERSION:
         raise BioHashFormatError(f"{name}: format version {version}, this library reads "
                                  f"{FORMAT_VERSION}")
-    values = {f.name: _scalar(table, f.name, name) for f in dataclasses.fields(BioHashParams)}
+    values = {f.name: ADDED_PARAMS[f.name] if f.name in ADDED_PARAMS and f.name not in
+              table.column_names else _scalar(table, f.name, name)
+              for f in dataclasses.fields(BioHashParams)}
     try:
         return BioHashParams(**values)
     except (TypeError, ValueError) as e:

@@ -46,10 +46,10 @@ def test_plasticity_step_touches_only_ranked_rows_and_reports_them():
     W = rng.standard_normal((500, 16)).astype(np.float32)
     X = rng.standard_normal((30, 16)).astype(np.float32)
     tot = X @ W.T
-    first, rth = rank_units(tot, 3)
+    top = rank_units(tot, 3)
     before = W.copy()
-    rows = plasticity_step(W, X, tot, first, rth, 0.3, 0.05)
-    assert set(rows) == set(first) | set(rth) and len(rows) == len(set(rows))
+    rows = plasticity_step(W, X, tot, top, np.array([1.0, 0.0, -0.3]), 0.05)
+    assert set(rows) == set(top[:, 0]) | set(top[:, 2]) and len(rows) == len(set(rows))
     changed = np.flatnonzero((W != before).any(axis=1))
     assert set(changed) <= set(rows)
     untouched = np.setdiff1d(np.arange(500), rows)

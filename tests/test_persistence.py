@@ -347,6 +347,18 @@ def test_codes_of_another_code_size_are_refused(flat, xb, tmp_path):
         read_index(tmp_path / "a")
 
 
+def test_model_without_spread_as_earlier_revisions_wrote_it_loads_with_spread_0(flat, xb,
+                                                                                  tmp_path):
+    flat.save(tmp_path / "a")
+    gen = generation(tmp_path / "a")
+    table = pa.ipc.open_file(pa.BufferReader((gen / "model.arrow").read_bytes())).read_all()
+    rewrite(gen, "model.arrow", arrow_bytes(table.drop_columns(["spread"])))
+    loaded = read_index(tmp_path / "a")
+    assert loaded.model.params == flat.model.params.replace(spread=0.0)
+    for a, b in zip(loaded.search(xb[:20], 5), flat.search(xb[:20], 5)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_codes_in_an_idmap2_as_earlier_revisions_wrote_them_load(flat, xb, tmp_path):
     flat.save(tmp_path / "a")
     codes = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(flat.storage.index.d))
