@@ -2,7 +2,8 @@
 
     python benchmarks/bench_train.py [--repeat 5]
 
-Per configuration (n training vectors, d, m hidden units, batch 100, p, delta) it times:
+Per configuration (n training vectors, d, m hidden units, k = m / 20, batch 100, p, delta,
+spread) it times:
 - ours: ``BioHashModel._run_epoch`` over the mini-batches of one epoch;
 - prep: making those batches (shuffle, centre, normalise: ``BioHashModel._batches``), which
   training repeats each epoch; reported apart because every method below takes the same
@@ -11,6 +12,8 @@ Per configuration (n training vectors, d, m hidden units, batch 100, p, delta) i
 - K&H numpy: a plain numpy transcription of the loop of Krotov & Hopfield's published
   notebook (full argsort per sample, dense (m, B) g matrix, dense (m, d) update), in
   float64 as the notebook computes ("K&H f64"), and the same loop in float32 ("K&H f32").
+  With spread > 0 the loop puts the rule's factor on each of the top ranks instead of 1 on
+  the first only (spread = 0 is the notebook's rule exactly).
 It then checks that ours and K&H numpy end the epoch with the same weights.
 """
 from __future__ import annotations
@@ -24,16 +27,17 @@ from common import (add_threads_option, apply_threads, interleaved_medians, mach
                     sift_base, synthetic)
 
 
-def kh_epoch(W, batches, p, delta, rank, lr, prec=1e-30):
-    """The inner loop of Krotov & Hopfield's notebook (unsupervised learning rule), in numpy."""
+def kh_epoch(W, batches, p, g, lr, prec=1e-30):
+    """The inner loop of Krotov & Hopfield's notebook (unsupervised learning rule), in numpy;
+    g: the factor of the unit at each rank (the notebook: 1 at the first, -delta at ``rank``)."""
     for X in batches:
         inputs = X.T
         tot = (np.sign(W) * np.abs(W) ** (p - 1)) @ inputs            # (m, B)
         y = np.argsort(tot, axis=0)
         yl = np.zeros_like(tot)
         cols = np.arange(X.shape[0])
-        yl[y[-1], cols] = 1.0
-        yl[y[-rank], cols] = -delta
+        for r, f in enumerate(g):
+            yl[y[-1 - r], cols] = f
         xx = np.sum(yl * tot, axis=1)
         ds = yl @ X - xx[:, None] * W
         nc = max(np.abs(ds).max(), prec)
@@ -41,16 +45,16 @@ def kh_epoch(W, batches, p, delta, rank, lr, prec=1e-30):
     return W
 
 
-def bench(x, m, p, delta, repeat):
+def bench(x, m, p, delta, spread, repeat):
     n, d = x.shape
     prm = BioHashParams(d=d, hash_length=max(1, m // 20), n_hidden=m, p=p, delta=delta,
-                        epochs=1, seed=0)
+                        spread=spread, epochs=1, seed=0)
     model = BioHashModel(prm)
     rng = np.random.default_rng(0)
     _, mean, sample = model._first_pass(lambda: (x,), rng)
     W0 = model._init_weights(model._prepare(sample, mean), rng)
     batches = list(model._batches(lambda: (x,), mean, np.random.default_rng(1)))
-    lr = prm.learning_rate
+    lr, g = prm.learning_rate, prm.rank_factors()
 
     def ours():
         model._run_epoch(W0.copy(), iter(batches), lr)
@@ -67,13 +71,13 @@ def bench(x, m, p, delta, repeat):
     t = interleaved_medians({"ours": ours, "matmul": matmul, "prep": prep}, repeat)
     W64, batches64 = W0.astype(np.float64), [xb.astype(np.float64) for xb in batches]
     t_kh = interleaved_medians({
-        "f64": lambda: kh_epoch(W64.copy(), batches64, p, delta, prm.rank, lr),
-        "f32": lambda: kh_epoch(W0.copy(), batches, p, delta, prm.rank, lr)}, max(1, repeat // 2))
+        "f64": lambda: kh_epoch(W64.copy(), batches64, p, g, lr),
+        "f32": lambda: kh_epoch(W0.copy(), batches, p, g, lr)}, max(1, repeat // 2))
     W_ours = W0.copy()
     model._run_epoch(W_ours, iter(batches), lr)
-    W_kh = kh_epoch(W64.copy(), batches64, p, delta, prm.rank, lr)
+    W_kh = kh_epoch(W64.copy(), batches64, p, g, lr)
     err = float(np.abs(W_ours - W_kh).max())
-    return [n, d, m, p, delta, 1e3 * t["ours"], 1e3 * t["matmul"], t["ours"] / t["matmul"],
+    return [n, d, m, p, delta, spread, 1e3 * t["ours"], 1e3 * t["matmul"], t["ours"] / t["matmul"],
             1e3 * t["prep"],
             1e3 * t_kh["f64"], t_kh["f64"] / t["ours"], t_kh["f32"] / t["ours"], f"{err:.1e}"]
 
@@ -90,10 +94,10 @@ def main():
     if x is None:
         x = synthetic(10000, 128)
     print(f"data: {data}, {x.shape}; batch 100; times are medians of {args.repeat} runs (ms)")
-    configs = [(320, 2.0, 0.0), (320, 1.5, 0.0), (1280, 2.0, 0.4), (2560, 2.0, 0.0),
-               (1280, 3.0, 0.4)]
-    rows = [bench(x, m, p, delta, args.repeat) for m, p, delta in configs]
-    print_table(["n", "d", "m", "p", "delta", "ours ms", "matmul ms", "ours/matmul",
+    configs = [(320, 2.0, 0.0, 0.0), (1280, 2.0, 0.4, 0.0), (2560, 2.0, 0.0, 0.0),
+               (1280, 3.0, 0.4, 0.0), (320, 1.5, 0.0, 0.03), (1280, 1.5, 0.0, 0.03)]
+    rows = [bench(x, *config, args.repeat) for config in configs]
+    print_table(["n", "d", "m", "p", "delta", "spread", "ours ms", "matmul ms", "ours/matmul",
                  "prep ms", "K&H f64 ms", "K&H f64/ours", "K&H f32/ours",
                  "max |W diff| vs f64"], rows)
 
