@@ -86,8 +86,7 @@ def plasticity_step(W, X, tot, top, g, lr):
         for i in range(d):
             v = ds[s, i] - c * W[mu, i]
             ds[s, i] = v
-            if abs(v) > nc:
-                nc = abs(v)
+            nc = max(nc, abs(v))
     if nc < 1e-30:
         nc = 1e-30
     scale = lr / nc

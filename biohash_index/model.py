@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 ENCODE_BYTES = 1 << 20  # the (rows, m) float32 block of inputs stays in cache for the selection
 INITS = ("sample", "gaussian")
-MIN_FACTOR = 1e-3  # Hebbian factors below this are left out of the rule (see BioHashParams)
+MIN_FACTOR = 1e-2  # Hebbian factors below this are left out of the rule (see BioHashParams)
 
 
 def encode_block_rows(n_hidden: int) -> int:
