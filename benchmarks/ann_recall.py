@@ -4,7 +4,7 @@ hyperparameters) against faiss ``IndexLSH`` at the same hash length and at the s
 Run from the repository root:
 
     python benchmarks/ann_recall.py [--data ../shared/data] [--ks 16,32,64]
-        [--sets siftsmall,bigann10k,fmnistsmall] [--plot ann_recall.png]
+        [--sets siftsmall,bigann10k,fmnistsmall] [--spread S] [--plot ann_recall.png]
 
 Each index is trained on and holds the base vectors; recall@10 = |top-10 returned
 intersect exact top-10| / 10, averaged over the queries; QPS is the median of 3 timed
@@ -45,9 +45,12 @@ def main(argv=None) -> None:
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--ks", default="16,32,64", help="BioHash hash lengths")
     ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--spread", type=float, default=None,
+                    help="BioHash's spread (default: the library's)")
     ap.add_argument("--plot", default=None, help="PNG file for the plot (needs matplotlib)")
     args = ap.parse_args(argv)
     ks = [int(k) for k in args.ks.split(",")]
+    hyper = {} if args.spread is None else {"spread": args.spread}
 
     series = {}
     for name in args.sets.split(","):
@@ -55,7 +58,7 @@ def main(argv=None) -> None:
         d = xb.shape[1]
         rows = []
         for k in ks:
-            bio = measure(f"BioHash k={k}", k, BioHashIndex(d, k), xb, xq, gt)
+            bio = measure(f"BioHash k={k}", k, BioHashIndex(d, k, **hyper), xb, xq, gt)
             nbits = 8 * bio[2]
             rows += [bio,
                      measure("IndexLSH, same k", k, lsh(d, k), xb, xq, gt),
