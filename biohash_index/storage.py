@@ -61,7 +61,9 @@ class FlatCodeStorage:
 
     def __init__(self, nbits: int, index: faiss.IndexBinary | None = None):
         self.nbits = nbits
-        self.index = index or faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(nbits))
+        if index is None:
+            index = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(nbits))
+        self.index = index
         self.id_set = IdSet(self.ids())
 
     @property
@@ -119,12 +121,10 @@ class IVFCodeStorage(FlatCodeStorage):
 
     def __init__(self, nbits: int, nlist: int, nprobe: int = 1,
                  index: faiss.IndexBinaryIVF | None = None):
-        self.nbits = nbits
         if index is None:
             index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(nbits), nbits, nlist)
             index.nprobe = nprobe
-        self.index = index
-        self.id_set = IdSet(self.ids())
+        super().__init__(nbits, index)
 
     @property
     def is_trained(self) -> bool:

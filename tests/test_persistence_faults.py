@@ -3,7 +3,6 @@ concurrent saves and loads, and a fuzz of the loader over mutated saved indexes.
 import copy
 import errno
 import hashlib
-import json
 import os
 import random
 import shutil
@@ -17,7 +16,7 @@ import pytest
 
 from biohash_index import BioHashFormatError, read_index, serialize_index
 
-from .test_persistence import build, fingerprint, generation, load_in_subprocess
+from .test_persistence import build, fingerprint, generation, load_in_subprocess, rewrite
 
 resource = pytest.importorskip("resource", reason="POSIX only: fork, rlimits, flock")
 
@@ -289,11 +288,7 @@ def forge_arrow(path: Path, rng: random.Random) -> str:
     """Flip bytes of an Arrow file and fix the manifest, so the checksums pass."""
     gen = generation(path)
     name = rng.choice(["model.arrow", "meta.arrow"])
-    data = flip_bytes((gen / name).read_bytes(), rng)
-    (gen / name).write_bytes(data)
-    manifest = json.loads((gen / "manifest.json").read_text())
-    manifest["files"][name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (gen / "manifest.json").write_text(json.dumps(manifest))
+    rewrite(gen, name, flip_bytes((gen / name).read_bytes(), rng))
     return f"forged {name}"
 
 
