@@ -9,6 +9,7 @@ deviation keeps about 2k candidates (the Gaussian quantile; lowered until at lea
 then a quickselect on the candidates finds the k-th largest value. Every loop over the m
 inputs is branch-free, which is what makes this several times faster than a heap.
 """
+import functools
 from statistics import NormalDist
 
 import numpy as np
@@ -24,9 +25,13 @@ def top_k_codes(tot: np.ndarray, k: int, code_size: int, bias: np.ndarray | None
     (None: zeros). Returns uint8 (n, code_size) with exactly k bits set per row (a NaN
     input counts as the smallest value).
     """
-    m = tot.shape[1]
-    z = NormalDist().inv_cdf(1 - min(0.5, 2 * k / m))  # ~2k of m normal values exceed it
-    return _top_k_codes(tot, bias, k, code_size, np.float32(z))
+    return _top_k_codes(tot, bias, k, code_size, _threshold_z(k, tot.shape[1]))
+
+
+@functools.lru_cache(maxsize=64)
+def _threshold_z(k: int, m: int) -> np.float32:
+    """z such that about 2k of m normal values exceed mean + z * sd: the first threshold."""
+    return np.float32(NormalDist().inv_cdf(1 - min(0.5, 2 * k / m)))
 
 
 @njit(cache=True, nogil=True, parallel=True)
