@@ -16,35 +16,88 @@ import numpy as np
 from numba import njit
 
 
+VECTOR_RANKS = 4  # up to this many ranks, rank by repeated vectorised max; beyond, one scan
+INT32_MIN = np.int32(-2**31)
+
+
 @njit(cache=True, nogil=True)
 def rank_units(tot, n_ranks):
     """The ``n_ranks`` top units of each row of ``tot``, best first.
 
-    tot: float32 (B, m), finite. Returns int64 (B, n_ranks). Ties go to the lower unit
-    index. One pass per row keeps a descending list of the ``n_ranks`` largest entries;
-    most entries cost one comparison with its last value.
+    tot: float32 (B, m), finite; a row is modified while it is ranked and then restored.
+    Returns int64 (B, n_ranks). Ties go to the lower unit index.
     """
     B, m = tot.shape
     top = np.empty((B, n_ranks), np.int64)
-    best_v = np.empty(n_ranks, tot.dtype)
+    keys = np.empty(n_ranks, np.int32)
     for b in range(B):
-        row = tot[b]
-        best_i = top[b]
-        best_v[:] = -np.inf
-        thr = best_v[n_ranks - 1]
-        for j in range(m):
-            v = row[j]
-            if v <= thr:
-                continue
-            pos = n_ranks - 1  # insertion: equal values stay ahead, so lower indices win ties
-            while pos > 0 and best_v[pos - 1] < v:
-                best_v[pos] = best_v[pos - 1]
-                best_i[pos] = best_i[pos - 1]
-                pos -= 1
-            best_v[pos] = v
-            best_i[pos] = j
-            thr = best_v[n_ranks - 1]
+        if n_ranks > VECTOR_RANKS or not _rank_by_max(tot[b].view(np.int32), top[b], keys):
+            _rank_by_scan(tot[b], top[b])
     return top
+
+
+@njit(cache=True, nogil=True)
+def _rank_by_max(bits, best, keys):
+    """Rank a row through the bits of its floats, rank by rank: the largest, its first index,
+    then that entry is masked out. Positive floats order as their bits read as int32, and an
+    int32 max vectorises where a float max does not (numba cannot tell LLVM "no NaN").
+
+    bits: int32 (m,), a float32 row viewed as int32, restored on return; best: int64 (R,)
+    out; keys: int32 (R,) scratch. Returns False, ``best`` partly written, as soon as a
+    rank's value is not positive (its order is not that of its bits): the caller scans.
+    """
+    n = 0
+    for r in range(best.shape[0]):
+        key = _int_max(bits)
+        if key <= 0:
+            break
+        best[r] = _first_index(bits, key)
+        keys[r] = key
+        bits[best[r]] = INT32_MIN
+        n += 1
+    for r in range(n):
+        bits[best[r]] = keys[r]
+    return n == best.shape[0]
+
+
+@njit(cache=True, nogil=True)
+def _int_max(bits):
+    """The largest entry of int32 (m,) bits, m > 0."""
+    mx = bits[0]
+    for j in range(1, bits.shape[0]):
+        mx = max(mx, bits[j])
+    return mx
+
+
+@njit(cache=True, nogil=True)
+def _first_index(bits, key):
+    """The lowest j with bits[j] == key (a branch-free min, which vectorises)."""
+    m = np.int32(bits.shape[0])
+    first = m
+    for j in range(bits.shape[0]):
+        first = min(first, np.int32(j) if bits[j] == key else m)
+    return first
+
+
+@njit(cache=True, nogil=True)
+def _rank_by_scan(row, best_i):
+    """Rank a float32 (m,) row into int64 (R,) best_i in one pass that keeps a descending list
+    of the R largest entries; most entries cost one comparison with its last value."""
+    n_ranks = best_i.shape[0]
+    best_v = np.full(n_ranks, -np.inf, row.dtype)
+    thr = best_v[n_ranks - 1]
+    for j in range(row.shape[0]):
+        v = row[j]
+        if v <= thr:
+            continue
+        pos = n_ranks - 1  # insertion: equal values stay ahead, so lower indices win ties
+        while pos > 0 and best_v[pos - 1] < v:
+            best_v[pos] = best_v[pos - 1]
+            best_i[pos] = best_i[pos - 1]
+            pos -= 1
+        best_v[pos] = v
+        best_i[pos] = j
+        thr = best_v[n_ranks - 1]
 
 
 @njit(cache=True, nogil=True)
@@ -62,7 +115,7 @@ def plasticity_step(W, X, tot, top, g, lr):
     slot = np.full(m, -1, np.int64)   # unit -> row of ds, -1 if untouched
     n_max = min(m, B * R)
     units = np.empty(n_max, np.int64)
-    ds = np.zeros((n_max, d), np.float32)
+    ds = np.empty((n_max, d), np.float32)
     coef = np.zeros(n_max, np.float64)
     u = 0
     for b in range(B):
@@ -74,27 +127,35 @@ def plasticity_step(W, X, tot, top, g, lr):
             if slot[a] < 0:
                 slot[a] = u
                 units[u] = a
+                ds[u] = 0
                 u += 1
             s = slot[a]
             coef[s] += f * tot[b, a]
-            for i in range(d):
-                ds[s, i] += f * X[b, i]
-    nc = 0.0
+            _axpy(ds[s], f, X[b])
     for s in range(u):
-        c = coef[s]
-        mu = units[s]
-        for i in range(d):
-            v = ds[s, i] - c * W[mu, i]
-            ds[s, i] = v
-            nc = max(nc, abs(v))
-    if nc < 1e-30:
-        nc = 1e-30
-    scale = lr / nc
+        _axpy(ds[s], -coef[s], W[units[s]])
+    scale = lr / max(_abs_max(ds[:u]), 1e-30)
     for s in range(u):
-        mu = units[s]
-        for i in range(d):
-            W[mu, i] += scale * ds[s, i]
+        _axpy(W[units[s]], scale, ds[s])
     return units[:u].copy()
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _axpy(y, a, x):
+    """y += a * x for float32 (d,) y, x and a float64 a (the product and sum in float64)."""
+    for i in range(y.shape[0]):
+        y[i] += a * x[i]
+
+
+@njit(cache=True, nogil=True)
+def _abs_max(a):
+    """max |a| of float32 (u, d) C-contiguous a, 0 if empty: the int32 max of the bits with
+    the sign cleared (which orders as the absolute values do, and vectorises)."""
+    bits = a.ravel().view(np.int32)
+    mx = np.int32(0)
+    for j in range(bits.shape[0]):
+        mx = max(mx, np.int32(bits[j] & 0x7FFFFFFF))
+    return np.array([mx]).view(np.float32)[0]
 
 
 @njit(cache=True, nogil=True)

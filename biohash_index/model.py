@@ -246,8 +246,10 @@ class BioHashModel:
         won = np.zeros(prm.n_hidden, bool)
         g = prm.rank_factors()
         Wp = p_weights(W, prm.p)  # W itself for p = 2; else kept in step with W, row by row
+        buf = np.empty((prm.batch_size, prm.n_hidden), np.float32)  # reused: no page faults
         for xb in batches:
-            learn_batch(W, Wp, xb, xb @ Wp.T, g, prm.p, lr, won)
+            tot = np.matmul(xb, Wp.T, out=buf[:len(xb)])
+            learn_batch(W, Wp, xb, tot, g, prm.p, lr, won)
         return float(won.mean())
 
     # ---------------------------------------------------------------- encoding

@@ -116,11 +116,22 @@ def test_learn_batch_is_rank_update_and_refresh_in_one_call():
     np.testing.assert_array_equal(np.flatnonzero(won), np.unique(top[:, 0]))
 
 
-@pytest.mark.parametrize("n_ranks", [1, 2, 5, 14])
+@pytest.mark.parametrize("n_ranks", [1, 2, 4, 5, 14])
 @pytest.mark.parametrize("ties", [False, True])
-def test_rank_units_is_a_stable_argsort(n_ranks, ties):
+@pytest.mark.parametrize("shift", [0.0, 2.5, 10.0])
+def test_rank_units_is_a_stable_argsort(n_ranks, ties, shift):
+    """shift 2.5: some rows run out of positive values within their first ranks (ranked by
+    the scan, not by bits); 10: all values negative."""
     tot = np.random.default_rng(n_ranks).standard_normal((200, 320)).astype(np.float32)
     if ties:
         tot = np.round(tot).astype(np.float32)
+    tot -= np.float32(shift)
+    before = tot.copy()
     top = rank_units(tot, n_ranks)
     np.testing.assert_array_equal(top, np.argsort(-tot, axis=1, kind="stable")[:, :n_ranks])
+    np.testing.assert_array_equal(tot, before)  # rows are restored
+
+
+def test_rank_units_signed_zeros_tie():
+    tot = np.array([[-0.0, -1.0, 0.0], [-2.0, 0.0, -0.0]], np.float32)
+    np.testing.assert_array_equal(rank_units(tot, 2), [[0, 2], [1, 2]])
