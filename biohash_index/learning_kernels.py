@@ -132,30 +132,42 @@ def plasticity_step(W, X, tot, top, g, lr):
             s = slot[a]
             coef[s] += f * tot[b, a]
             _axpy(ds[s], f, X[b])
+    v = np.empty(d, np.float64)
+    nc = np.int64(0)  # the bits of max |ds|, taken before ds is rounded to float32
     for s in range(u):
-        _axpy(ds[s], -coef[s], W[units[s]])
-    scale = lr / max(_abs_max(ds[:u]), 1e-30)
+        _minus_ax(ds[s], coef[s], W[units[s]], v)
+        nc = max(nc, _abs_max_bits(v))
+    scale = lr / max(np.array([nc]).view(np.float64)[0], 1e-30)
     for s in range(u):
         _axpy(W[units[s]], scale, ds[s])
     return units[:u].copy()
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True)
 def _axpy(y, a, x):
-    """y += a * x for float32 (d,) y, x and a float64 a (the product and sum in float64)."""
+    """y += a * x for float32 (d,) y, x and a float64 a, computed in float64."""
     for i in range(y.shape[0]):
         y[i] += a * x[i]
 
 
 @njit(cache=True, nogil=True)
-def _abs_max(a):
-    """max |a| of float32 (u, d) C-contiguous a, 0 if empty: the int32 max of the bits with
-    the sign cleared (which orders as the absolute values do, and vectorises)."""
-    bits = a.ravel().view(np.int32)
-    mx = np.int32(0)
-    for j in range(bits.shape[0]):
-        mx = max(mx, np.int32(bits[j] & 0x7FFFFFFF))
-    return np.array([mx]).view(np.float32)[0]
+def _minus_ax(y, a, x, v):
+    """v = y - a * x in float64 (d,), then y = v rounded to float32; y, x float32 (d,)."""
+    for i in range(y.shape[0]):
+        v[i] = y[i] - a * x[i]
+        y[i] = v[i]
+
+
+@njit(cache=True, nogil=True)
+def _abs_max_bits(v):
+    """The bits of max |v| for float64 (d,) v, as int64: non-negative doubles order as their
+    bits do, and an int64 max vectorises where a float max does not (numba cannot tell LLVM
+    that there is no NaN)."""
+    bits = v.view(np.int64)
+    mx = np.int64(0)
+    for i in range(bits.shape[0]):
+        mx = max(mx, bits[i] & 0x7FFFFFFFFFFFFFFF)
+    return mx
 
 
 @njit(cache=True, nogil=True)

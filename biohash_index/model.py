@@ -158,7 +158,7 @@ class BioHashModel:
         self.mean_: np.ndarray | None = None
         self.weights_: np.ndarray | None = None
         self.train_stats_: dict[str, np.ndarray] = {}
-        self._proj = None  # (W_p, mean @ W_p.T), derived from the learned state
+        self._proj = None  # (W_p, mean @ W_p.T or None if the mean is 0), from the learned state
 
     @property
     def is_trained(self) -> bool:
@@ -272,5 +272,6 @@ class BioHashModel:
     def _projection(self):
         if self._proj is None:
             Wp = np.ascontiguousarray(p_weights(self.weights_, self.params.p))
-            self._proj = (Wp, (self.mean_ @ Wp.T).astype(np.float32))
+            bias = (self.mean_ @ Wp.T).astype(np.float32) if self.mean_.any() else None
+            self._proj = (Wp, bias)  # no bias: the selection reads the products in place
         return self._proj
