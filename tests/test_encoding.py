@@ -13,17 +13,20 @@ def expected_codes(tot, k):
     return np.packbits(bits, axis=1, bitorder="little")
 
 
-@pytest.mark.parametrize("m,k", [(40, 2), (64, 5), (100, 10), (13, 12), (1280, 64), (320, 1)])
+@pytest.mark.parametrize("m,k", [(40, 2), (64, 5), (100, 10), (13, 12), (1280, 64), (320, 1),
+                                 (5, 2), (7, 6)])
 @pytest.mark.parametrize("kind", ["normal", "skewed", "few values"])
-def test_top_k_codes_match_a_stable_argsort(m, k, kind):
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_top_k_codes_match_a_stable_argsort(m, k, kind, with_bias):
     rng = np.random.default_rng(m)
     tot = rng.standard_normal((300, m)).astype(np.float32)
     if kind == "skewed":  # far from normal: the first threshold often keeps fewer than k
         tot = np.exp(3 * tot).astype(np.float32)
     elif kind == "few values":  # many ties at the k-th value
         tot = np.round(tot).astype(np.float32)
-    codes = top_k_codes(tot, k, (m + 7) // 8)
-    np.testing.assert_array_equal(codes, expected_codes(tot, k))
+    bias = np.round(rng.standard_normal(m)).astype(np.float32) if with_bias else None
+    codes = top_k_codes(tot, k, (m + 7) // 8, bias)
+    np.testing.assert_array_equal(codes, expected_codes(tot if bias is None else tot - bias, k))
     assert (np.unpackbits(codes, axis=1).sum(axis=1) == k).all()
 
 
