@@ -14,11 +14,9 @@ import functools
 from statistics import NormalDist
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .simd import compress8, ge_mask8
-
-ROWS_PER_TASK = 64  # rows a thread selects in one go, sharing its scratch buffers
 
 
 def top_k_codes(tot: np.ndarray, k: int, code_size: int, bias: np.ndarray | None = None):
@@ -26,7 +24,7 @@ def top_k_codes(tot: np.ndarray, k: int, code_size: int, bias: np.ndarray | None
 
     tot: float32 (n, m) hidden-unit inputs; bias: float32 (m,) subtracted on the fly
     (None: zeros). Returns uint8 (n, code_size) with exactly k bits set per row (a NaN
-    input counts as the smallest value).
+    input counts as the smallest value). Runs on the calling thread, without the GIL.
     """
     return _top_k_codes(tot, bias, k, code_size, _threshold_z(k, tot.shape[1]))
 
@@ -37,18 +35,17 @@ def _threshold_z(k: int, m: int) -> np.float32:
     return np.float32(NormalDist().inv_cdf(1 - min(0.5, 2 * k / m)))
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _top_k_codes(tot, bias, k, code_size, z):
     n, m = tot.shape
     codes = np.zeros((n, code_size), np.uint8)
-    for task in prange((n + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
-        v = np.empty(m, tot.dtype)
-        cand = np.empty(m + 8, np.int32)  # compress8 writes 8 slots past the count
-        a = np.empty(m, tot.dtype)
-        b = np.empty(m, tot.dtype)
-        w = np.empty(m, tot.dtype)
-        for i in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
-            _select_row(tot[i], bias, k, z, v, cand, a, b, w, codes[i])
+    v = np.empty(m, tot.dtype)
+    cand = np.empty(m + 8, np.int32)  # compress8 writes 8 slots past the count
+    a = np.empty(m, tot.dtype)
+    b = np.empty(m, tot.dtype)
+    w = np.empty(m, tot.dtype)
+    for i in range(n):
+        _select_row(tot[i], bias, k, z, v, cand, a, b, w, codes[i])
     return codes
 
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+import numba
 import numpy as np
 
 from .encoding_kernels import top_k_codes
 from .learning_kernels import learn_batch, p_power
-from .locking import numba_parallel
 from .progress import progress
+from .threads import one_blas_thread
 from .validation import check_positive_int, check_real
 
 log = logging.getLogger(__name__)
@@ -254,19 +257,38 @@ class BioHashModel:
 
     # ---------------------------------------------------------------- encoding
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """Codes of float32 (n, d) vectors: uint8 (n, code_size), exactly k bits set per row."""
+        """Codes of float32 (n, d) vectors: uint8 (n, code_size), exactly k bits set per row.
+
+        Blocks of about ENCODE_BYTES of products are encoded whole (product, then selection)
+        by numba's number of threads, each with one BLAS thread: two thread pools taking
+        turns on every block (BLAS's and OpenMP's) can cost ten times as much where OpenMP
+        threads spin while they wait.
+        """
         if not self.is_trained:
             raise RuntimeError("the model is not trained: call train() first")
         Wp, bias = self._projection()
         prm = self.params
         out = np.empty((len(x), prm.code_size), np.uint8)
         rows = encode_block_rows(prm.n_hidden)
-        tot = np.empty((min(rows, len(x)), prm.n_hidden), np.float32)
-        for s in progress(range(0, len(x), rows), "encoding", "block"):
+        scratch = threading.local()
+
+        def encode_block(s):
+            tot = getattr(scratch, "tot", None)
+            if tot is None:
+                tot = scratch.tot = np.empty((min(rows, len(x)), prm.n_hidden), np.float32)
             xs = x[s:s + rows]
             np.matmul(xs, Wp.T, out=tot[:len(xs)])
-            with numba_parallel():
-                out[s:s + rows] = top_k_codes(tot[:len(xs)], prm.hash_length, prm.code_size, bias)
+            out[s:s + rows] = top_k_codes(tot[:len(xs)], prm.hash_length, prm.code_size, bias)
+
+        starts = range(0, len(x), rows)
+        n_workers = min(numba.get_num_threads(), len(starts))
+        if n_workers <= 1:
+            for s in progress(starts, "encoding", "block"):
+                encode_block(s)
+            return out
+        with one_blas_thread(), ThreadPoolExecutor(n_workers) as pool:
+            for _ in progress(pool.map(encode_block, starts), "encoding", "block", len(starts)):
+                pass
         return out
 
     def _projection(self):

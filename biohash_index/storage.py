@@ -25,6 +25,7 @@ import numpy as np
 
 from .id_set import IdSet
 from .inverted_kernels import build_postings, inverted_search
+from .locking import numba_parallel
 
 FAST_CODE_SIZES = (4, 8, 16, 20, 32, 64)  # bytes; faiss's specialised HammingComputers
 PAD_TO_64_FROM = 42  # bytes; below, the generic kernel is as fast as the 64-byte one
@@ -209,8 +210,9 @@ class InvertedCodeStorage(FlatCodeStorage):
     def search(self, codes: np.ndarray, k: int):
         """int32 (nq, k) Hamming distances and int64 (nq, k) ids, ordered as flat search."""
         ptr, pos, pop, by_pop, ids = self.posting_lists()
-        D, P = inverted_search(pad_codes(codes, self.code_size), ptr, pos, pop, by_pop, k,
-                               numba.get_num_threads())
+        with numba_parallel():
+            D, P = inverted_search(pad_codes(codes, self.code_size), ptr, pos, pop, by_pop, k,
+                                   numba.get_num_threads())
         return D, ids[P]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from contextlib import contextmanager
 
 import faiss
@@ -36,6 +37,29 @@ def thread_limit(n_threads: int | None):
     finally:
         numba.set_num_threads(old_numba)
         faiss.omp_set_num_threads(old_faiss)
+
+
+_one_blas_thread = threading.Lock()
+_one_blas_users = 0
+_one_blas_limiter = None
+
+
+@contextmanager
+def one_blas_thread():
+    """BLAS on one thread while any thread is inside this block (for callers that run
+    products on threads of their own); the first in sets it, the last out restores it."""
+    global _one_blas_users, _one_blas_limiter
+    with _one_blas_thread:
+        if _one_blas_users == 0:
+            _one_blas_limiter = _blas().limit(limits=1)
+        _one_blas_users += 1
+    try:
+        yield
+    finally:
+        with _one_blas_thread:
+            _one_blas_users -= 1
+            if _one_blas_users == 0:
+                _one_blas_limiter.restore_original_limits()
 
 
 def uses_threads(method):

@@ -1,7 +1,9 @@
 """Codes: top-k units packed little-endian, exactly k bits set."""
+import numba
 import numpy as np
 import pytest
 
+from biohash_index import BioHashModel, BioHashParams
 from biohash_index.encoding_kernels import top_k_codes
 
 
@@ -55,3 +57,19 @@ def test_sa_encode_has_k_ones_and_m_bits(trained, clustered):
     bits = np.unpackbits(codes, axis=1, bitorder="little")
     assert (bits.sum(axis=1) == trained.hash_length).all()
     assert not bits[:, trained.n_hidden:].any()
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_encode_in_blocks_on_threads_equals_one_selection(n_threads):
+    """Many blocks (m = 4096: 64 rows each) on worker threads give the codes of one pass."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    model = BioHashModel(BioHashParams(d=16, hash_length=8, n_hidden=4096, epochs=1)).train(x)
+    Wp, bias = model._projection()
+    expected = top_k_codes(x @ Wp.T, 8, 512, bias)
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        np.testing.assert_array_equal(model.encode(x), expected)
+    finally:
+        numba.set_num_threads(old)

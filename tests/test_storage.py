@@ -1,6 +1,7 @@
 """Code storages: inverted lists give exactly the flat Hamming ranking; threads knob."""
 import copy
 import pickle
+import threading
 
 import faiss
 import numba
@@ -10,7 +11,7 @@ from threadpoolctl import threadpool_info
 
 from biohash_index import BioHashIndex
 from biohash_index.storage import FlatCodeStorage, InvertedCodeStorage
-from biohash_index.threads import thread_limit
+from biohash_index.threads import one_blas_thread, thread_limit
 
 
 def sparse_codes(rng, n, m, k):
@@ -99,6 +100,33 @@ def test_n_threads_limits_blas_inside_and_restores_it():
         assert blas_threads() == [1] * len(before)
         assert numba.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1
     assert blas_threads() == before
+
+
+def process_wide_blas_threads():
+    """Thread counts of the BLAS libraries whose setting is one for the process (an OpenMP
+    build keeps one per thread)."""
+    return [lib["num_threads"] for lib in threadpool_info()
+            if lib["user_api"] == "blas" and lib.get("threading_layer") != "openmp"]
+
+
+def test_one_blas_thread_holds_until_the_last_overlapping_caller_leaves():
+    before = process_wide_blas_threads()
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with one_blas_thread():
+            inside.set()
+            release.wait(10)
+
+    other = threading.Thread(target=hold)
+    other.start()
+    assert inside.wait(10)
+    with one_blas_thread():
+        assert process_wide_blas_threads() == [1] * len(before)
+    assert process_wide_blas_threads() == [1] * len(before)  # the other thread is still inside
+    release.set()
+    other.join()
+    assert process_wide_blas_threads() == before
 
 
 def test_n_threads_knob_gives_same_results_and_restores_settings(trained, clustered):
