@@ -3,7 +3,8 @@
     python benchmarks/bench_encode.py [--n 100000] [--repeat 5]
 
 ours: ``BioHashModel.encode`` (projection in blocks of about 1 MiB of inputs, then the fused
-top-k selection and bit packing, in parallel); matmul: the (n, d) x (d, m) product alone,
+top-k selection and bit packing; with several threads, each thread takes whole blocks and
+projects them with one BLAS thread); matmul: the (n, d) x (d, m) product alone,
 which encoding cannot avoid, computed in the same blocks into one reused buffer (its fastest
 form here: one whole (n, m) product pays for page faults on the large result).
 """
