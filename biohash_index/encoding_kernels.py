@@ -4,15 +4,19 @@ A code has one bit per hidden unit, set for the k units with the largest input (
 the lower unit index). Bits are packed little-endian like faiss binary codes: unit j is
 bit (j % 8) of byte (j // 8).
 
-Selection per row, exact whatever the data: about 2k candidates (``selection_kernels``),
-a quickselect among them for the k-th largest value, and unless units tied with it must be
-split, the code is the bits of row >= k-th, packed 8 at a time (``simd.ge_mask8``).
+Selection per row, exact whatever the data: a threshold from the row's mean and standard
+deviation keeps about 2k candidates (the Gaussian quantile; lowered until at least k pass),
+then a quickselect on the candidates finds the k-th largest value, and unless units tied
+with it must be split, the code is the bits of row >= k-th. The two passes over the m
+inputs compare 8 at a time (``simd``); nothing in them branches on the data.
 """
+import functools
+from statistics import NormalDist
+
 import numpy as np
 from numba import njit
 
-from .selection_kernels import threshold_z, top_candidates
-from .simd import ge_mask8
+from .simd import compress8, ge_mask8
 
 
 def top_k_codes(tot: np.ndarray, k: int, code_size: int, bias: np.ndarray | None = None):
@@ -22,7 +26,13 @@ def top_k_codes(tot: np.ndarray, k: int, code_size: int, bias: np.ndarray | None
     (None: zeros). Returns uint8 (n, code_size) with exactly k bits set per row (a NaN
     input counts as the smallest value). Runs on the calling thread, without the GIL.
     """
-    return _top_k_codes(tot, bias, k, code_size, threshold_z(k, tot.shape[1]))
+    return _top_k_codes(tot, bias, k, code_size, _threshold_z(k, tot.shape[1]))
+
+
+@functools.lru_cache(maxsize=64)
+def _threshold_z(k: int, m: int) -> np.float32:
+    """z such that about 2k of m normal values exceed mean + z * sd: the first threshold."""
+    return np.float32(NormalDist().inv_cdf(1 - min(0.5, 2 * k / m)))
 
 
 @njit(cache=True, nogil=True)
@@ -49,7 +59,18 @@ def _select_row(row, bias, k, z, v, cand, a, b, w, code):
         for j in range(row.shape[0]):
             v[j] = row[j] - bias[j]
         row = v
-    row, c = top_candidates(row, k, z, cand, v)
+    mu, sd = _moments(row)
+    t = np.float32(mu + z * sd)
+    while True:  # candidates: the units with row >= t, in unit order
+        c = _candidates(row, t, cand)
+        if c >= k:
+            break
+        if t == -np.inf:  # only NaN falls short of -inf: rank it below everything
+            for j in range(row.shape[0]):
+                v[j] = row[j] if row[j] == row[j] else -np.inf
+            row = v
+        lower = np.float32(t - 2 * sd)
+        t = lower if lower < t else np.float32(-np.inf)  # -inf takes every unit
     for i in range(c):
         a[i] = w[i] = row[cand[i]]
     kth = _kth_largest(a, b, c, k - 1)
@@ -71,6 +92,20 @@ def _select_row(row, bias, k, z, v, cand, a, b, w, code):
 
 
 @njit(cache=True, nogil=True)
+def _candidates(row, t, cand):
+    """Write the units j with row[j] >= t to cand in increasing order; return their count."""
+    m = row.shape[0]
+    full = m - m % 8
+    c = 0
+    for j in range(0, full, 8):
+        c = compress8(row, j, t, cand, c)
+    for j in range(full, m):
+        cand[c] = j
+        c += row[j] >= t
+    return c
+
+
+@njit(cache=True, nogil=True)
 def _pack_ge(row, t, code):
     """Set bit j of ``code`` (zeros on entry) where row[j] >= t."""
     m = row.shape[0]
@@ -79,6 +114,19 @@ def _pack_ge(row, t, code):
         code[j >> 3] = np.uint8(ge_mask8(row, j, t))
     for j in range(full, m):
         code[j >> 3] |= np.uint8((row[j] >= t) << (j & 7))
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _moments(row):
+    """The mean and standard deviation of row."""
+    s = np.float32(0)
+    s2 = np.float32(0)
+    for j in range(row.shape[0]):
+        x = row[j]
+        s += x
+        s2 += x * x
+    mu = s / row.shape[0]
+    return mu, np.sqrt(max(s2 / row.shape[0] - mu * mu, np.float32(0)))
 
 
 @njit(cache=True, nogil=True)

@@ -15,38 +15,24 @@ call.
 import numpy as np
 from numba import njit
 
-from .selection_kernels import threshold_z, top_candidates
 
-
-MAX_RANKS_BY_MAX = 2  # up to this many ranks, one vectorised maximum per rank is fastest
+VECTOR_RANKS = 4  # up to this many ranks, rank by repeated vectorised max; beyond, one scan
 INT32_MIN = np.int32(-2**31)
 
 
-def rank_units(tot: np.ndarray, n_ranks: int) -> np.ndarray:
+@njit(cache=True, nogil=True)
+def rank_units(tot, n_ranks):
     """The ``n_ranks`` top units of each row of ``tot``, best first.
 
-    tot: float32 (B, m), finite, m >= n_ranks; a row is modified while it is ranked and
-    then restored. Returns int64 (B, n_ranks). Ties go to the lower unit index. One or two
-    ranks (Krotov & Hopfield's rule): a vectorised maximum per rank (``_rank_by_max``);
-    more, or a row whose top values are not positive: the candidates of
-    ``top_candidates`` (a few more than n_ranks), then one insertion scan over them.
+    tot: float32 (B, m), finite; a row is modified while it is ranked and then restored.
+    Returns int64 (B, n_ranks). Ties go to the lower unit index.
     """
-    return _rank_units(tot, n_ranks, threshold_z(n_ranks, tot.shape[1]))
-
-
-@njit(cache=True, nogil=True)
-def _rank_units(tot, n_ranks, z):
     B, m = tot.shape
     top = np.empty((B, n_ranks), np.int64)
     keys = np.empty(n_ranks, np.int32)
-    cand = np.empty(m + 8, np.int32)
-    v = np.empty(m, tot.dtype)
-    best = np.empty(n_ranks, tot.dtype)
     for b in range(B):
-        if n_ranks <= MAX_RANKS_BY_MAX and _rank_by_max(tot[b].view(np.int32), top[b], keys):
-            continue
-        row, c = top_candidates(tot[b], n_ranks, z, cand, v)
-        _rank_candidates(row, cand, c, top[b], best)
+        if n_ranks > VECTOR_RANKS or not _rank_by_max(tot[b].view(np.int32), top[b], keys):
+            _rank_by_scan(tot[b], top[b])
     return top
 
 
@@ -58,8 +44,7 @@ def _rank_by_max(bits, best, keys):
 
     bits: int32 (m,), a float32 row viewed as int32, restored on return; best: int64 (R,)
     out; keys: int32 (R,) scratch. Returns False, ``best`` partly written, as soon as a
-    rank's value is not positive (its order is not that of its bits): the caller ranks the
-    row another way.
+    rank's value is not positive (its order is not that of its bits): the caller scans.
     """
     n = 0
     for r in range(best.shape[0]):
@@ -95,27 +80,24 @@ def _first_index(bits, key):
 
 
 @njit(cache=True, nogil=True)
-def _rank_candidates(row, cand, c, best_i, best_v):
-    """The R best of the units cand[:c] (increasing, c >= R) of float32 (m,) row, best
-    first, into int64 (R,) best_i: an insertion scan that keeps a descending list of the R
-    largest (best_v: float32 (R,) scratch); most candidates cost one comparison."""
+def _rank_by_scan(row, best_i):
+    """Rank a float32 (m,) row into int64 (R,) best_i in one pass that keeps a descending list
+    of the R largest entries; most entries cost one comparison with its last value."""
     n_ranks = best_i.shape[0]
-    n = 0  # entries in the list
-    for i in range(c):
-        x = row[cand[i]]
-        if n < n_ranks:
-            pos = n
-            n += 1
-        elif x > best_v[n_ranks - 1]:  # an equal value stays out: lower units win ties
-            pos = n_ranks - 1
-        else:
+    best_v = np.full(n_ranks, -np.inf, row.dtype)
+    thr = best_v[n_ranks - 1]
+    for j in range(row.shape[0]):
+        v = row[j]
+        if v <= thr:
             continue
-        while pos > 0 and best_v[pos - 1] < x:
+        pos = n_ranks - 1  # insertion: equal values stay ahead, so lower indices win ties
+        while pos > 0 and best_v[pos - 1] < v:
             best_v[pos] = best_v[pos - 1]
             best_i[pos] = best_i[pos - 1]
             pos -= 1
-        best_v[pos] = x
-        best_i[pos] = cand[i]
+        best_v[pos] = v
+        best_i[pos] = j
+        thr = best_v[n_ranks - 1]
 
 
 @njit(cache=True, nogil=True)
@@ -208,15 +190,15 @@ def p_power(W, p, out):
 
 
 @njit(cache=True, nogil=True)
-def learn_batch(W, Wp, X, tot, g, z, p, lr, won):
+def learn_batch(W, Wp, X, tot, g, p, lr, won):
     """One step of the rule on a mini-batch, in place: rank, update W, refresh Wp.
 
     W: float32 (m, d) weights; Wp: float32 (m, d), ``p_power(W)`` kept in step (pass W
     itself for p = 2); X: float32 (B, d); tot: float32 (B, m) = X @ Wp.T; g: float64 (R,)
-    the factor of each rank (``plasticity_step``); z: ``threshold_z(R, m)``; won: bool
-    (m,), the top units of the batch set to True.
+    the factor of each rank (``plasticity_step``); won: bool (m,), the top units of the
+    batch set to True.
     """
-    top = _rank_units(tot, g.shape[0], z)
+    top = rank_units(tot, g.shape[0])
     rows = plasticity_step(W, X, tot, top, g, lr)
     for b in range(top.shape[0]):
         won[top[b, 0]] = True

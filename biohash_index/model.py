@@ -20,7 +20,6 @@ import numpy as np
 from .encoding_kernels import top_k_codes
 from .learning_kernels import learn_batch, p_power
 from .progress import progress
-from .selection_kernels import threshold_z
 from .threads import one_blas_thread
 from .validation import check_positive_int, check_real
 
@@ -249,12 +248,11 @@ class BioHashModel:
         prm = self.params
         won = np.zeros(prm.n_hidden, bool)
         g = prm.rank_factors()
-        z = threshold_z(len(g), prm.n_hidden)
         Wp = p_weights(W, prm.p)  # W itself for p = 2; else kept in step with W, row by row
         buf = np.empty((prm.batch_size, prm.n_hidden), np.float32)  # reused: no page faults
         for xb in batches:
             tot = np.matmul(xb, Wp.T, out=buf[:len(xb)])
-            learn_batch(W, Wp, xb, tot, g, z, prm.p, lr, won)
+            learn_batch(W, Wp, xb, tot, g, prm.p, lr, won)
         return float(won.mean())
 
     # ---------------------------------------------------------------- encoding
