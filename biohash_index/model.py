@@ -260,9 +260,9 @@ class BioHashModel:
         """Codes of float32 (n, d) vectors: uint8 (n, code_size), exactly k bits set per row.
 
         Blocks of about ENCODE_BYTES of products are encoded whole (product, then selection)
-        by numba's number of threads, each with one BLAS thread: two thread pools taking
-        turns on every block (BLAS's and OpenMP's) can cost ten times as much where OpenMP
-        threads spin while they wait.
+        by numba's number of threads, each with one BLAS thread (a process-wide setting while
+        they run): two thread pools taking turns on every block (BLAS's and OpenMP's) can
+        cost ten times as much where OpenMP threads spin while they wait.
         """
         if not self.is_trained:
             raise RuntimeError("the model is not trained: call train() first")
