@@ -10,7 +10,7 @@ spread) it times:
   prepared batches;
 - matmul: numpy ``X_b @ W.T`` for the same batches, the products the epoch cannot avoid,
   into one reused buffer as the epoch computes them (its fastest form: a new result per
-  batch can cost page faults, up to 1.7 x the product on this machine);
+  batch can cost page faults);
 - K&H numpy: a plain numpy transcription of the loop of Krotov & Hopfield's published
   notebook (full argsort per sample, dense (m, B) g matrix, dense (m, d) update), in
   float64 as the notebook computes ("K&H f64"), and the same loop in float32 ("K&H f32").
