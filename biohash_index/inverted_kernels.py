@@ -85,16 +85,41 @@ def _search_one(q, ptr, pos, pop, by_pop, k, cnt, touched, keys, D, I):
     for t in range(nt):
         cnt[touched[t]] = 0
     kk = min(k, nk)
-    sel = keys[:nk]
     if nk > kk:
-        sel = np.partition(sel, kk - 1)[:kk]
-    sel = np.sort(sel[:kk])
+        _select_smallest(keys, nk, kk)
+    sel = np.sort(keys[:kk])
     for r in range(kk):
         D[r] = sel[r] // n
         I[r] = sel[r] % n
     for r in range(kk, k):
         D[r] = np.iinfo(np.int32).max
         I[r] = -1
+
+
+@njit(cache=True, nogil=True)
+def _select_smallest(a, n, k):
+    """Reorder a[:n] in place so that a[:k] holds its k smallest values, 0 < k < n.
+
+    Wirth's selection (Hoare's partition around a[k - 1] until it is in place); compiles
+    in a fraction of the time ``np.partition`` takes.
+    """
+    lo, hi, r = 0, n - 1, k - 1
+    while lo < hi:
+        x = a[r]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < x:
+                i += 1
+            while x < a[j]:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if j < r:
+            lo = i
+        if r < i:
+            hi = j
 
 
 @njit(cache=True, nogil=True, parallel=True)

@@ -7,7 +7,7 @@ import pytest
 from numba.core.registry import CPUDispatcher
 
 from biohash_index.encoding_kernels import top_k_codes
-from biohash_index.inverted_kernels import build_postings
+from biohash_index.inverted_kernels import _select_smallest, build_postings
 from biohash_index.learning_kernels import plasticity_step, rank_units
 
 MODULES = ["biohash_index.learning_kernels", "biohash_index.encoding_kernels",
@@ -73,3 +73,17 @@ def test_kernels_run_concurrently_from_threads():
         t.join()
     for r, e in zip(results, expected):
         np.testing.assert_array_equal(r, e)
+
+
+@pytest.mark.parametrize("order", ["random", "sorted", "reversed"])
+def test_select_smallest_puts_the_k_smallest_first(order):
+    rng = np.random.default_rng(7)
+    for n in (2, 3, 17, 200):
+        a = rng.permutation(5 * n)[:n].astype(np.int64)
+        if order != "random":
+            a = np.sort(a) if order == "sorted" else np.sort(a)[::-1].copy()
+        for k in (1, n // 2 or 1, n - 1):
+            b = a.copy()
+            _select_smallest(b, n, k)
+            np.testing.assert_array_equal(np.sort(b[:k]), np.sort(a)[:k])
+            np.testing.assert_array_equal(np.sort(b), np.sort(a))
