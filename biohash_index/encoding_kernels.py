@@ -74,15 +74,15 @@ def _select_row(row, bias, k, z, v, cand, a, b, w, code):
     for i in range(c):
         a[i] = w[i] = row[cand[i]]
     kth = _kth_largest(a, b, c, k - 1)
+    n_gt = 0
     n_ge = 0
     for i in range(c):
+        n_gt += w[i] > kth
         n_ge += w[i] >= kth
     if n_ge == k:  # no unit tied with the k-th is left out: the code is row >= kth
         _pack_ge(row, kth, code)
         return
-    n_eq = k  # units equal to kth that still fit, lowest units first
-    for i in range(c):
-        n_eq -= w[i] > kth
+    n_eq = k - n_gt  # units equal to kth that still fit, lowest units first
     for i in range(c):
         u = cand[i]
         eq = w[i] == kth

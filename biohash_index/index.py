@@ -46,8 +46,8 @@ class BioHashIndex:
     ``nprobe`` visited per query) or "inverted" (exact, same results as "flat", searched
     through one posting list per hidden unit: faster for sparse codes, see storage.py);
     n_threads: threads of the numba kernels, faiss searches and numpy's BLAS products in
-    each call (None: their current settings); the other keywords are the learning-rule hyperparameters of
-    ``BioHashParams``.
+    each call (None: their current settings); the other keywords are the learning-rule
+    hyperparameters of ``BioHashParams``.
 
     Thread safety: ``search``, ``range_search``, ``sa_encode``, ``save`` and pickling may run in
     many threads at once; ``train``, ``add``, ``add_with_ids``, ``remove_ids``, ``reset`` and

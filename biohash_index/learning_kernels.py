@@ -30,9 +30,10 @@ def rank_units(tot, n_ranks):
     B, m = tot.shape
     top = np.empty((B, n_ranks), np.int64)
     keys = np.empty(n_ranks, np.int32)
+    best_v = np.empty(n_ranks, tot.dtype)
     for b in range(B):
         if n_ranks > VECTOR_RANKS or not _rank_by_max(tot[b].view(np.int32), top[b], keys):
-            _rank_by_scan(tot[b], top[b])
+            _rank_by_scan(tot[b], top[b], best_v)
     return top
 
 
@@ -80,11 +81,12 @@ def _first_index(bits, key):
 
 
 @njit(cache=True, nogil=True)
-def _rank_by_scan(row, best_i):
+def _rank_by_scan(row, best_i, best_v):
     """Rank a float32 (m,) row into int64 (R,) best_i in one pass that keeps a descending list
-    of the R largest entries; most entries cost one comparison with its last value."""
+    of the R largest entries (their values in float32 (R,) best_v, scratch); most entries
+    cost one comparison with its last value."""
     n_ranks = best_i.shape[0]
-    best_v = np.full(n_ranks, -np.inf, row.dtype)
+    best_v[:] = -np.inf
     thr = best_v[n_ranks - 1]
     for j in range(row.shape[0]):
         v = row[j]

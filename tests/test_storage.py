@@ -89,8 +89,11 @@ def test_index_inverted_storage_equals_flat_and_survives_pickle(trained, cluster
     np.testing.assert_array_equal(clone.search(xb[:50] + 0.3, 40)[1], Ii)
 
 
-def blas_threads():
-    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+def blas_threads(process_wide_only=False):
+    """Thread counts of the BLAS libraries; process_wide_only: only those whose setting is one
+    for the process (an OpenMP build keeps one per thread)."""
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"
+            and not (process_wide_only and lib.get("threading_layer") == "openmp")]
 
 
 def test_n_threads_limits_blas_inside_and_restores_it():
@@ -102,15 +105,8 @@ def test_n_threads_limits_blas_inside_and_restores_it():
     assert blas_threads() == before
 
 
-def process_wide_blas_threads():
-    """Thread counts of the BLAS libraries whose setting is one for the process (an OpenMP
-    build keeps one per thread)."""
-    return [lib["num_threads"] for lib in threadpool_info()
-            if lib["user_api"] == "blas" and lib.get("threading_layer") != "openmp"]
-
-
 def test_one_blas_thread_holds_until_the_last_overlapping_caller_leaves():
-    before = process_wide_blas_threads()
+    before = blas_threads(process_wide_only=True)
     inside, release = threading.Event(), threading.Event()
 
     def hold():
@@ -122,11 +118,12 @@ def test_one_blas_thread_holds_until_the_last_overlapping_caller_leaves():
     other.start()
     assert inside.wait(10)
     with one_blas_thread():
-        assert process_wide_blas_threads() == [1] * len(before)
-    assert process_wide_blas_threads() == [1] * len(before)  # the other thread is still inside
+        assert blas_threads(process_wide_only=True) == [1] * len(before)
+    # the other thread is still inside
+    assert blas_threads(process_wide_only=True) == [1] * len(before)
     release.set()
     other.join()
-    assert process_wide_blas_threads() == before
+    assert blas_threads(process_wide_only=True) == before
 
 
 def test_n_threads_knob_gives_same_results_and_restores_settings(trained, clustered):
