@@ -6,18 +6,33 @@ distances between m-bit codes with k ones each, so they are even numbers in [0, 
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .locking import LockPerInstance, reads, writes
 from .model import BioHashModel, BioHashParams
 from .storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, padded_code_size
+from .scoring import rerank, shortlist_size
 from .streaming import DEFAULT_BATCH_SIZE, add_from, train_from
 from .threads import uses_threads
 from .validation import (check_ids, check_k, check_n_threads, check_new_ids, check_positive_int,
                          check_real, check_vectors, next_ids)
 
-DEFAULT_ACTIVITY = 0.05
+log = logging.getLogger(__name__)
+MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max
 STORAGES = ("flat", "ivf", "inverted")
+# Defaults by what the index is for (``task``); a keyword given explicitly wins.
+# "neighbors": nearest-neighbour search (the IndexLSH swap, RAG): half the units active,
+#   centred inputs, orthogonal initial weights, asymmetric scoring (benchmarks/ann_text.py).
+# "labels": retrieval by content class (the BioHash paper's MNIST protocol): sparse codes,
+#   the rule tuned on MNIST (benchmarks/mnist_map.py), Hamming scoring.
+TASKS = {
+    "neighbors": dict(activity=0.5, p=2.0, spread=0.0, delta=0.0, init="orthogonal",
+                      center=True, scoring="asymmetric"),
+    "labels": dict(activity=0.05, p=1.5, spread=0.03, delta=0.0, init="sample",
+                   center=False, scoring="hamming"),
+}
 
 
 def n_hidden_for(hash_length: int, activity: float) -> int:
@@ -60,20 +75,28 @@ class BioHashIndex:
     _lock = LockPerInstance()   # made on first use, however the index was made; not pickled
 
     def __init__(self, d: int, hash_length: int, n_hidden: int | None = None,
-                 activity: float = DEFAULT_ACTIVITY, *, p: float = 1.5, spread: float = 0.03,
-                 delta: float = 0.0, rank: int = 2, epochs: int | None = None,
-                 batch_size: int = 200,
-                 learning_rate: float = 0.04, seed: int = 0, init: str = "sample",
-                 center: bool = False, storage: str = "flat", nlist: int = 256, nprobe: int = 8,
-                 n_threads: int | None = None):
+                 activity: float | None = None, *, task: str = "neighbors",
+                 p: float | None = None, spread: float | None = None,
+                 delta: float | None = None, rank: int = 2, epochs: int | None = None,
+                 batch_size: int = 200, learning_rate: float = 0.04, seed: int = 0,
+                 init: str | None = None, center: bool | None = None,
+                 scoring: str | None = None, storage: str = "flat", nlist: int = 256,
+                 nprobe: int = 8, n_threads: int | None = None):
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {tuple(TASKS)}, got {task!r}")
+        given = dict(activity=activity, p=p, spread=spread, delta=delta, init=init,
+                     center=center, scoring=scoring)
+        hyper = {name: TASKS[task][name] if value is None else value
+                 for name, value in given.items()}
         hash_length = check_positive_int(hash_length, "hash_length")
+        activity = hyper.pop("activity")
         if n_hidden is None:
             check_real(activity, "activity", low=0.0, high=1.0, low_inclusive=False)
             n_hidden = n_hidden_for(hash_length, activity)
-        params = BioHashParams(d=d, hash_length=hash_length, n_hidden=n_hidden, p=p,
-                               spread=spread, delta=delta, rank=rank, epochs=epochs,
-                               batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                               init=init, center=center)
+        params = BioHashParams(d=d, hash_length=hash_length, n_hidden=n_hidden, rank=rank,
+                               epochs=epochs, batch_size=batch_size,
+                               learning_rate=learning_rate, seed=seed, **hyper)
+        self.task = task
         self.model = BioHashModel(params)
         self.storage = make_storage(storage, 8 * padded_code_size(params.code_size), nlist,
                                     nprobe)
@@ -110,6 +133,12 @@ class BioHashIndex:
         return self.model.is_trained and self.storage.is_trained
 
     @property
+    def asymmetric(self) -> bool:
+        """Whether ``search`` ranks by weighted Hamming distance (``scoring="asymmetric"``,
+        flat and inverted storage) rather than by Hamming distance."""
+        return self.params.scoring == "asymmetric" and self.storage.search_positions is not None
+
+    @property
     def nprobe(self) -> int:
         """IVF clusters visited per query (IVF storage only)."""
         self._require_ivf("nprobe")
@@ -140,6 +169,9 @@ class BioHashIndex:
         """
         x = check_vectors(x, self.d, "x", allow_empty=False)
         self._require_empty("train")
+        self._train(x)
+
+    def _train(self, x: np.ndarray) -> None:
         model = BioHashModel(self.params).train(x)   # the index changes only if all succeeds
         if not self.storage.is_trained:
             self.storage.train(model.encode(x))
@@ -158,21 +190,33 @@ class BioHashIndex:
         """Add float (n, d) vectors with ids next_id .. next_id + n - 1.
 
         next_id is one more than the largest id ever added (0 for a new or reset index), so
-        it equals ntotal for an index filled only through ``add``, as in faiss.
+        it equals ntotal for an index filled only through ``add``, as in faiss. An
+        untrained index first trains on x (IndexLSH scripts never call ``train``).
         """
-        self._require_trained("add")
         x = check_vectors(x, self.d, "x")
-        self._add_codes(self.model.encode(x), next_ids(self._next_id, len(x)))
+        if self._train_if_needed("add", x):
+            self._add_codes(self.model.encode(x), next_ids(self._next_id, len(x)))
 
     @writes
     @uses_threads
     def add_with_ids(self, x, ids) -> None:
         """Add float (n, d) vectors under int64 (n,) ids, which must be new, distinct and
-        not -1; duplicates are rejected (to replace a vector, remove its id first)."""
-        self._require_trained("add_with_ids")
+        not -1; duplicates are rejected (to replace a vector, remove its id first). An
+        untrained index first trains on x, as in ``add``."""
         x = check_vectors(x, self.d, "x")
         ids = check_new_ids(ids, len(x), self.storage.id_set)
-        self._add_codes(self.model.encode(x), ids)
+        if self._train_if_needed("add_with_ids", x):
+            self._add_codes(self.model.encode(x), ids)
+
+    def _train_if_needed(self, what: str, x: np.ndarray) -> bool:
+        """Train on x if the index is untrained; False if there is nothing to add."""
+        if len(x) == 0:
+            return False
+        if not self.is_trained:
+            log.info("%s() on an untrained index: training on its %d vectors first",
+                     what, len(x))
+            self._train(x)
+        return True
 
     @writes
     def train_from(self, source, *, column: str | None = None,
@@ -204,8 +248,14 @@ class BioHashIndex:
         self._require_trained("search")
         xq = check_vectors(xq, self.d, "xq")
         k = check_k(k, len(xq))
-        D, I = self.storage.search(self.model.encode(xq), k)
-        return D.astype(np.float32), I
+        if not self.asymmetric:
+            D, I = self.storage.search(self.model.encode(xq), k)
+            return D.astype(np.float32), I
+        codes, acts = self.model.encode_queries(xq)
+        _, P = self.storage.search_positions(codes, shortlist_size(k, self.ntotal))
+        D, P = rerank(acts, self.hash_length, self.storage.code_view(), P, k)
+        D[P < 0] = MISSING_DISTANCE
+        return D, self.storage.ids_at(P)
 
     @reads
     @uses_threads

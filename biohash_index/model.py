@@ -26,7 +26,9 @@ from .validation import check_positive_int, check_real
 log = logging.getLogger(__name__)
 
 ENCODE_BYTES = 1 << 20  # the (rows, m) float32 block of inputs stays in cache for the selection
-INITS = ("sample", "gaussian")
+INITS = ("sample", "gaussian", "orthogonal")
+SCORINGS = ("hamming", "asymmetric")
+WORK_BUDGET = 3e11  # multiply-adds of the products of a whole training run (see epochs_for)
 MIN_FACTOR = 1e-2  # Hebbian factors below this are left out of the rule (see BioHashParams)
 
 
@@ -74,6 +76,7 @@ class BioHashParams:
     seed: int = 0
     init: str = "sample"
     center: bool = False
+    scoring: str = "hamming"
 
     def __post_init__(self):
         check_positive_int(self.d, "d")
@@ -96,6 +99,8 @@ class BioHashParams:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if not isinstance(self.center, (bool, np.bool_)):
             raise TypeError(f"center must be a bool, got {type(self.center).__name__}")
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}")
 
     @property
     def code_size(self) -> int:
@@ -116,9 +121,28 @@ class BioHashParams:
         return dataclasses.replace(self, **changes)
 
 
-def auto_epochs(n_hidden: int, n_train: int) -> int:
-    """Epochs so that every hidden unit can expect ~200 wins and every run has >= 20 epochs."""
-    return int(min(400, max(20, math.ceil(200 * n_hidden / max(n_train, 1)))))
+def auto_epochs(n_hidden: int, n_train: int, d: int) -> int:
+    """Epochs so that every hidden unit can expect ~200 wins and every run has >= 20 epochs,
+    at most 400 and at most what WORK_BUDGET allows (>= 1): a run's products cost
+    n_train * n_hidden * d multiply-adds per epoch (a few seconds for the budget on 2 cores)."""
+    epochs = int(min(400, max(20, math.ceil(200 * n_hidden / max(n_train, 1)))))
+    budget = max(1, int(WORK_BUDGET // (max(n_train, 1) * n_hidden * d)))
+    if budget < epochs:
+        log.info("training for %d epochs instead of %d: the work budget (%.0e multiply-adds) "
+                 "caps it at %d vectors x %d units x d=%d", budget, epochs, WORK_BUDGET,
+                 n_train, n_hidden, d)
+    return min(epochs, budget)
+
+
+def orthonormal_rows(m: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """float32 (m, d): blocks of up to d random orthonormal rows (a random rotation each),
+    so units within a block cut the space in independent directions."""
+    blocks = []
+    for s in range(0, m, d):
+        q, r = np.linalg.qr(rng.standard_normal((d, d)))
+        q *= np.sign(np.diag(r))  # uniformly distributed rotations (Mezzadri 2007)
+        blocks.append(q.T[:min(d, m - s)])
+    return np.concatenate(blocks).astype(np.float32)
 
 
 def p_weights(W: np.ndarray, p: float) -> np.ndarray:
@@ -186,7 +210,7 @@ class BioHashModel:
         if n == 0:
             raise ValueError("the training data holds no vectors")
         W = self._init_weights(self._prepare(sample, mean), rng)
-        epochs = prm.epochs or auto_epochs(prm.n_hidden, n)
+        epochs = prm.epochs or auto_epochs(prm.n_hidden, n, prm.d)
         win_frac = np.zeros(epochs, np.float64)
         norm_err = np.zeros(epochs, np.float64)
         for ep in progress(range(epochs), "training", "epoch"):
@@ -234,13 +258,15 @@ class BioHashModel:
 
     def _init_weights(self, sample: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Initial (m, d) weights: prepared training rows plus a little noise (repeated if
-        fewer rows than units), or standard normal."""
+        fewer rows than units), standard normal, or orthonormal in blocks of d rows."""
         prm = self.params
         m = prm.n_hidden
         if prm.init == "sample":
             W = sample[np.arange(m) % len(sample)] + 0.01 * rng.standard_normal(
                 (m, prm.d)).astype(np.float32)
             return p_normalize(W, prm.p)
+        if prm.init == "orthogonal":
+            return p_normalize(orthonormal_rows(m, prm.d, rng), prm.p)
         return rng.standard_normal((m, prm.d)).astype(np.float32)  # as Krotov & Hopfield
 
     def _run_epoch(self, W: np.ndarray, batches: Iterable[np.ndarray], lr: float) -> float:
@@ -290,6 +316,17 @@ class BioHashModel:
             for _ in progress(pool.map(encode_block, starts), "encoding", "block", len(starts)):
                 pass
         return out
+
+    def encode_queries(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Codes uint8 (n, code_size) and unit inputs float32 (n, m) of float32 (n, d)
+        queries, for asymmetric scoring (``scoring.py``)."""
+        if not self.is_trained:
+            raise RuntimeError("the model is not trained: call train() first")
+        Wp, bias = self._projection()
+        acts = x @ Wp.T
+        if bias is not None:
+            acts -= bias
+        return top_k_codes(acts, self.params.hash_length, self.params.code_size), acts
 
     def _projection(self):
         if self._proj is None:

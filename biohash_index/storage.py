@@ -104,6 +104,27 @@ class FlatCodeStorage:
     def range_search(self, codes: np.ndarray, radius: int):
         return self.index.range_search(pad_codes(codes, self.code_size), radius)
 
+    def search_positions(self, codes: np.ndarray, k: int):
+        """As ``search``, with storage positions (-1 for none) in place of ids."""
+        inner = faiss.downcast_IndexBinary(self.index.index)
+        return inner.search(pad_codes(codes, self.code_size), k)
+
+    def code_view(self) -> np.ndarray:
+        """uint8 (ntotal, code_size): the stored codes in storage order, without a copy
+        (valid until the next add or removal)."""
+        inner = faiss.downcast_IndexBinary(self.index.index)
+        if self.ntotal == 0:
+            return np.zeros((0, self.code_size), np.uint8)
+        return faiss.rev_swig_ptr(inner.xb.data(), self.ntotal * self.code_size).reshape(
+            self.ntotal, self.code_size)
+
+    def ids_at(self, pos: np.ndarray) -> np.ndarray:
+        """int64 ids at storage positions ``pos`` (any shape), -1 where pos is -1."""
+        if self.ntotal == 0:
+            return np.full(pos.shape, -1, np.int64)
+        ids = faiss.rev_swig_ptr(self.index.id_map.data(), self.ntotal)
+        return np.where(pos < 0, np.int64(-1), ids[np.maximum(pos, 0)]).astype(np.int64)
+
     def remove_ids(self, ids: np.ndarray) -> int:
         removed = int(self.index.remove_ids(ids))
         self.id_set.remove(ids)
@@ -119,6 +140,7 @@ class IVFCodeStorage(FlatCodeStorage):
     ``nprobe`` of them visited per query. IVF keeps the int64 ids itself."""
 
     kind = "ivf"
+    search_positions = code_view = ids_at = None  # IVF lists know ids, not positions
 
     def __init__(self, nbits: int, nlist: int, nprobe: int = 1,
                  index: faiss.IndexBinaryIVF | None = None):
@@ -209,11 +231,15 @@ class InvertedCodeStorage(FlatCodeStorage):
 
     def search(self, codes: np.ndarray, k: int):
         """int32 (nq, k) Hamming distances and int64 (nq, k) ids, ordered as flat search."""
-        ptr, pos, pop, by_pop, ids = self.posting_lists()
+        D, P = self.search_positions(codes, k)
+        return D, self.posting_lists()[-1][P]
+
+    def search_positions(self, codes: np.ndarray, k: int):
+        """As ``search``, with storage positions (-1 for none) in place of ids."""
+        ptr, pos, pop, by_pop, _ = self.posting_lists()
         with numba_parallel():
-            D, P = inverted_search(pad_codes(codes, self.code_size), ptr, pos, pop, by_pop, k,
+            return inverted_search(pad_codes(codes, self.code_size), ptr, pos, pop, by_pop, k,
                                    numba.get_num_threads())
-        return D, ids[P]
 
 
 def storage_from_faiss(index: faiss.IndexBinary, kind: str = "flat") -> FlatCodeStorage:

@@ -1,0 +1,48 @@
+"""Numba kernel of asymmetric scoring: a query's real unit inputs against stored binary codes.
+
+For a query whose unit inputs, less its own threshold (midway between its k-th and
+(k+1)-th largest), are c (m,), and a stored code b in {0, 1}^m, the weighted Hamming
+distance is
+
+    D = sum_j |c_j| [sign(c_j) != (2 b_j - 1)] / mean_j |c_j|
+      = (sum_j max(c_j, 0) - sum_{j: b_j = 1} c_j) / mean_j |c_j|:
+
+each disagreeing bit costs how far the query's unit is from its threshold, in units of the
+average distance. With all |c_j| equal it is the Hamming distance between the query's code
+and b; otherwise confident bits count more than bits near the threshold.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def weighted_distances(c, scale, codes, pos):
+    """float32 (nq, K) distances of the stored codes at positions ``pos`` to each query.
+
+    c: float32 (nq, m) query inputs less their thresholds; scale: float32 (nq,)
+    sum_j max(c_j, 0) (first) and mean_j |c_j| as (nq, 2); codes: uint8 (n, code_size),
+    bit j of unit j little-endian; pos: int64 (nq, K) positions into codes, -1 for none
+    (distance +inf).
+    """
+    nq, K = pos.shape
+    m = c.shape[1]
+    D = np.empty((nq, K), np.float32)
+    for i in prange(nq):
+        row = c[i]
+        for r in range(K):
+            p = pos[i, r]
+            if p < 0:
+                D[i, r] = np.inf
+                continue
+            code = codes[p]
+            s = np.float32(0)
+            for byte in range(code.shape[0]):
+                v = code[byte]
+                j = byte * 8
+                while v:
+                    if v & 1 and j < m:
+                        s += row[j]
+                    v >>= 1
+                    j += 1
+            D[i, r] = (scale[i, 0] - s) / scale[i, 1]
+    return D
