@@ -141,9 +141,10 @@ class BioHashIndex:
         x = check_vectors(x, self.d, "x", allow_empty=False)
         self._require_empty("train")
         model = BioHashModel(self.params).train(x)   # the index changes only if all succeeds
-        if not self.storage.is_trained:
-            self.storage.train(model.encode(x))
-        self.model = model
+        storage = self.storage.fresh()   # IVF: clusters learned anew, from the new codes
+        if not storage.is_trained:
+            storage.train(model.encode(x))
+        self.model, self.storage = model, storage
 
     @reads
     @uses_threads
