@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_info
 
 from biohash_index import (BioHashFormatError, BioHashIndex, deserialize_index, read_index,
                            serialize_index)
+from biohash_index.model import BioHashModel, BioHashParams
 from biohash_index.threads import thread_limit
 
 from .test_persistence import (REPO, assert_same, build, fingerprint, generation,
@@ -340,6 +341,16 @@ def test_training_is_scale_invariant(xb, center):
         else:
             np.testing.assert_allclose(index.model.weights_, ref.model.weights_, atol=1e-6)
         np.testing.assert_array_equal(index.sa_encode(x), codes)
+
+
+def test_the_exact_scaling_changes_nothing_on_ordinary_data(xb):
+    """Prepared rows are bit for bit the plain float32 normalisation (the codes of indexes
+    trained before the scaling are still those of the model)."""
+    model = BioHashModel(BioHashParams(32, 4, 64))
+    for x in (xb, np.round(np.abs(xb) * 40)):  # and SIFT-like integer values
+        x = x.astype(np.float32)
+        plain = x / np.linalg.norm(x, axis=1, keepdims=True)
+        np.testing.assert_array_equal(model._prepare(x, np.zeros(32, np.float32)), plain)
 
 
 # ==================================================================== batch size (13)
