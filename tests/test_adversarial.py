@@ -6,7 +6,6 @@ valid input (scale, seeds, batch sizes, Arrow integer lists), and the rule that 
 that raises leaves the index as it was.
 """
 import copy
-import json
 import os
 import pickle
 import shutil
