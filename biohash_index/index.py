@@ -173,9 +173,10 @@ class BioHashIndex:
 
     def _train(self, x: np.ndarray) -> None:
         model = BioHashModel(self.params).train(x)   # the index changes only if all succeeds
-        if not self.storage.is_trained:
-            self.storage.train(model.encode(x))
-        self.model = model
+        storage = self.storage.fresh()   # IVF: clusters learned anew, from the new codes
+        if not storage.is_trained:
+            storage.train(model.encode(x))
+        self.model, self.storage = model, storage
 
     @reads
     @uses_threads

@@ -20,8 +20,8 @@ import numpy as np
 from .encoding_kernels import top_k_codes
 from .learning_kernels import learn_batch, p_power
 from .progress import progress
-from .threads import one_blas_thread
-from .validation import check_positive_int, check_real
+from .threads import blas_limit
+from .validation import INT64_MAX, check_positive_int, check_real
 
 log = logging.getLogger(__name__)
 
@@ -79,22 +79,22 @@ class BioHashParams:
     scoring: str = "hamming"
 
     def __post_init__(self):
-        check_positive_int(self.d, "d")
-        k = check_positive_int(self.hash_length, "hash_length")
-        m = check_positive_int(self.n_hidden, "n_hidden")
+        check_positive_int(self.d, "d", maximum=INT64_MAX)  # every int is saved as an int64
+        k = check_positive_int(self.hash_length, "hash_length", maximum=INT64_MAX)
+        m = check_positive_int(self.n_hidden, "n_hidden", maximum=INT64_MAX)
         if k >= m:
             raise ValueError(f"hash_length ({k}) must be smaller than n_hidden ({m})")
         check_real(self.p, "p", low=1.0)
         check_real(self.spread, "spread", low=0.0)
         check_real(self.delta, "delta", low=0.0)
-        r = check_positive_int(self.rank, "rank", minimum=2)
+        r = check_positive_int(self.rank, "rank", minimum=2, maximum=INT64_MAX)
         if r > m:
             raise ValueError(f"rank ({r}) must be <= n_hidden ({m})")
         if self.epochs is not None:
-            check_positive_int(self.epochs, "epochs")
-        check_positive_int(self.batch_size, "batch_size")
+            check_positive_int(self.epochs, "epochs", maximum=INT64_MAX)
+        check_positive_int(self.batch_size, "batch_size", maximum=INT64_MAX)
         check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
-        check_positive_int(self.seed, "seed", minimum=0)
+        check_positive_int(self.seed, "seed", minimum=0, maximum=INT64_MAX)
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if not isinstance(self.center, (bool, np.bool_)):
@@ -215,7 +215,7 @@ class BioHashModel:
         norm_err = np.zeros(epochs, np.float64)
         for ep in progress(range(epochs), "training", "epoch"):
             lr = prm.learning_rate * (1.0 - ep / epochs)
-            win_frac[ep] = self._run_epoch(W, self._batches(blocks, mean, rng), lr)
+            win_frac[ep] = self._run_epoch(W, self._batches(blocks, mean, rng), lr, n)
             norms = np.einsum("ij,ij->i", W, p_weights(W, prm.p), dtype=np.float64)  # |W|^p
             norm_err[ep] = np.abs(norms ** (1 / prm.p) - 1.0).max()
         log.info("trained %d epochs on %d vectors; units that won in the last epoch: %.1f%%",
@@ -250,8 +250,13 @@ class BioHashModel:
         weighs the same.
 
         Scaling a vector does not change which units rank highest, so codes are unaffected.
+        Each row is first scaled by a power of two that brings its largest value into
+        [0.5, 1): exact, so the result is the same as without it, but the float32 norm
+        neither overflows (values near 1e19) nor underflows (near 1e-30).
         """
         xt = x - mean
+        _, exp = np.frexp(np.abs(xt).max(axis=1, keepdims=True))
+        np.ldexp(xt, -exp, out=xt)
         norms = np.linalg.norm(xt, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return (xt / norms).astype(np.float32)
@@ -269,13 +274,16 @@ class BioHashModel:
             return p_normalize(orthonormal_rows(m, prm.d, rng), prm.p)
         return rng.standard_normal((m, prm.d)).astype(np.float32)  # as Krotov & Hopfield
 
-    def _run_epoch(self, W: np.ndarray, batches: Iterable[np.ndarray], lr: float) -> float:
-        """One pass of the plasticity rule over ``batches``; returns the fraction of units that won."""
+    def _run_epoch(self, W: np.ndarray, batches: Iterable[np.ndarray], lr: float,
+                   n: int) -> float:
+        """One pass of the plasticity rule over ``batches`` of n vectors in all; returns the
+        fraction of units that won."""
         prm = self.params
         won = np.zeros(prm.n_hidden, bool)
         g = prm.rank_factors()
         Wp = p_weights(W, prm.p)  # W itself for p = 2; else kept in step with W, row by row
-        buf = np.empty((prm.batch_size, prm.n_hidden), np.float32)  # reused: no page faults
+        rows = min(prm.batch_size, n)  # no batch is larger
+        buf = np.empty((rows, prm.n_hidden), np.float32)  # reused: no page faults
         for xb in batches:
             tot = np.matmul(xb, Wp.T, out=buf[:len(xb)])
             learn_batch(W, Wp, xb, tot, g, prm.p, lr, won)
@@ -312,7 +320,7 @@ class BioHashModel:
             for s in progress(starts, "encoding", "block"):
                 encode_block(s)
             return out
-        with one_blas_thread(), ThreadPoolExecutor(n_workers) as pool:
+        with blas_limit(1), ThreadPoolExecutor(n_workers) as pool:
             for _ in progress(pool.map(encode_block, starts), "encoding", "block", len(starts)):
                 pass
         return out

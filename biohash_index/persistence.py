@@ -2,6 +2,7 @@
 
 An index on disk is a directory (layout and schemas in docs/format.md)::
 
+    path/BIOHASH_INDEX      marks the directory as this library's: one line, MARKER_TEXT
     path/CURRENT            one line: the name of the live generation, e.g. "gen-5f0c..."
     path/LOCK               serializes concurrent saves (flock), empty
     path/gen-<hex>/         one complete saved index, never modified after it is written
@@ -11,26 +12,32 @@ An index on disk is a directory (layout and schemas in docs/format.md)::
         codes.faiss         the code storage, ``faiss.write_index_binary``
 
 A save writes and fsyncs a new generation, then atomically replaces ``CURRENT`` (the commit
-point) and removes the other generations. A load checks the manifest and every checksum
-before it hands any bytes to pyarrow or faiss, then checks that the files agree. Nothing
-is unpickled: loading never runs code from the files.
+point) and removes the other generations; it deletes nothing it did not write. A load opens
+regular files only (no symbolic links, FIFOs or devices), knows every file's size before
+reading it, checks the manifest and every checksum before it hands any bytes to pyarrow or
+faiss, then checks that the files agree. Nothing is unpickled: loading never runs code from
+the files.
 """
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import io
 import json
+import mmap
 import os
 import re
 import secrets
 import shutil
+import stat
 import tarfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Mapping
 
 import faiss
+import numba
 import numpy as np
 import pyarrow as pa
 
@@ -52,8 +59,14 @@ FILES = ("model.arrow", "meta.arrow", "codes.faiss")
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 LOCK = "LOCK"
+MARKER = "BIOHASH_INDEX"
+MARKER_TEXT = b"biohash-index directory\n"
 GENERATION = re.compile(r"gen-[0-9a-f]{16}")
+POINTER_TMP = re.compile(r"\.CURRENT\.tmp-gen-[0-9a-f]{16}")  # a save's CURRENT before the rename
 MAX_MANIFEST_BYTES = 1 << 16
+MAX_CURRENT_BYTES = 64
+# opening a file to read never follows a symbolic link, nor waits for a FIFO's writer
+SAFE_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 # Arrow type of each BioHashParams field, by its annotation
 PARAM_TYPES = {"int": pa.int64(), "int | None": pa.int64(), "float": pa.float64(),
                "str": pa.string(), "bool": pa.bool_()}
@@ -69,6 +82,7 @@ def write_index(index: BioHashIndex, path) -> None:
 
     ``path`` must not exist, be an empty directory, or hold a saved index (which is
     replaced). If the save fails, ``path`` still holds the previous index, complete.
+    Anything else is refused with a ValueError before anything is touched.
     """
     if not isinstance(index, BioHashIndex):
         raise TypeError(f"index must be a BioHashIndex, got {type(index).__name__}")
@@ -76,7 +90,7 @@ def write_index(index: BioHashIndex, path) -> None:
     root = Path(path)
     while True:  # at most twice: a concurrent save may create ``root`` meanwhile
         if root.is_dir():
-            if not (root / CURRENT).is_file() and any(root.iterdir()):
+            if not _holds_index(root) and not _is_empty(root):
                 raise ValueError(f"path {str(root)!r} is a directory that does not hold a saved "
                                  "index and is not empty; refusing to replace it")
             return _write_generation(root, files)
@@ -93,14 +107,14 @@ def read_index(path) -> BioHashIndex:
     ``path`` may also be a single generation directory (one holding manifest.json).
     """
     root = Path(path)
-    if (root / MANIFEST).is_file():
+    if os.path.lexists(root / MANIFEST):
         return _read_generation(root)
-    if not (root / CURRENT).is_file():
+    if not os.path.lexists(root / CURRENT):
         raise BioHashFormatError(f"{root}: not a saved index (no {CURRENT} file)")
     while True:  # a concurrent save may replace the generation while we read it
         gen = _read_current(root)
         try:
-            return _read_generation(root / gen)
+            return _read_generation(_generation_dir(root, gen))
         except BioHashFormatError:
             if _read_current(root) == gen:
                 raise
@@ -206,9 +220,11 @@ def decode_files(files: Mapping[str, pa.Buffer], where: str) -> BioHashIndex:
     if not isinstance(kind, str) or (kind == "ivf") != (nlist is not None and nprobe is not None):
         raise BioHashFormatError(f"{meta_file}: bad storage {kind!r} "
                                  f"(nlist={nlist}, nprobe={nprobe})")
-    try:
+    if isinstance(n_threads, int) and n_threads > numba.config.NUMBA_NUM_THREADS:
+        n_threads = numba.config.NUMBA_NUM_THREADS  # a setting of the machine that saved it
+    try:  # nlist=1: the storage comes from codes.faiss, whose nlist must equal meta.arrow's
         index = BioHashIndex(**dataclasses.asdict(params), storage=kind, n_threads=n_threads,
-                             **({"nlist": nlist, "nprobe": nprobe} if kind == "ivf" else {}))
+                             **({"nlist": 1, "nprobe": 1} if kind == "ivf" else {}))
     except (TypeError, ValueError) as e:
         raise BioHashFormatError(f"{meta_file}: {e}") from None
     _restore_model(index.model, model, model_file)
@@ -359,34 +375,91 @@ def _verify(data, entry: dict, name: str) -> None:
 def _read_current(root: Path) -> str:
     path = root / CURRENT
     try:
-        gen = path.read_bytes()[:64].decode("ascii").strip()
-    except (OSError, UnicodeDecodeError) as e:
+        gen = _read_bytes(path, limit=MAX_CURRENT_BYTES).decode("ascii").strip()
+    except UnicodeDecodeError as e:
         raise BioHashFormatError(f"{path}: unreadable ({e})") from None
     if not GENERATION.fullmatch(gen):
         raise BioHashFormatError(f"{path}: does not name a generation (got {gen!r})")
     return gen
 
 
+def _generation_dir(root: Path, gen: str) -> Path:
+    """root/gen, which must be a directory of its own, not a link to one elsewhere."""
+    path = root / gen
+    if path.is_symlink():
+        raise BioHashFormatError(f"{path}: a symbolic link (not followed)")
+    return path
+
+
+def _open_regular(path: Path) -> int:
+    """A read-only file descriptor of ``path``, which must be a regular file: a symbolic
+    link is not followed, and a FIFO or a device is refused without waiting on it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | SAFE_OPEN)
+    except OSError as e:
+        why = "a symbolic link (not followed)" if e.errno == errno.ELOOP else e.strerror or e
+        raise BioHashFormatError(f"{path}: cannot read it ({why})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BioHashFormatError(f"{path}: not a regular file")
+    return fd
+
+
+def _file_size(fd: int, path: Path, size: int | None, limit: int | None) -> int:
+    """The size of the open file, checked to be ``size`` exactly or at most ``limit``."""
+    have = os.fstat(fd).st_size
+    if size is not None and have != size:
+        raise BioHashFormatError(f"{path}: {have} bytes, the manifest says {size} "
+                                 "(truncated or replaced)")
+    if limit is not None and have > limit:
+        raise BioHashFormatError(f"{path}: too large ({have} bytes, at most {limit})")
+    return have
+
+
+def _read_bytes(path: Path, size: int | None = None, limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``path``, of ``size`` bytes or at most ``limit``: the
+    size is checked before anything is read, and no more than it is read."""
+    fd = _open_regular(path)
+    try:
+        have = _file_size(fd, path, size, limit)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(have + 1)
+    except OSError as e:
+        raise BioHashFormatError(f"{path}: cannot read it ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+    if len(data) != have:
+        raise BioHashFormatError(f"{path}: changed while it was read")
+    return data
+
+
+def _map(path: Path, size: int) -> pa.Buffer:
+    """The regular file ``path`` of ``size`` bytes, memory-mapped read-only."""
+    fd = _open_regular(path)
+    try:
+        _file_size(fd, path, size, None)
+        return pa.py_buffer(mmap.mmap(fd, size, access=mmap.ACCESS_READ) if size else b"")
+    except OSError as e:
+        raise BioHashFormatError(f"{path}: cannot map it ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+
+
 def _read_generation(gen: Path) -> BioHashIndex:
     """Load one generation directory.
 
-    The Arrow files are memory-mapped (the loaded weights stay views of the map);
+    The manifest is read first: it gives the size of each file, checked before the file is
+    read. The Arrow files are memory-mapped (the loaded weights stay views of the map);
     codes.faiss is read into private memory, so the bytes faiss parses are the ones whose
     checksum was verified.
     """
-    buffers = {}
-    for name in (MANIFEST, *FILES):
-        path = gen / name
-        try:
-            if name.endswith(".arrow"):
-                with pa.memory_map(str(path)) as source:
-                    buffers[name] = source.read_buffer()
-            elif name == MANIFEST and path.stat().st_size > MAX_MANIFEST_BYTES:
-                raise BioHashFormatError(f"{path}: too large for a manifest")
-            else:
-                buffers[name] = pa.py_buffer(path.read_bytes())
-        except OSError as e:
-            raise BioHashFormatError(f"{path}: cannot read it ({e.strerror or e})") from None
+    manifest = _read_bytes(gen / MANIFEST, limit=MAX_MANIFEST_BYTES)
+    entries = _parse_manifest(manifest, str(gen / MANIFEST))
+    buffers = {MANIFEST: pa.py_buffer(manifest)}
+    for name in FILES:
+        size = entries[name]["size"]
+        buffers[name] = (_map(gen / name, size) if name.endswith(".arrow")
+                         else pa.py_buffer(_read_bytes(gen / name, size=size)))
     return decode_files(buffers, str(gen))
 
 
@@ -440,8 +513,13 @@ def _create_index_dir(root: Path, files: Mapping[str, bytes]) -> bool:
     """
     tmp = root.with_name(f".{root.name}.tmp-{secrets.token_hex(8)}")
     try:
-        os.mkdir(tmp)
+        try:
+            os.mkdir(tmp)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "cannot save the index: its parent directory "
+                                    f"{str(root.parent)!r} does not exist", str(root)) from None
         gen = _new_generation()
+        _write_file(tmp / MARKER, MARKER_TEXT)
         _write_files(tmp / gen, files)
         _write_file(tmp / CURRENT, f"{gen}\n".encode())
         _write_file(tmp / LOCK, b"")
@@ -461,11 +539,17 @@ def _create_index_dir(root: Path, files: Mapping[str, bytes]) -> bool:
 def _write_generation(root: Path, files: Mapping[str, bytes]) -> None:
     """Write a new generation into an index directory and make it current.
 
-    Under the directory's lock: write and fsync ``gen-*``, replace CURRENT (the commit),
-    fsync the directory, then remove every other entry (older generations, leftovers of
-    interrupted saves); that last step is best effort and repeated by the next save.
+    Under the directory's lock: write the marker if it is missing, write and fsync
+    ``gen-*``, replace CURRENT (the commit), fsync the directory, then remove the other
+    generations and leftovers of interrupted saves (only what a save writes: see
+    ``_remove_leftovers``); that last step is best effort and repeated by the next save.
     """
     with _locked(root):
+        if not os.path.lexists(root / MARKER):
+            _write_file(root / MARKER, MARKER_TEXT)
+        elif not _holds_marker(root):
+            raise BioHashFormatError(f"{root / MARKER}: not this library's marker; refusing "
+                                     "to save into the directory")
         gen = _new_generation()
         pointer = root / f".{CURRENT}.tmp-{gen}"
         try:
@@ -473,34 +557,95 @@ def _write_generation(root: Path, files: Mapping[str, bytes]) -> None:
             _write_file(pointer, f"{gen}\n".encode())
             os.replace(pointer, root / CURRENT)
         except BaseException:
-            shutil.rmtree(root / gen, ignore_errors=True)
+            _remove_generation(root / gen)
             if pointer.exists():
                 pointer.unlink()
             raise
         _fsync_dir(root)
-        for entry in os.listdir(root):
-            if entry not in (CURRENT, LOCK, gen):
-                _remove(root / entry)
+        _remove_leftovers(root, gen)
 
 
-def _remove(path: Path) -> None:
+def _remove_leftovers(root: Path, keep: str) -> None:
+    """Remove the generations other than ``keep`` and CURRENT's temporary files; every other
+    entry of ``root`` stays (best effort: the next save tries again)."""
+    for entry in os.listdir(root):
+        if GENERATION.fullmatch(entry) and entry != keep:
+            _remove_generation(root / entry)
+        elif POINTER_TMP.fullmatch(entry):
+            _remove_if_regular(root / entry)
+
+
+def _remove_generation(path: Path) -> None:
+    """Remove a generation directory: the files a save writes into it, then the directory
+    if that emptied it; a link, or anything else in it, is left alone."""
     try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            return
+        for name in (MANIFEST, *FILES):
+            _remove_if_regular(path / name)
+        os.rmdir(path)
     except OSError:
-        pass  # best effort: the next save tries again
+        pass
+
+
+def _remove_if_regular(path: Path) -> None:
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+# ==================================================================== whose directory
+def _holds_marker(root: Path) -> bool:
+    try:
+        return _read_bytes(root / MARKER, limit=len(MARKER_TEXT)) == MARKER_TEXT
+    except BioHashFormatError:
+        return False
+
+
+def _holds_index(root: Path) -> bool:
+    """Whether the directory ``root`` holds an index this library saved: it has the marker,
+    or (indexes saved before the marker existed) CURRENT names a generation directory
+    whose manifest is of this format."""
+    if os.path.lexists(root / MARKER):
+        return _holds_marker(root)
+    try:
+        gen = _generation_dir(root, _read_current(root))
+        manifest = json.loads(_read_bytes(gen / MANIFEST, limit=MAX_MANIFEST_BYTES))
+    except (BioHashFormatError, ValueError, RecursionError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def _is_empty(root: Path) -> bool:
+    """Nothing in ``root``, or only the empty LOCK file a save interrupted at once leaves."""
+    entries = os.listdir(root)
+    return not entries or (entries == [LOCK] and _is_empty_file(root / LOCK))
+
+
+def _is_empty_file(path: Path) -> bool:
+    st = os.lstat(path)
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 @contextmanager
 def _locked(root: Path):
-    """Exclusive lock on ``root/LOCK`` for the duration of a save (POSIX only)."""
+    """Exclusive lock on ``root/LOCK`` for the duration of a save (POSIX only). LOCK must
+    be a regular file: a link is not followed (nor its target created)."""
     if fcntl is None:
         yield
         return
-    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    path = root / LOCK
     try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | SAFE_OPEN, 0o644)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise BioHashFormatError(f"{path}: a symbolic link (not followed)") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BioHashFormatError(f"{path}: not a regular file")
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:

@@ -80,6 +80,10 @@ class FlatCodeStorage:
     def is_trained(self) -> bool:
         return True
 
+    def fresh(self) -> "FlatCodeStorage":
+        """A new, empty, untrained storage of the same kind and parameters."""
+        return type(self)(self.nbits)
+
     def train(self, codes: np.ndarray) -> None:
         """Nothing to learn for exhaustive search."""
 
@@ -164,6 +168,9 @@ class IVFCodeStorage(FlatCodeStorage):
     @nprobe.setter
     def nprobe(self, value: int) -> None:
         self.index.nprobe = value
+
+    def fresh(self) -> "IVFCodeStorage":
+        return IVFCodeStorage(self.nbits, self.nlist, self.nprobe)
 
     def train(self, codes: np.ndarray) -> None:
         """Learn the nlist cluster centroids from uint8 (n, code_size) codes, n >= nlist."""

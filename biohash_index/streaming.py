@@ -50,11 +50,12 @@ def train_from(index, source, *, column: str | None = None,
                         "a list of blocks, an array, or an Arrow/Parquet dataset")
     blocks = vector_blocks(source, index.d, column=column, batch_size=batch_size)
     model = BioHashModel(index.params).train_blocks(blocks)  # the index changes only if all succeeds
-    if not index.storage.is_trained:
-        n_max = MAX_POINTS_PER_CENTROID * index.storage.nlist
+    storage = index.storage.fresh()   # IVF: clusters learned anew, from the new codes
+    if not storage.is_trained:
+        n_max = MAX_POINTS_PER_CENTROID * storage.nlist
         sample = uniform_sample(blocks(), n_max, np.random.default_rng(seed))
-        index.storage.train(model.encode(sample))
-    index.model = model
+        storage.train(model.encode(sample))
+    index.model, index.storage = model, storage
 
 
 def add_from(index, source, *, column: str | None = None, ids_column: str | None = None,
@@ -206,8 +207,8 @@ def arrow_vectors(arr: pa.Array | pa.ChunkedArray, d: int, name: str) -> np.ndar
                          f"got {arr.type.list_size}")
     if arr.null_count:
         raise ValueError(f"{name} contains {arr.null_count} null rows")
-    try:
-        arr = arr.cast(pa.list_(pa.float32(), d))
+    try:  # the values keep their type: check_vectors converts them as it does numpy's
+        arr = arr.cast(pa.list_(arr.type.value_type, d))
     except pa.ArrowInvalid:
         raise ValueError(f"{name} must hold {d} values per row (the index dimension d); "
                          "some rows have another length") from None

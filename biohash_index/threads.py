@@ -23,7 +23,8 @@ def thread_limit(n_threads: int | None):
     (numba's ``set_num_threads``, faiss's ``omp_set_num_threads``, threadpoolctl, or the
     environment).
 
-    numba's setting is per calling thread; faiss's and BLAS's settings are process-wide.
+    numba's and faiss's (OpenMP's) settings are per calling thread; BLAS's is shared by the
+    process (see ``blas_limit``).
     """
     if n_threads is None:
         yield
@@ -32,34 +33,71 @@ def thread_limit(n_threads: int | None):
     numba.set_num_threads(n_threads)
     faiss.omp_set_num_threads(n_threads)
     try:
-        with _blas().limit(limits=n_threads):
+        with blas_limit(n_threads):
             yield
     finally:
         numba.set_num_threads(old_numba)
         faiss.omp_set_num_threads(old_faiss)
 
 
-_one_blas_thread = threading.Lock()
-_one_blas_users = 0
-_one_blas_limiter = None
+_blas_lock = threading.Lock()
+_blas_limits: list[int] = []   # the limit of every caller inside _shared_blas_limit
+_blas_saved: list[int] = []    # the settings of the process-wide libraries before the first
 
 
 @contextmanager
-def one_blas_thread():
-    """BLAS on one thread while any thread is inside this block (for callers that run
-    products on threads of their own); the first in sets it, the last out restores it."""
-    global _one_blas_users, _one_blas_limiter
-    with _one_blas_thread:
-        if _one_blas_users == 0:
-            _one_blas_limiter = _blas().limit(limits=1)
-        _one_blas_users += 1
+def blas_limit(n_threads: int):
+    """BLAS on at most ``n_threads`` threads in the block.
+
+    An OpenMP build of BLAS keeps one setting per thread: it is set and restored in the
+    calling thread. Other builds keep one for the whole process, which overlapping callers
+    (threads) share: the first in saves it, the smallest limit of the callers inside
+    applies, and the last out restores it.
+    """
+    libs = _blas().lib_controllers
+    own = [lib for lib in libs if _per_thread(lib)]
+    old = [lib.num_threads for lib in own]
+    with _shared_blas_limit([lib for lib in libs if not _per_thread(lib)], n_threads):
+        for lib in own:
+            lib.set_num_threads(n_threads)
+        try:
+            yield
+        finally:
+            for lib, n in zip(own, old):
+                lib.set_num_threads(n)
+
+
+@contextmanager
+def _shared_blas_limit(libs, n_threads: int):
+    global _blas_saved
+    with _blas_lock:
+        if not _blas_limits:
+            _blas_saved = [lib.num_threads for lib in libs]
+        _blas_limits.append(n_threads)
+        _set_shared(libs, [min(_blas_limits)] * len(libs))
     try:
         yield
     finally:
-        with _one_blas_thread:
-            _one_blas_users -= 1
-            if _one_blas_users == 0:
-                _one_blas_limiter.restore_original_limits()
+        with _blas_lock:
+            _blas_limits.remove(n_threads)
+            _set_shared(libs, [min(_blas_limits)] * len(libs) if _blas_limits else _blas_saved)
+
+
+def _per_thread(lib) -> bool:
+    return getattr(lib, "threading_layer", None) == "openmp"
+
+
+def _set_shared(libs, counts: list[int]) -> None:
+    """Set process-wide BLAS thread counts from this thread. threadpoolctl >= 3.8 lets one
+    "controlling" thread at a time set OpenBLAS and ignores the others: these changes are
+    serialized by _blas_lock, so this thread takes control for the change and gives it up."""
+    for lib, n in zip(libs, counts):
+        release = getattr(type(lib), "clear_controlling_thread", None)
+        if release is not None:
+            release(force=True)
+        lib.set_num_threads(n)
+        if release is not None:
+            release()
 
 
 def uses_threads(method):

@@ -120,12 +120,15 @@ def check_k(k, nq: int) -> int:
     return k
 
 
-def check_positive_int(value, name: str, minimum: int = 1) -> int:
-    """Return ``value`` as int if it is an integer >= minimum (bools rejected), or raise."""
+def check_positive_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` as int if it is an integer >= minimum and <= maximum (bools
+    rejected), or raise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return int(value)
 
 

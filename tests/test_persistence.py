@@ -82,12 +82,21 @@ def report_loads(paths):
         print(json.dumps(out), flush=True)
 
 
-def load_in_subprocess(paths, timeout=120):
+def load_in_subprocess(paths, timeout=120, memory=None):
     """{path: (status, detail)} from ``report_loads`` in a child; a crash or a hang of the
-    child fails the test, naming the path being loaded."""
+    child fails the test, naming the path being loaded. memory: a limit on the child's
+    address space in bytes (POSIX), so that a runaway allocation fails there."""
     code = "import sys; from tests.test_persistence import report_loads; report_loads(sys.argv[1:])"
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, paths)], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    if memory is not None:
+        code = (f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({memory}, {memory}))"
+                f"\n{code}")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, *map(str, paths)], cwd=REPO,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else e.stdout or ""
+        started = [json.loads(line)[1] for line in out.splitlines() if '"start"' in line]
+        pytest.fail(f"loader hung on {started[-1] if started else None}")
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     started = [line[1] for line in lines if line[0] == "start"]
     assert proc.returncode == 0, (f"loader crashed (rc={proc.returncode}) on "
@@ -215,7 +224,7 @@ def test_files_are_plain_arrow_and_faiss(flat, tmp_path):
     import faiss
     flat.save(tmp_path / "a")
     gen = generation(tmp_path / "a")
-    assert sorted(os.listdir(tmp_path / "a")) == ["CURRENT", "LOCK", gen.name]
+    assert sorted(os.listdir(tmp_path / "a")) == ["BIOHASH_INDEX", "CURRENT", "LOCK", gen.name]
     assert sorted(os.listdir(gen)) == sorted(FILES)
     model = pa.ipc.open_file(str(gen / "model.arrow")).read_all()
     assert model["format_version"][0].as_py() == 1
@@ -430,7 +439,7 @@ def test_an_exception_at_any_write_step_keeps_the_previous_index(flat, ivf, xb, 
         assert raised
         assert_same(ivf if committed else flat, read_index(path), xb[:20])
         if not committed:  # nothing of the failed save is left behind
-            assert sorted(os.listdir(path)) == ["CURRENT", "LOCK", generation(path).name]
+            assert sorted(os.listdir(path)) == ["BIOHASH_INDEX", "CURRENT", "LOCK", generation(path).name]
 
 
 def test_an_exception_while_creating_leaves_nothing(flat, tmp_path, monkeypatch):
@@ -451,11 +460,11 @@ def test_failed_cleanup_is_finished_by_the_next_save(flat, ivf, tmp_path, monkey
     flat.save(path)
     old = generation(path)
     with monkeypatch.context() as m:
-        m.setattr(shutil, "rmtree", lambda *a, **k: (_ for _ in ()).throw(OSError("busy")))
+        m.setattr(os, "rmdir", lambda *a, **k: (_ for _ in ()).throw(OSError("busy")))
         ivf.save(path)  # committed; removing the old generation failed silently
     assert old.exists() and read_index(path).storage.kind == "ivf"
     flat.save(path)
-    assert not old.exists() and len(os.listdir(path)) == 3
+    assert not old.exists() and len(os.listdir(path)) == 4
 
 
 def save_forever_in_child(indexes, target) -> tuple[int, int]:
@@ -491,11 +500,11 @@ def test_sigkill_during_saves_keeps_a_complete_index(flat, ivf, xb, tmp_path):
         os.waitpid(pid, 0)
         with os.fdopen(r, "rb") as pipe:
             saves += len(pipe.read())
-        interrupted += len(os.listdir(target)) > 3  # killed with a generation half written
+        interrupted += len(os.listdir(target)) > 4  # killed with a generation half written
         assert fingerprint(read_index(target)) in expected
     assert saves > 0 and interrupted > 0
     a.save(target)  # the next save removes what the killed ones left
-    assert sorted(os.listdir(target)) == ["CURRENT", "LOCK", generation(target).name]
+    assert sorted(os.listdir(target)) == ["BIOHASH_INDEX", "CURRENT", "LOCK", generation(target).name]
     assert [p for p in os.listdir(tmp_path) if p.startswith(".target")] == []
 
 

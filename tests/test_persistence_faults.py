@@ -91,7 +91,7 @@ def test_disk_full_part_way_through_a_file_keeps_the_previous_index(a, b, xb, tm
     out = in_child(save_with_limit)
     assert out.startswith("OSError") and "File too large" in out, out
     assert fingerprint(read_index(path)) == fingerprint(b)
-    assert entries(path) == ["CURRENT", "LOCK", generation(path).name]
+    assert entries(path) == ["BIOHASH_INDEX", "CURRENT", "LOCK", generation(path).name]
 
 
 def test_fsync_failing_keeps_the_previous_index(a, b, tmp_path, monkeypatch):
@@ -145,7 +145,7 @@ def test_read_only_directories(a, b, shared_dir):
     out = in_child(unprivileged(lambda: digest(read_index(path))))  # no search: numba's
     assert out == digest(b)  # OpenMP layer refuses to run in a forked child
     assert entries(shared_dir) == ["idx"]
-    assert entries(path) == ["CURRENT", "LOCK", generation(path).name]
+    assert entries(path) == ["BIOHASH_INDEX", "CURRENT", "LOCK", generation(path).name]
 
 
 def test_a_path_that_is_a_file_or_a_foreign_directory_is_left_alone(a, tmp_path):
@@ -202,7 +202,7 @@ def test_concurrent_saves_and_loads_from_threads(a, b, tmp_path):
     assert errors == []
     assert {hashlib.sha256(s).hexdigest() for s in seen} <= {digest(a), digest(b)}
     assert fingerprint(read_index(path)) in expected
-    assert entries(path) == ["CURRENT", "LOCK", generation(path).name]
+    assert entries(path) == ["BIOHASH_INDEX", "CURRENT", "LOCK", generation(path).name]
     assert entries(tmp_path) == ["idx"]
 
 
@@ -222,7 +222,7 @@ def test_concurrent_saves_from_processes(a, b, tmp_path):
         pids.append(pid)
     assert all(os.waitpid(pid, 0)[1] == 0 for pid in pids)
     assert fingerprint(read_index(path)) in {fingerprint(a), fingerprint(b)}
-    assert entries(path) == ["CURRENT", "LOCK", generation(path).name]
+    assert entries(path) == ["BIOHASH_INDEX", "CURRENT", "LOCK", generation(path).name]
     assert entries(tmp_path) == ["idx"]
 
 

@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_info
 
 from biohash_index import BioHashIndex
 from biohash_index.storage import FlatCodeStorage, InvertedCodeStorage
-from biohash_index.threads import one_blas_thread, thread_limit
+from biohash_index.threads import blas_limit, thread_limit
 
 
 def sparse_codes(rng, n, m, k):
@@ -105,19 +105,19 @@ def test_n_threads_limits_blas_inside_and_restores_it():
     assert blas_threads() == before
 
 
-def test_one_blas_thread_holds_until_the_last_overlapping_caller_leaves():
+def test_blas_limit_holds_until_the_last_overlapping_caller_leaves():
     before = blas_threads(process_wide_only=True)
     inside, release = threading.Event(), threading.Event()
 
     def hold():
-        with one_blas_thread():
+        with blas_limit(1):
             inside.set()
             release.wait(10)
 
     other = threading.Thread(target=hold)
     other.start()
     assert inside.wait(10)
-    with one_blas_thread():
+    with blas_limit(1):
         assert blas_threads(process_wide_only=True) == [1] * len(before)
     # the other thread is still inside
     assert blas_threads(process_wide_only=True) == [1] * len(before)
