@@ -164,10 +164,13 @@ def load_vectors(path, column: str | None = None) -> np.ndarray:
 
     Reads .npy (no pickles), .fvecs, .ivecs, .bvecs, IDX (``*-ubyte`` or ``*.idx``, optionally
     ``.gz``; images (n, h, w) come back as (n, h * w)), and Parquet (.parquet) or Arrow IPC
-    (.arrow, .feather, .ipc) tables: ``column`` names a list column (-> float32 (n, d)) or a
-    scalar one (-> (n,)); None takes the table's only column, or else its only list column.
+    (.arrow, .feather, .ipc) tables, or a directory of Parquet files: ``column`` names a list
+    column (-> float32 (n, d)) or a scalar one (-> (n,)); None takes the table's only column,
+    or else its only list column.
     """
     path = Path(path)
+    if path.is_dir():
+        return _table_column(path, column)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -185,20 +188,20 @@ def load_vectors(path, column: str | None = None) -> np.ndarray:
 
 
 def _table_column(path: Path, column: str | None) -> np.ndarray:
-    """One column of a Parquet or Arrow IPC table: list columns become float32 (n, d)."""
-    import pyarrow as pa
+    """One column of a Parquet or Arrow IPC table (a file, or a directory of Parquet files):
+    list columns become float32 (n, d)."""
     import pyarrow.compute as pc
-    import pyarrow.feather as feather
-    import pyarrow.parquet as pq
+    import pyarrow.dataset as ds
 
     from .streaming import _is_list, arrow_vectors, vector_column
 
-    parquet = path.suffix.lower() == ".parquet"
-    schema = pq.read_schema(path) if parquet else pa.ipc.open_file(path).schema
+    ipc = path.suffix.lower() in (".arrow", ".feather", ".ipc")
+    dataset = ds.dataset(path, format="ipc" if ipc else "parquet")
+    schema = dataset.schema
     if column is None and len(schema.names) == 1:
         column = schema.names[0]
     column = vector_column(schema, column)
-    col = (pq if parquet else feather).read_table(path, columns=[column]).column(column)
+    col = dataset.to_table(columns=[column]).column(column)
     col = col.combine_chunks()
     name = f"{path}: column {column!r}"
     if _is_list(col.type):
