@@ -23,8 +23,9 @@ NOT_A_FAISS_INDEX = (
     "{cls} is a Python object, not a faiss C++ index, so faiss's own functions cannot take it "
     "(SWIG's 'Wrong number or type of arguments' error follows): save with "
     "biohash_index.write_index(index, path) or index.save(path); ids are already arbitrary "
-    "int64, so faiss.IndexIDMap is not needed (use add_with_ids); for exact re-ranking use "
-    "BioHashIndexRefine or index_factory(d, 'BioHash16,RFlat')")
+    "int64, so faiss.IndexIDMap is not needed (use add_with_ids); copy with copy.deepcopy(index) "
+    "instead of faiss.clone_index; for exact re-ranking use BioHashIndexRefine or "
+    "index_factory(d, 'BioHash16,RFlat')")
 
 
 def check_metric(metric) -> str:
