@@ -56,7 +56,8 @@ def reported(method):
             out = method(self, x, *args, **kwargs)
         finally:
             self.storage.index.verbose = False
-        what = f"{len(x):,} vectors" if hasattr(x, "__len__") else type(x).__name__
+        shape = getattr(x, "shape", ())   # arrays and Arrow tables; paths and lists have none
+        what = f"{shape[0]:,} vectors" if shape else f"{type(x).__name__} input"
         print(f"{type(self).__name__}.{method.__name__}: {what} in "
               f"{time.perf_counter() - t:.2f} s; ntotal={self.ntotal}, "
               f"is_trained={self.is_trained}", flush=True)
