@@ -8,12 +8,16 @@ A description is comma-separated components, as in ``faiss.index_factory``:
 | ``BioHash<k>`` | required: k active units per code (``hash_length``) |
 | ``BioHash<k>_m<m>`` | ... with m hidden units (``n_hidden``) |
 | ``BioHash<k>_a<activity>`` | ... with m = round(k / activity), e.g. ``BioHash16_a0.1`` |
-| ``LSH<nbits>``, ``LSH<nbits>rt`` | in place of ``BioHash<k>``: ``BioHash<nbits>``; without nbits, nbits = d (faiss's default); the ``r`` (rotate) and ``t`` (train thresholds) flags are ignored: BioHash learns its projection |
+| ``LSH<nbits>[r][t]`` | instead of ``BioHash<k>``: ``BioHash<nbits>`` (see below) |
 | ``IVF<nlist>`` | codes in ``IndexBinaryIVF`` with nlist clusters (``storage="ivf"``) |
 | ``RFlat`` | last: keep the float vectors and re-rank, ``BioHashIndexRefine`` |
 
 Examples: ``"BioHash16"``, ``"BioHash16,IVF256"``, ``"BioHash32_m1280,IVF1024,RFlat"``,
 ``"IDMap,BioHash16"``, ``"LSH16rt,RFlat"`` (= ``"BioHash16,RFlat"``).
+
+faiss's ``LSH`` strings map to BioHash: IndexLSH's nbits is the hash length k (bare ``LSH``
+takes nbits = d, faiss's default); the ``r`` (random rotation) and ``t`` (trained thresholds)
+flags are ignored, since BioHash learns its projection.
 """
 from __future__ import annotations
 
