@@ -1,7 +1,8 @@
-"""Command line: ``biohash-index COMMAND`` (also ``python -m biohash_index COMMAND``).
+"""Command line: biohash-index COMMAND (also python -m biohash_index COMMAND).
 
-train, add, search, info, eval and demo; ``biohash-index COMMAND -h`` lists the options.
-Vectors are read from .npy, .fvecs, .bvecs, .ivecs, Parquet/Arrow (a list column) or IDX files.
+train, add, search, info, eval and demo; biohash-index COMMAND -h lists the options.
+Vectors are read from .npy, .fvecs, .bvecs, .ivecs, Parquet/Arrow files or directories (a list
+column) or IDX files; train and add stream them in batches (files are memory-mapped).
 """
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from . import __version__, plots
 from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
 from .evaluation import mean_average_precision, recall_at_k
 from .index import STORAGES, BioHashIndex
 from .model import INITS
-from .persistence import FORMAT_VERSION, read_index, write_index
+from .persistence import FORMAT_VERSION, BioHashFormatError, read_index, write_index
 from .progress import set_progress
+from .streaming import IPC_SUFFIXES, vector_blocks, vector_column
 
 RESULT_FORMATS = (".npy",) + TABLES
+WARMUP_QUERIES = 10  # eval searches these first, untimed, so QPS is that of a warm index
 
 
 # ---------------------------------------------------------------- reading and writing
@@ -35,6 +39,80 @@ def read_vectors(path, column: str | None = None, d: int | None = None) -> np.nd
     if d is not None and x.shape[1] != d:
         raise ValueError(f"{path}: vectors of dimension {x.shape[1]}, the index has d={d}")
     return x
+
+
+def vector_source(path, column: str | None = None):
+    """(source, n, d): the vectors of a file as a streaming source for ``train_from`` /
+    ``add_from``, read in batches with bounded memory. A Parquet/Arrow file or directory
+    stays a path (read batch by batch); .npy, .fvecs, .bvecs and .ivecs are memory-mapped;
+    IDX files are read whole (MNIST-sized)."""
+    p = Path(path)
+    if p.is_dir() or p.suffix.lower() in TABLES:
+        return str(p), *table_shape(p, column)
+    if p.suffix.lower() == ".npy" and p.is_file():
+        try:
+            x = np.load(p, mmap_mode="r", allow_pickle=False)
+        except ValueError as e:
+            raise ValueError(f"{p}: {e}") from None
+    else:
+        x = load_vectors(p, column)
+    if x.ndim != 2:
+        raise ValueError(f"{p}: expected vectors of shape (n, d), found shape {x.shape}")
+    return x, x.shape[0], x.shape[1]
+
+
+def table_shape(path: Path, column: str | None) -> tuple[int, int]:
+    """(rows, values per row) of the vector column of a Parquet/Arrow file or directory."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    fmt = "ipc" if path.suffix in IPC_SUFFIXES else "parquet"
+    try:
+        dataset = ds.dataset(path, format=fmt)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise ValueError(f"{path}: not a readable {fmt} file or directory ({e})") from None
+    col = vector_column(dataset.schema, column)
+    kind = dataset.schema.field(col).type
+    if pa.types.is_fixed_size_list(kind):
+        return dataset.count_rows(), kind.list_size
+    first = dataset.head(1, columns=[col]).column(0)
+    if not len(first) or first[0].as_py() is None:
+        raise ValueError(f"{path}: column {col!r} holds no vectors (or its first is null)")
+    return dataset.count_rows(), len(first[0].as_py())
+
+
+def add_vectors(index: BioHashIndex, source, column: str | None, ids=None) -> int:
+    """Add the vectors of a source block by block, under ``ids`` (n,) if given; returns n."""
+    if ids is None:
+        return index.add_from(source, column=column)
+    n = 0
+    for x in vector_blocks(source, index.d, column=column)():
+        index.add_with_ids(x, ids[n:n + len(x)])   # a length mismatch raises here
+        n += len(x)
+    return n
+
+
+def open_index(path) -> BioHashIndex:
+    """The index saved at ``path``; FileNotFoundError "no such index" if nothing is there."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such index")
+    return read_index(path)
+
+
+def check_replace(path, force: bool) -> None:
+    """Refuse to overwrite what is at ``path`` unless it is an empty saved index or force:
+    replacing an index that holds vectors with a new one would lose them."""
+    if force or not Path(path).exists():
+        return
+    try:
+        ntotal = read_index(path).ntotal
+    except BioHashFormatError as e:
+        raise ValueError(f"--out {path} exists and is not a readable index ({e}): pass --force "
+                         "to replace it, or choose another --out") from None
+    if ntotal:
+        raise ValueError(f"--out {path} is an index holding {ntotal} vectors; train would "
+                         "replace it with a new index: pass --force to replace it, or choose "
+                         "another --out")
 
 
 def read_values(path, column: str | None = None) -> np.ndarray:
@@ -87,30 +165,37 @@ def index_kwargs(args) -> dict:
 
 # ---------------------------------------------------------------- commands
 def train(args) -> int:
-    """Train an index on vectors from a file and save it (with the vectors if --add)."""
-    xt = read_vectors(args.input, args.column)
-    index = BioHashIndex(xt.shape[1], args.hash_length, **index_kwargs(args))
+    """Train an index on vectors from a file or Parquet/Arrow directory and save it (with
+    the vectors if --add). Refuses to replace an index holding vectors unless --force."""
+    check_replace(args.out, args.force)
+    source, n, d = vector_source(args.input, args.column)
+    index = BioHashIndex(d, args.hash_length, **index_kwargs(args))
     t = time.perf_counter()
-    index.train(xt)
+    index.train_from(source, column=args.column)
     t_train = time.perf_counter() - t
     if args.add:
-        index.add(xt)
+        add_vectors(index, source, args.column)
     write_index(index, args.out)
-    print(f"trained on {len(xt)} vectors in {t_train:.2f} s: {index!r}; wrote {args.out}")
+    print(f"trained on {n} vectors in {t_train:.2f} s: {index!r}; wrote {args.out}")
     return 0
 
 
 def add(args) -> int:
-    """Add vectors from a file to a saved index (ids from --ids, else numbered on)."""
-    index = read_index(args.index)
-    x = read_vectors(args.input, args.column, index.d)
+    """Add vectors from a file or Parquet/Arrow directory to a saved index (ids from --ids,
+    else numbered on)."""
+    index = open_index(args.index)
+    source, n, d = vector_source(args.input, args.column)
+    if d != index.d:
+        raise ValueError(f"{args.input}: vectors of dimension {d}, the index has d={index.d}")
+    ids = None
     if args.ids:
-        index.add_with_ids(x, read_values(args.ids, args.ids_column))
-    else:
-        index.add(x)
+        ids = read_values(args.ids, args.ids_column)
+        if len(ids) != n:
+            raise ValueError(f"--ids has {len(ids)} values for {n} vectors")
+    add_vectors(index, source, args.column, ids)
     out = args.out or args.index
     write_index(index, out)
-    print(f"added {len(x)} vectors, ntotal={index.ntotal}; wrote {out}")
+    print(f"added {n} vectors, ntotal={index.ntotal}; wrote {out}")
     return 0
 
 
@@ -118,7 +203,7 @@ def search(args) -> int:
     """k nearest neighbours of each query: to --out, or printed as query, ids, distances."""
     if args.out:
         check_result_path(args.out)
-    index = read_index(args.index)
+    index = open_index(args.index)
     if args.nprobe:
         index.nprobe = args.nprobe
     D, I = index.search(read_vectors(args.queries, args.column, index.d), args.k)
@@ -134,7 +219,9 @@ def search(args) -> int:
 
 def info(args) -> int:
     """Describe a saved index: hyperparameters, size, training statistics."""
-    index = read_index(args.index)
+    if args.plot:
+        plots.require_matplotlib()
+    index = open_index(args.index)
     prm, model = index.params, index.model
     path = Path(args.index)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() \
@@ -162,8 +249,7 @@ def info(args) -> int:
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     if args.plot:
-        from .plots import plot_training_stats
-        plot_training_stats(model.train_stats_, args.plot, title=f"training of {args.index}")
+        plots.plot_training_stats(model.train_stats_, args.plot, title=f"training of {args.index}")
         print(f"wrote {args.plot}")
     return 0
 
@@ -178,12 +264,14 @@ def evaluate(args) -> int:
         raise ValueError("give --labels FILE (for mAP) or --gt FILE (for recall@k)")
     if args.index and args.train:
         raise ValueError("--train needs --base: a saved index is already trained")
+    if args.plot:
+        plots.require_matplotlib()
     xb, xq, metric, score = eval_data(args)
     print(f"{len(xq)} queries; {metric} in %")
     print(f"{'k':>4} {'m':>6} {metric + ' %':>10} {'QPS':>10} {'train s':>8}")
     rows = []
     if args.index:
-        index = read_index(args.index)
+        index = open_index(args.index)
         if args.nprobe:
             index.nprobe = args.nprobe
         rows.append(eval_row(index, xq, args.k if args.gt else args.R, score, None))
@@ -197,7 +285,6 @@ def evaluate(args) -> int:
             index.add(xb)
             rows.append(eval_row(index, xq, args.k if args.gt else args.R, score, t_train))
     if args.plot:
-        from . import plots
         ks, _, scores, qps = zip(*rows)
         if args.labels is not None:
             plots.plot_map_vs_hash_length(ks, {"BioHash": scores}, args.plot,
@@ -238,8 +325,11 @@ def eval_data(args):
 
 def eval_row(index: BioHashIndex, xq: np.ndarray, k: int | None, score, t_train) -> tuple:
     """Search the top k (None: everything) of each query, print and return
-    (hash_length, n_hidden, score, queries per second)."""
+    (hash_length, n_hidden, score, queries per second). Queries per second are timed after
+    an untimed warm-up search of the first few queries (the first search of an index
+    compiles, builds posting lists and pages the codes in)."""
     k = min(k or index.ntotal, max(index.ntotal, 1))
+    index.search(xq[:WARMUP_QUERIES], k)
     t = time.perf_counter()
     _, I = index.search(xq, k)
     qps = len(xq) / max(time.perf_counter() - t, 1e-9)
@@ -252,6 +342,8 @@ def eval_row(index: BioHashIndex, xq: np.ndarray, k: int | None, score, t_train)
 
 def demo(args) -> int:
     """Train on labelled data, search it and print mAP@All next to faiss IndexLSH."""
+    if args.plot:
+        plots.require_matplotlib()
     if args.mnist:
         x, y = load_mnist(args.mnist)
         name = f"MNIST test set from {args.mnist}"
@@ -283,8 +375,7 @@ def demo(args) -> int:
         maps["BioHash"].append(ours)
         maps["faiss IndexLSH"].append(base)
     if args.plot:
-        from .plots import plot_map_vs_hash_length
-        plot_map_vs_hash_length(args.hash_lengths, maps, args.plot, title=f"mAP@All, {name}")
+        plots.plot_map_vs_hash_length(args.hash_lengths, maps, args.plot, title=f"mAP@All, {name}")
         print(f"wrote {args.plot}")
     return 0
 
@@ -318,6 +409,17 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nlist", type=int, default=DEFAULTS["nlist"], help="IVF clusters")
 
 
+class RenamedFlag(argparse.Action):
+    """A flag that was renamed: using it is an error naming the new spelling."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        super().__init__(option_strings, dest, nargs="?", **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} is no longer an option of this command: use {self.new}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -325,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show the traceback of an error")
     parser = argparse.ArgumentParser(prog="biohash-index", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name, func, help):
@@ -334,18 +437,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     column = dict(metavar="NAME", help="column of a Parquet/Arrow input (default: its list column)")
     p = command("train", train, "train an index on vectors from a file and save it")
-    p.add_argument("--input", required=True, metavar="FILE", help="training vectors")
+    p.add_argument("--input", required=True, metavar="PATH",
+                   help="training vectors: a file, or a Parquet/Arrow directory")
     p.add_argument("--column", **column)
     p.add_argument("--out", required=True, metavar="INDEX", help="where to save the index")
-    p.add_argument("--hash-length", "-k", type=int, default=16, metavar="K",
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it is an index holding vectors")
+    p.add_argument("--hash-length", type=int, default=16, metavar="K",
                    help="active units per code (default 16)")
+    p.add_argument("-k", action=RenamedFlag, help=argparse.SUPPRESS,
+                   new="--hash-length K (-k is the number of neighbours in search and eval)")
     p.add_argument("--add", action="store_true", help="also add the training vectors")
     p.add_argument("--nprobe", type=int, help="IVF clusters visited per query (default 8)")
     add_index_options(p)
 
     p = command("add", add, "add vectors from a file to a saved index")
     p.add_argument("--index", required=True, metavar="INDEX")
-    p.add_argument("--input", required=True, metavar="FILE")
+    p.add_argument("--input", required=True, metavar="PATH",
+                   help="vectors: a file, or a Parquet/Arrow directory")
     p.add_argument("--column", **column)
     p.add_argument("--ids", metavar="FILE", help="int64 ids, one per vector")
     p.add_argument("--ids-column", metavar="NAME", help="column of a Parquet/Arrow --ids file")

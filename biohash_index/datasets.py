@@ -6,37 +6,54 @@ import os
 from pathlib import Path
 
 import numpy as np
+from faiss.contrib import vecs_io
 
 
-def _read_vecs(path, dtype) -> np.ndarray:
-    """(n, d) array of a .fvecs/.ivecs/.bvecs file: each row an int32 d, then d values."""
-    raw = np.fromfile(path, dtype=np.uint8)
-    if raw.size == 0:
-        return np.zeros((0, 0), dtype)
-    d = int(raw[:4].view(np.int32)[0])
-    item = np.dtype(dtype).itemsize
+def _check_vecs(path, item: int) -> None:
+    """Raise a ValueError naming ``path`` unless it is a .fvecs/.ivecs/.bvecs file whose rows
+    all hold an int32 d >= 1, then d values of ``item`` bytes."""
+    path = Path(path)
+    kind = path.suffix or "vecs"
+    size = path.stat().st_size
+    if size < 4:
+        what = "is empty" if size == 0 else f"has {size} bytes"
+        raise ValueError(f"{path}: not a {kind} file: it {what}, less than one vector "
+                         "(a 4-byte dimension, then the values)")
+    d = int(np.fromfile(path, np.int32, 1)[0])
     row = 4 + d * item
-    if d <= 0 or raw.size % row:
-        raise ValueError(f"{path}: not a valid vecs file (dimension {d}, size {raw.size})")
-    rows = raw.reshape(-1, row)
-    if not (rows[:, :4].copy().view(np.int32) == d).all():
-        raise ValueError(f"{path}: not a valid vecs file (rows of different dimensions)")
-    return rows[:, 4:].copy().view(dtype)
+    if d <= 0:
+        raise ValueError(f"{path}: not a {kind} file: the first vector declares dimension {d}, "
+                         "not >= 1")
+    if size % row:
+        raise ValueError(f"{path}: not a {kind} file (truncated?): the first vector declares "
+                         f"dimension {d}, so rows of {row} bytes, but the file has {size} bytes "
+                         f"({size // row} rows and {size % row} bytes more)")
+    dims = np.memmap(path, np.int32 if item == 4 else np.uint8, mode="r")
+    dims = dims.reshape(-1, row // dims.itemsize)[:, :4 // dims.itemsize]
+    if not (np.ascontiguousarray(dims).view(np.int32) == d).all():
+        raise ValueError(f"{path}: not a valid {kind} file: rows of different dimensions "
+                         f"(the first has {d})")
+
+
+def _read_vecs(path, reader, item: int) -> np.ndarray:
+    """(n, d) memory-mapped rows of a vecs file, read by ``faiss.contrib.vecs_io``."""
+    _check_vecs(path, item)
+    return reader(str(path))
 
 
 def read_fvecs(path) -> np.ndarray:
-    """float32 (n, d) from an .fvecs file."""
-    return _read_vecs(path, np.float32)
+    """float32 (n, d) from an .fvecs file, memory-mapped (read-only)."""
+    return _read_vecs(path, vecs_io.fvecs_mmap, 4)
 
 
 def read_ivecs(path) -> np.ndarray:
-    """int32 (n, d) from an .ivecs file."""
-    return _read_vecs(path, np.int32)
+    """int32 (n, d) from an .ivecs file, memory-mapped (read-only)."""
+    return _read_vecs(path, vecs_io.ivecs_mmap, 4)
 
 
 def read_bvecs(path) -> np.ndarray:
-    """uint8 (n, d) from a .bvecs file."""
-    return _read_vecs(path, np.uint8)
+    """uint8 (n, d) from a .bvecs file, memory-mapped (read-only)."""
+    return _read_vecs(path, vecs_io.bvecs_mmap, 1)
 
 
 VECS_READERS = {".fvecs": read_fvecs, ".ivecs": read_ivecs, ".bvecs": read_bvecs}
@@ -80,6 +97,9 @@ def read_idx(path) -> np.ndarray:
     if data[2] not in dtypes:
         raise ValueError(f"{path}: unknown IDX data type {data[2]:#x}")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need "
+                         f"{4 + 4 * ndim} bytes, the file has {len(data)}")
     shape = tuple(int(v) for v in np.frombuffer(data, ">u4", ndim, 4))
     arr = np.frombuffer(data, dtypes[data[2]], offset=4 + 4 * ndim)
     if arr.size != int(np.prod(shape)):
@@ -144,10 +164,13 @@ def load_vectors(path, column: str | None = None) -> np.ndarray:
 
     Reads .npy (no pickles), .fvecs, .ivecs, .bvecs, IDX (``*-ubyte`` or ``*.idx``, optionally
     ``.gz``; images (n, h, w) come back as (n, h * w)), and Parquet (.parquet) or Arrow IPC
-    (.arrow, .feather, .ipc) tables: ``column`` names a list column (-> float32 (n, d)) or a
-    scalar one (-> (n,)); None takes the table's only column, or else its only list column.
+    (.arrow, .feather, .ipc) tables, or a directory of Parquet files: ``column`` names a list
+    column (-> float32 (n, d)) or a scalar one (-> (n,)); None takes the table's only column,
+    or else its only list column.
     """
     path = Path(path)
+    if path.is_dir():
+        return _table_column(path, column)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -165,20 +188,20 @@ def load_vectors(path, column: str | None = None) -> np.ndarray:
 
 
 def _table_column(path: Path, column: str | None) -> np.ndarray:
-    """One column of a Parquet or Arrow IPC table: list columns become float32 (n, d)."""
-    import pyarrow as pa
+    """One column of a Parquet or Arrow IPC table (a file, or a directory of Parquet files):
+    list columns become float32 (n, d)."""
     import pyarrow.compute as pc
-    import pyarrow.feather as feather
-    import pyarrow.parquet as pq
+    import pyarrow.dataset as ds
 
     from .streaming import _is_list, arrow_vectors, vector_column
 
-    parquet = path.suffix.lower() == ".parquet"
-    schema = pq.read_schema(path) if parquet else pa.ipc.open_file(path).schema
+    ipc = path.suffix.lower() in (".arrow", ".feather", ".ipc")
+    dataset = ds.dataset(path, format="ipc" if ipc else "parquet")
+    schema = dataset.schema
     if column is None and len(schema.names) == 1:
         column = schema.names[0]
     column = vector_column(schema, column)
-    col = (pq if parquet else feather).read_table(path, columns=[column]).column(column)
+    col = dataset.to_table(columns=[column]).column(column)
     col = col.combine_chunks()
     name = f"{path}: column {column!r}"
     if _is_list(col.type):

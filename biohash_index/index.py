@@ -6,18 +6,23 @@ distances between m-bit codes with k ones each, so they are even numbers in [0, 
 """
 from __future__ import annotations
 
+import functools
 import logging
+import time
 
+import faiss
 import numpy as np
 
+from .faiss_compat import NotAFaissIndex, result_arrays, search_params, selected_ids
 from .locking import LockPerInstance, reads, writes
 from .model import BioHashModel, BioHashParams
-from .storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, padded_code_size
 from .scoring import rerank, shortlist_size
+from .storage import (FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, pad_codes,
+                      padded_code_size)
 from .streaming import DEFAULT_BATCH_SIZE, add_from, train_from
 from .threads import uses_threads
-from .validation import (check_ids, check_k, check_n_threads, check_new_ids, check_positive_int,
-                         check_real, check_vectors, next_ids)
+from .validation import (MAX_ID, check_ids, check_k, check_n_threads, check_new_ids,
+                         check_positive_int, check_real, check_vectors, next_ids)
 
 log = logging.getLogger(__name__)
 MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max
@@ -52,7 +57,29 @@ def make_storage(kind: str, nbits: int, nlist: int, nprobe: int):
     raise ValueError(f"storage must be one of {STORAGES}, got {kind!r}")
 
 
-class BioHashIndex:
+def reported(method):
+    """When ``self.verbose``, print what the call did and how long it took, as faiss's
+    verbose indexes report their work; faiss's IVF storage then prints its clustering too."""
+    @functools.wraps(method)
+    def run(self, x, *args, **kwargs):
+        if not self.verbose:
+            return method(self, x, *args, **kwargs)
+        self.storage.index.verbose = True
+        t = time.perf_counter()
+        try:
+            out = method(self, x, *args, **kwargs)
+        finally:
+            self.storage.index.verbose = False
+        shape = getattr(x, "shape", ())   # arrays and Arrow tables; paths and lists have none
+        what = f"{shape[0]:,} vectors" if shape else f"{type(x).__name__} input"
+        print(f"{type(self).__name__}.{method.__name__}: {what} in "
+              f"{time.perf_counter() - t:.2f} s; ntotal={self.ntotal}, "
+              f"is_trained={self.is_trained}", flush=True)
+        return out
+    return run
+
+
+class BioHashIndex(NotAFaissIndex):
     """Index of m-bit sparse codes learned with BioHash; a drop-in for ``faiss.IndexLSH``.
 
     d: input dimension; hash_length: k, active units per code (the ``nbits`` of IndexLSH);
@@ -73,6 +100,7 @@ class BioHashIndex:
     """
 
     _lock = LockPerInstance()   # made on first use, however the index was made; not pickled
+    _verbose = False
 
     def __init__(self, d: int, hash_length: int, n_hidden: int | None = None,
                  activity: float | None = None, *, task: str = "neighbors",
@@ -139,6 +167,29 @@ class BioHashIndex:
         return self.params.scoring == "asymmetric" and self.storage.search_positions is not None
 
     @property
+    def nbits(self) -> int:
+        """Bits per code, m = n_hidden (k of them set): as ``IndexLSH.nbits``, the width of
+        a code, ``code_size == (nbits + 7) // 8``. IndexLSH's nbits argument is ``hash_length``."""
+        return self.n_hidden
+
+    @property
+    def metric_type(self) -> int:
+        """``faiss.METRIC_L2``, as IndexLSH and faiss's binary indexes report: smaller is
+        nearer. The distances themselves are Hamming distances."""
+        return faiss.METRIC_L2
+
+    @property
+    def verbose(self) -> bool:
+        """Print a line per train/add call (and faiss's IVF clustering output); False."""
+        return self._verbose
+
+    @verbose.setter
+    def verbose(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"verbose must be True or False, got {value!r}")
+        self._verbose = bool(value)
+
+    @property
     def nprobe(self) -> int:
         """IVF clusters visited per query (IVF storage only)."""
         self._require_ivf("nprobe")
@@ -161,6 +212,7 @@ class BioHashIndex:
 
     # ---------------------------------------------------------------- training and adding
     @writes
+    @reported
     @uses_threads
     def train(self, x) -> None:
         """Learn the model from float (n, d) training vectors; n >= 1.
@@ -186,6 +238,7 @@ class BioHashIndex:
         return self.model.encode(check_vectors(x, self.d, "x"))
 
     @writes
+    @reported
     @uses_threads
     def add(self, x) -> None:
         """Add float (n, d) vectors with ids next_id .. next_id + n - 1.
@@ -199,6 +252,7 @@ class BioHashIndex:
             self._add_codes(self.model.encode(x), next_ids(self._next_id, len(x)))
 
     @writes
+    @reported
     @uses_threads
     def add_with_ids(self, x, ids) -> None:
         """Add float (n, d) vectors under int64 (n,) ids, which must be new, distinct and
@@ -220,6 +274,7 @@ class BioHashIndex:
         return True
 
     @writes
+    @reported
     def train_from(self, source, *, column: str | None = None,
                    batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         """Train from a re-readable streaming source (arrays, Arrow/Parquet; see ``streaming``)."""
@@ -240,18 +295,39 @@ class BioHashIndex:
     # ---------------------------------------------------------------- searching
     @reads
     @uses_threads
-    def search(self, xq, k: int):
-        """k nearest stored vectors by Hamming distance of their codes.
+    def search(self, xq, k: int, *, params=None, D=None, I=None):
+        """k nearest stored vectors by the distance of their codes to the query.
 
-        Returns D float32 (nq, k) distances and I int64 (nq, k) ids; where fewer than k
-        vectors are stored, I is -1 and D is float32(2**31 - 1), as in faiss.
+        Returns D float32 (nq, k) ascending distances and I int64 (nq, k) ids; where fewer
+        than k vectors are stored, I is -1 and D is float32(2**31 - 1), as in faiss.
+        Distances are Hamming distances, or with ``scoring="asymmetric"`` (the default
+        of ``task="neighbors"``; flat and inverted storage, no ``params``) weighted
+        Hamming distances of the query's unit inputs to the stored codes (``scoring.py``).
+        params: this call's faiss search parameters, ``faiss.SearchParametersIVF(nprobe=16)``
+        or ``{"nprobe": 16}`` (IVF storage), ``faiss.SearchParameters(sel=selector)`` or
+        ``{"sel": selector}`` (flat and inverted: only the selected ids, in Hamming order); D, I: preallocated
+        float32 / int64 (nq, k) arrays to write the results into, as in faiss.
         """
         self._require_trained("search")
         xq = check_vectors(xq, self.d, "xq")
         k = check_k(k, len(xq))
-        if not self.asymmetric:
-            D, I = self.storage.search(self.model.encode(xq), k)
-            return D.astype(np.float32), I
+        params = search_params(params, self.storage.kind == "ivf")
+        D, I = result_arrays(D, I, (len(xq), k))
+        if self.asymmetric and params is None:
+            D[:], I[:] = self._search_asymmetric(xq, k)
+            return D, I
+        codes = self.model.encode(xq)
+        if params is None:
+            D[:], I[:] = self.storage.search(codes, k)
+        else:   # faiss's own search, in Hamming order; inverted storage's flat index gives
+            # the same results
+            D[:], I[:] = self.storage.index.search(pad_codes(codes, self.storage.code_size), k,
+                                                   params=params)
+        return D, I
+
+    def _search_asymmetric(self, xq: np.ndarray, k: int):
+        """D float32 (nq, k) weighted Hamming distances and I int64 (nq, k) ids of the
+        best of each query's Hamming shortlist (``scoring.py``)."""
         codes, acts = self.model.encode_queries(xq)
         _, P = self.storage.search_positions(codes, shortlist_size(k, self.ntotal))
         D, P = rerank(acts, self.hash_length, self.storage.code_view(), P, k)
@@ -276,9 +352,50 @@ class BioHashIndex:
     # ---------------------------------------------------------------- removing
     @writes
     def remove_ids(self, ids) -> int:
-        """Remove the vectors with these int64 ids; returns how many were removed (unknown
-        ids are skipped)."""
+        """Remove the vectors with these int64 ids, or those a ``faiss.IDSelector`` selects
+        (``IDSelectorRange``, ``IDSelectorBatch``, ``IDSelectorArray``, ...); returns how many
+        were removed (unknown ids are skipped). The other vectors keep their ids."""
+        if isinstance(ids, faiss.IDSelector):
+            ids = selected_ids(ids, self.storage.ids())
         return self.storage.remove_ids(check_ids(ids))
+
+    def merge_from(self, other: "BioHashIndex", add_id: int = 0) -> None:
+        """Move the vectors of ``other`` into this index, their ids plus ``add_id``; ``other``
+        is emptied (``reset``), as faiss's ``merge_from`` does.
+
+        other: a BioHashIndex with the same model (equal weights, mean and encoding
+        parameters), so its codes mean what this index's codes mean; any storage kind.
+        Raises ValueError, and changes neither index, if the models differ or an id would
+        collide with one stored here.
+        """
+        if not isinstance(other, BioHashIndex):
+            raise TypeError(f"other must be a BioHashIndex, got {type(other).__name__}")
+        if other is self:
+            raise ValueError("cannot merge an index into itself")
+        add_id = int(check_positive_int(add_id, "add_id", minimum=0))
+        first, second = sorted((self, other), key=id)   # one lock order: no deadlock
+        with first._lock.write(), second._lock.write():
+            self._require_same_model(other)
+            ids = other.storage.ids()
+            if len(ids) and int(ids.max()) + add_id > MAX_ID:
+                raise ValueError(f"add_id={add_id} takes ids of other past {MAX_ID}")
+            ids = check_new_ids(ids + np.int64(add_id), len(ids), self.storage.id_set,
+                                "ids of other")
+            self._add_codes(other.storage.codes(), ids)
+            other.reset()
+
+    def _require_same_model(self, other: "BioHashIndex") -> None:
+        a, b = self.model, other.model
+        if not (a.is_trained and b.is_trained):
+            raise ValueError("merge_from needs two trained indexes")
+        encoding = ("d", "hash_length", "n_hidden", "p")
+        same = all(getattr(a.params, f) == getattr(b.params, f) for f in encoding)
+        if not (same and np.array_equal(a.weights_, b.weights_)
+                and np.array_equal(a.mean_, b.mean_)):
+            raise ValueError("merge_from needs indexes with the same model (equal d, "
+                             "hash_length, n_hidden, p, weights and mean): other's codes "
+                             "would mean something else here; train both from one model "
+                             "(e.g. copy.deepcopy of a trained, empty index)")
 
     @writes
     def reset(self) -> None:

@@ -10,11 +10,18 @@ from typing import Mapping, Sequence
 import numpy as np
 
 
-def _figure(nrows: int = 1):
+def require_matplotlib() -> None:
+    """Raise ImportError saying how to install matplotlib, if it is missing (the command
+    checks before its work, not after)."""
     try:
-        from matplotlib.figure import Figure
+        import matplotlib.figure  # noqa: F401
     except ImportError as e:
         raise ImportError("plots need matplotlib: pip install 'biohash-index[plot]'") from e
+
+
+def _figure(nrows: int = 1):
+    require_matplotlib()
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(6, 2.2 + 1.8 * nrows), layout="constrained")
     return fig, fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
 

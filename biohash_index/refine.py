@@ -11,28 +11,30 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
+from .faiss_compat import METRICS, NotAFaissIndex, check_metric, result_arrays, selected_ids
 from .index import BioHashIndex
 from .locking import LockPerInstance, reads, writes
 from .persistence import (BioHashFormatError, deserialize_index, serialize_index,
                           write_table_atomic)
 from .validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
 
-METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
 REFINE_BLOCK = 1 << 22  # floats of candidate vectors gathered at once
 FLT_MAX = np.finfo(np.float32).max  # faiss's distance for a missing result (-FLT_MAX for "ip")
 FORMAT = b"biohash-index-refine"
 
 
-class BioHashIndexRefine:
+class BioHashIndexRefine(NotAFaissIndex):
     """A ``BioHashIndex`` plus the float vectors, for exact re-ranking of its candidates.
 
-    base_index: an empty ``BioHashIndex`` (trained or not); metric: "l2" (squared L2
-    distances, ascending, as ``faiss.IndexFlatL2``) or "ip" (inner products, descending);
+    base_index: an empty ``BioHashIndex`` (trained or not); metric: "l2" or
+    ``faiss.METRIC_L2`` (squared L2 distances, ascending, as ``faiss.IndexFlatL2``) or "ip"
+    or ``faiss.METRIC_INNER_PRODUCT`` (inner products, descending);
     k_factor: float >= 1, candidates fetched per result (faiss's default is 1, which only
     re-orders the top k; larger values raise recall).
 
     API: ``train``, ``add``, ``add_with_ids``, ``search``, ``remove_ids``, ``reset``,
-    ``reconstruct_batch``, ``save``/``load``, ``ntotal``, ``d``, ``is_trained``.
+    ``reconstruct_batch``, ``save``/``load``, ``ntotal``, ``d``, ``is_trained``,
+    ``metric_type``.
     ``range_search`` is not offered (faiss's ``IndexRefine`` has none either): a Hamming
     radius says nothing about an exact-distance radius. Thread safety as ``BioHashIndex``:
     searches in parallel, changes alone.
@@ -45,8 +47,7 @@ class BioHashIndexRefine:
             raise TypeError(f"base_index must be a BioHashIndex, got {type(base_index).__name__}")
         if base_index.ntotal:
             raise ValueError(f"base_index must be empty, it holds {base_index.ntotal} vectors")
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {tuple(METRICS)}, got {metric!r}")
+        metric = check_metric(metric)
         self.base_index = base_index
         self.metric = metric
         self.k_factor = k_factor
@@ -72,6 +73,11 @@ class BioHashIndexRefine:
     @property
     def is_trained(self) -> bool:
         return self.base_index.is_trained
+
+    @property
+    def metric_type(self) -> int:
+        """``faiss.METRIC_L2`` or ``faiss.METRIC_INNER_PRODUCT``, as ``metric``."""
+        return METRICS[self.metric]
 
     def __repr__(self) -> str:
         return (f"BioHashIndexRefine({self.base_index!r}, metric={self.metric!r}, "
@@ -99,21 +105,25 @@ class BioHashIndexRefine:
             self._next_id = max(self._next_id, int(ids.max()) + 1)
 
     @reads
-    def search(self, xq, k: int):
+    def search(self, xq, k: int, *, params=None, D=None, I=None):
         """k nearest stored vectors by exact distance among the ``k * k_factor`` best by
         Hamming distance.
 
         Returns D float32 (nq, k) (squared L2 or inner products) and I int64 (nq, k); where
         fewer than k are found, I is -1 and D is FLT_MAX ("l2") or -FLT_MAX ("ip"), as in faiss.
+        params: the base index's search parameters (see ``BioHashIndex.search``); D, I:
+        preallocated float32 / int64 (nq, k) result arrays, as in faiss.
         """
         k = check_positive_int(k, "k")
         xq = check_vectors(xq, self.d, "xq")
-        _, I0 = self.base_index.search(xq, max(k, int(k * self.k_factor)))
+        D, I = result_arrays(D, I, (len(xq), k))
+        _, I0 = self.base_index.search(xq, max(k, int(k * self.k_factor)), params=params)
         block = max(1, REFINE_BLOCK // (I0.shape[1] * self.d))
         D0 = np.concatenate([self._exact_distances(xq[s:s + block], I0[s:s + block])
                              for s in range(0, len(xq), block)] or [np.zeros(I0.shape, np.float32)])
         order = np.argsort(D0 if self.metric == "l2" else -D0, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(D0, order, axis=1), np.take_along_axis(I0, order, axis=1)
+        D[:], I[:] = np.take_along_axis(D0, order, axis=1), np.take_along_axis(I0, order, axis=1)
+        return D, I
 
     def _exact_distances(self, xq: np.ndarray, I: np.ndarray) -> np.ndarray:
         """float32 (nq, k') exact distances from each query to its candidates I (-1: missing)."""
@@ -134,7 +144,10 @@ class BioHashIndexRefine:
 
     @writes
     def remove_ids(self, ids) -> int:
-        """Remove the vectors with these int64 ids; returns how many were removed."""
+        """Remove the vectors with these int64 ids, or those a ``faiss.IDSelector`` selects;
+        returns how many were removed."""
+        if isinstance(ids, faiss.IDSelector):
+            ids = selected_ids(ids, self.base_index.storage.ids())
         ids = check_ids(ids)
         self.refine_index.remove_ids(ids)
         return self.base_index.remove_ids(ids)

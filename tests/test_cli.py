@@ -151,7 +151,7 @@ def run_in_terminal(code, cwd):
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_training_shows_a_progress_bar_on_a_terminal_unless_quiet(tmp_path, quiet):
-    args = ["train", "--input", "x.npy", "--out", "x.idx", "-k", "2", "--epochs", "3"]
+    args = ["train", "--input", "x.npy", "--out", "x.idx", "--hash-length", "2", "--epochs", "3"]
     code = ("import sys, numpy as np; from biohash_index import progress; "
             "from biohash_index.cli import main; progress.DELAY = 0; "
             "np.save('x.npy', np.random.default_rng(0).standard_normal((300, 16)).astype('f4')); "
@@ -180,8 +180,8 @@ def fmnist_index(tmp_path_factory):
     empty, trained and filled with the 1,000 base vectors)."""
     base = data_path("fmnistsmall", "fmnistsmall_base.fvecs")
     tmp = tmp_path_factory.mktemp("cli")
-    run("train", "--input", base, "--out", "empty.idx", "-k", 4, "--epochs", 3, "--seed", 1,
-        cwd=tmp)
+    run("train", "--input", base, "--out", "empty.idx", "--hash-length", 4, "--epochs", 3,
+        "--seed", 1, cwd=tmp)
     run("add", "--index", "empty.idx", "--input", base, "--out", "full.idx", cwd=tmp)
     return tmp, tmp / "empty.idx", tmp / "full.idx"
 
@@ -234,7 +234,7 @@ def test_train_from_parquet_and_ids_match_library(tmp_path, clustered):
     ids = np.arange(len(x), dtype=np.int64) * 3 + 5
     table = pa.table({"id": ids, "emb": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 32)})
     pyarrow.parquet.write_table(table, tmp_path / "x.parquet")
-    run("train", "--input", "x.parquet", "--column", "emb", "--out", "x.idx", "-k", 3,
+    run("train", "--input", "x.parquet", "--column", "emb", "--out", "x.idx", "--hash-length", 3,
         "--n-hidden", 48, "--epochs", 4, "--batch-size", 50, "--p", 3, "--delta", 0.1,
         "--seed", 7, cwd=tmp_path)
     run("add", "--index", "x.idx", "--input", "x.parquet", "--column", "emb",
@@ -283,7 +283,8 @@ def test_errors_are_one_line_with_nonzero_exit(fmnist_index):
     cases = [
         (["info", "missing.idx"], "missing.idx"),
         (["search", "--index", path, "--queries", sift], "dimension 128, the index has d=784"),
-        (["train", "--input", sift, "--out", "x.idx", "-k", 0], "hash_length must be >= 1"),
+        (["train", "--input", sift, "--out", "x.idx", "--hash-length", 0],
+         "hash_length must be >= 1"),
         (["search", "--index", path, "--queries", sift, "--out", "r.csv"], "--out must end"),
     ]
     for args, message in cases:
@@ -292,7 +293,7 @@ def test_errors_are_one_line_with_nonzero_exit(fmnist_index):
         assert r.stderr.startswith("biohash-index: error:") and message in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     r = run("info", "missing.idx", "--debug", cwd=tmp, ok=False)
-    assert "Traceback" in r.stderr and "BioHashFormatError" in r.stderr
+    assert "Traceback" in r.stderr and "FileNotFoundError: missing.idx: no such index" in r.stderr
 
 
 def test_missing_matplotlib_is_a_clear_error(fmnist_index):
@@ -302,3 +303,96 @@ def test_missing_matplotlib_is_a_clear_error(fmnist_index):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 1 and "pip install 'biohash-index[plot]'" in r.stderr
+
+
+# ---------------------------------------------------------------- flags, streaming, safety
+def test_k_has_one_meaning(tmp_path, clustered):
+    np.save(tmp_path / "x.npy", clustered[0])
+    r = run("train", "--input", "x.npy", "--out", "x.idx", "-k", 4, cwd=tmp_path, ok=False)
+    assert "-k is no longer an option of this command: use --hash-length K" in r.stderr
+    assert not (tmp_path / "x.idx").exists()
+    run("train", "--input", "x.npy", "--out", "x.idx", "--hash-length", 4, "--epochs", 2,
+        "--add", cwd=tmp_path)
+    out = run("search", "--index", "x.idx", "--queries", "x.npy", "-k", 3, cwd=tmp_path).stdout
+    assert len(out.splitlines()[1].split("\t")[1].split()) == 3     # -k: neighbours
+
+
+def test_train_and_add_stream_a_parquet_directory(tmp_path, clustered):
+    """A directory of Parquet files is streamed: the codes equal those of an index trained
+    in-process with ``train_from`` on the same directory."""
+    x, _ = clustered
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    for i in range(3):
+        part = x[200 * i:200 * (i + 1)]
+        pyarrow.parquet.write_table(pa.table({
+            "id": np.arange(200 * i, 200 * (i + 1)) + 10**6,
+            "emb": pa.array(list(part), pa.list_(pa.float32()))}), folder / f"part-{i}.parquet")
+    run("train", "--input", "emb", "--out", "x.idx", "--hash-length", 4, "--n-hidden", 64,
+        "--epochs", 3, "--add", cwd=tmp_path)
+    saved = read_index(tmp_path / "x.idx")
+    ref = BioHashIndex(32, 4, n_hidden=64, epochs=3)
+    ref.train_from(folder)
+    np.testing.assert_array_equal(saved.sa_encode(x), ref.sa_encode(x))
+    assert saved.ntotal == 600
+    run("add", "--index", "x.idx", "--input", "emb", "--column", "emb", "--ids", "emb",
+        "--ids-column", "id", "--out", "y.idx", cwd=tmp_path)
+    both = read_index(tmp_path / "y.idx")
+    assert both.ntotal == 1200 and both.search(x[:1], 1)[1][0, 0] in (0, 10**6)
+
+
+def test_train_refuses_to_replace_an_index_holding_vectors(tmp_path, clustered):
+    np.save(tmp_path / "x.npy", clustered[0])
+    train = ("train", "--input", "x.npy", "--out", "x.idx", "--hash-length", 4, "--epochs", 2)
+    run(*train, cwd=tmp_path)
+    run(*train, "--add", cwd=tmp_path)                  # an empty index may be replaced
+    r = run(*train, cwd=tmp_path, ok=False)
+    assert "x.idx is an index holding 600 vectors" in r.stderr and "--force" in r.stderr
+    assert read_index(tmp_path / "x.idx").ntotal == 600
+    run(*train, "--force", cwd=tmp_path)
+    assert read_index(tmp_path / "x.idx").ntotal == 0
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    r = run(*train[:4], "other", *train[5:], cwd=tmp_path, ok=False)
+    assert "exists and is not a readable index" in r.stderr
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_missing_index_version_and_help(tmp_path):
+    for args in (["info", "nope.idx"], ["search", "--index", "nope.idx", "--queries", "q.npy"],
+                 ["add", "--index", "nope.idx", "--input", "x.npy"]):
+        r = run(*args, cwd=tmp_path, ok=False)
+        assert "nope.idx: no such index" in r.stderr, r.stderr
+    from biohash_index import __version__
+    assert run("--version", cwd=tmp_path).stdout.strip() == f"biohash-index {__version__}"
+    for command in ([], ["train"], ["add"], ["search"], ["info"], ["eval"], ["demo"]):
+        text = run(*command, "-h", cwd=tmp_path).stdout
+        assert "``" not in text and "usage: biohash-index" in text
+
+
+def test_eval_plot_without_matplotlib_fails_before_the_work(tmp_path, clustered):
+    np.save(tmp_path / "x.npy", clustered[0])
+    np.save(tmp_path / "y.npy", clustered[1])
+    code = ("import sys; sys.modules['matplotlib'] = None; from biohash_index.cli import main; "
+            "sys.exit(main(['eval', '--base', 'x.npy', '--labels', 'y.npy', '--split', '5', "
+            "'--hash-lengths', '4', '--plot', 'x.png']))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 1 and "pip install 'biohash-index[plot]'" in r.stderr
+    assert r.stdout == ""                               # no table: nothing was trained
+
+
+def test_eval_times_a_warm_search(monkeypatch, tmp_path, clustered):
+    """The timed search is not the first one: a warm-up search runs before it."""
+    from biohash_index import cli
+    calls = []
+    real = BioHashIndex.search
+    monkeypatch.setattr(BioHashIndex, "search",
+                        lambda self, xq, k, **kw: calls.append(len(xq)) or real(self, xq, k))
+    monkeypatch.setattr(cli.time, "perf_counter", lambda: len(calls))
+    index = BioHashIndex(32, 4, n_hidden=64, epochs=2)
+    index.train(clustered[0])
+    index.add(clustered[0])
+    _, _, _, qps = cli.eval_row(index, clustered[0][:50], 5, lambda I: 0.0, None)
+    assert calls == [cli.WARMUP_QUERIES, 50]
+    assert qps == 50                                    # the clock ticked for one search only

@@ -111,13 +111,34 @@ def test_vecs_rejects_bad_files(tmp_path):
     write_vecs(tmp_path / "a.fvecs", np.ones((3, 4)), np.float32)
     raw = (tmp_path / "a.fvecs").read_bytes()
     (tmp_path / "cut.fvecs").write_bytes(raw[:-3])
-    with pytest.raises(ValueError, match="not a valid vecs"):
+    with pytest.raises(ValueError, match=r"cut.fvecs: not a .fvecs file \(truncated\?\)"):
         read_fvecs(tmp_path / "cut.fvecs")
     mixed = bytearray(raw)
     mixed[20:24] = np.int32(3).tobytes()  # second row claims d = 3
     (tmp_path / "mixed.fvecs").write_bytes(bytes(mixed))
     with pytest.raises(ValueError, match="different dimensions"):
         read_fvecs(tmp_path / "mixed.fvecs")
+
+
+@pytest.mark.parametrize("reader,ext", [(read_fvecs, "fvecs"), (read_ivecs, "ivecs"),
+                                        (read_bvecs, "bvecs")])
+@pytest.mark.parametrize("data,message", [
+    (b"", "it is empty, less than one vector"),
+    (b"abc", "it has 3 bytes, less than one vector"),
+    (np.int32(0).tobytes() * 2, "the first vector declares dimension 0, not >= 1"),
+    (np.int32(-3).tobytes() * 2, "the first vector declares dimension -3, not >= 1"),
+])
+def test_vecs_errors_name_the_file_and_the_fault(tmp_path, reader, ext, data, message):
+    path = tmp_path / f"bad.{ext}"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=f"bad.{ext}: not a .{ext} file: {message}"):
+        reader(path)
+
+
+def test_vecs_are_memory_mapped(tmp_path):
+    write_vecs(tmp_path / "a.fvecs", np.ones((3, 4)), np.float32)
+    x = read_fvecs(tmp_path / "a.fvecs")
+    assert isinstance(x, np.memmap) and not x.flags.writeable
 
 
 @pytest.mark.parametrize("compress", [False, True])
@@ -132,6 +153,11 @@ def test_idx_round_trip(tmp_path, compress):
         read_idx(path)
     path.write_bytes(b"\x01\x02\x03\x04")
     with pytest.raises(ValueError, match="not an IDX"):
+        read_idx(path)
+    header = data[:10]                                  # 3 dimensions, 1.5 of them present
+    path.write_bytes(gzip.compress(header) if compress else header)
+    with pytest.raises(ValueError, match=f"{path.name}: truncated IDX header: 3 dimensions "
+                                         "need 16 bytes, the file has 10"):
         read_idx(path)
 
 

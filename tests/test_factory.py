@@ -41,7 +41,9 @@ def test_factory_index_works(clustered):
 
 
 @pytest.mark.parametrize("description,word", [
-    ("LSH", "start with BioHash"),
+    ("PQ8", "start with BioHash"),
+    ("LSH16x", "start with BioHash"),
+    ("IDMap", "start with BioHash"),
     ("BioHash", "start with BioHash"),
     ("BioHash16_x3", "start with BioHash"),
     ("IVF256,BioHash16", "start with BioHash"),
@@ -60,6 +62,8 @@ def test_bad_arguments():
         index_factory(32, 16)
     with pytest.raises(ValueError, match="metric"):
         index_factory(32, "BioHash16", metric="cosine")
+    with pytest.raises(ValueError, match="metric"):
+        index_factory(32, "BioHash16", metric=2)
     with pytest.raises(ValueError, match="n_hidden"):
         index_factory(32, "BioHash16_m16")            # hash_length must be < n_hidden
     with pytest.raises(ValueError, match="activity"):

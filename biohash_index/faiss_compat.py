@@ -1,0 +1,122 @@
+"""The faiss idioms the indexes accept: metric constants, ``IDSelector``s, search parameters,
+preallocated result arrays, and a clear word where faiss's own functions are handed an index.
+
+BioHash indexes are Python objects that hold faiss binary indexes; they are not faiss C++
+indexes themselves, so ``faiss.write_index(index, ...)``, ``faiss.IndexIDMap(index)`` and the
+like cannot take them (``NotAFaissIndex`` says so and names the call to use instead).
+"""
+from __future__ import annotations
+
+import numbers
+import sys
+import warnings
+from collections.abc import Mapping
+
+import faiss
+import numpy as np
+
+from .validation import check_positive_int
+
+METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
+
+NOT_A_FAISS_INDEX = (
+    "{cls} is a Python object, not a faiss C++ index, so faiss's own functions cannot take it "
+    "(SWIG's 'Wrong number or type of arguments' error follows): save with "
+    "biohash_index.write_index(index, path) or index.save(path); ids are already arbitrary "
+    "int64, so faiss.IndexIDMap is not needed (use add_with_ids); copy with copy.deepcopy(index) "
+    "instead of faiss.clone_index; for exact re-ranking use BioHashIndexRefine or "
+    "index_factory(d, 'BioHash16,RFlat')")
+
+
+def check_metric(metric) -> str:
+    """"l2" or "ip" from those names or faiss's ``METRIC_L2`` / ``METRIC_INNER_PRODUCT``."""
+    if isinstance(metric, str) and metric.lower() in METRICS:
+        return metric.lower()
+    if isinstance(metric, numbers.Integral) and not isinstance(metric, (bool, np.bool_)):
+        for name, value in METRICS.items():
+            if metric == value:
+                return name
+    raise ValueError(f"metric must be 'l2' or 'ip' (or faiss.METRIC_L2 = {faiss.METRIC_L2}, "
+                     f"faiss.METRIC_INNER_PRODUCT = {faiss.METRIC_INNER_PRODUCT}), got {metric!r}")
+
+
+def selected_ids(selector: faiss.IDSelector, ids: np.ndarray) -> np.ndarray:
+    """The int64 ids among ``ids`` (int64 (n,)) that a ``faiss.IDSelector`` selects.
+
+    faiss itself decides, for every kind of selector (range, batch, array, bitmap, not/and/or):
+    the ids go into a scratch ``IndexBinaryIDMap`` of 1-byte codes, whose ``remove_ids``
+    drops the selected ones (9 bytes per id, native speed; ``is_member`` from Python would
+    cost microseconds per id).
+    """
+    scratch = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(8))
+    scratch.add_with_ids(np.zeros((len(ids), 1), np.uint8), ids)
+    scratch.remove_ids(selector)
+    kept = faiss.vector_to_array(scratch.id_map)
+    return ids[~np.isin(ids, kept)]
+
+
+def search_params(params, ivf: bool):
+    """faiss search parameters from ``params``: None, a ``faiss.SearchParameters`` (such as
+    ``SearchParametersIVF(nprobe=16)``) or a dict of their fields (``{"nprobe": 16}``).
+
+    ivf: whether the storage is IVF. nprobe and max_codes apply to IVF only (flat and
+    inverted storage search every code); ``sel`` (an IDSelector: search only those ids)
+    to flat and inverted only (faiss's IndexBinaryIVF has no filtering).
+    """
+    if params is None:
+        return None
+    if isinstance(params, Mapping):
+        unknown = set(params) - {"nprobe", "max_codes", "sel"}
+        if unknown:
+            raise ValueError(f"params: unknown fields {sorted(unknown)}; expected nprobe, "
+                             "max_codes (IVF storage) or sel (a faiss.IDSelector)")
+        if not ivf and set(params) - {"sel"}:
+            raise ValueError(f"params {sorted(set(params) - {'sel'})} apply to storage='ivf' "
+                             "only: flat and inverted storage search every code")
+        fields = {name: check_positive_int(value, f"params[{name!r}]")
+                  if name != "sel" else value for name, value in params.items()}
+        params = (faiss.SearchParametersIVF if ivf else faiss.SearchParameters)(**fields)
+    if not isinstance(params, faiss.SearchParameters):
+        raise TypeError(f"params must be a faiss.SearchParameters or a dict of its fields, "
+                        f"got {type(params).__name__}")
+    if not ivf and isinstance(params, faiss.SearchParametersIVF):
+        raise ValueError("SearchParametersIVF applies to storage='ivf' only: flat and "
+                         "inverted storage search every code")
+    if ivf and params.sel is not None:
+        raise ValueError("faiss's IndexBinaryIVF cannot filter with an IDSelector "
+                         "(params.sel): use flat or inverted storage for filtered search")
+    return params
+
+
+def result_arrays(D, I, shape: tuple[int, int]):
+    """Preallocated outputs for ``search(..., D=, I=)``: each None (a new array) or a
+    writable array of exactly ``shape`` and dtype (float32 D, int64 I), as faiss checks."""
+    out = []
+    for name, arr, want in (("D", D, np.dtype(np.float32)), ("I", I, np.dtype(np.int64))):
+        if arr is None:
+            arr = np.empty(shape, want)
+        elif not isinstance(arr, np.ndarray):
+            raise TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
+        elif arr.dtype != want:
+            raise TypeError(f"{name} must have dtype {want}, got {arr.dtype}")
+        elif arr.shape != shape:
+            raise ValueError(f"{name} must have shape (nq, k) = {shape}, got {arr.shape}")
+        elif not arr.flags.writeable:
+            raise ValueError(f"{name} must be writable")
+        out.append(arr)
+    return out
+
+
+class NotAFaissIndex:
+    """Mixin: faiss's SWIG layer looks up ``this`` on any object it is given, to find the
+    C++ object behind it. There is none, and SWIG discards any exception raised here and then
+    lists C++ prototypes; so the lookup warns with what to do instead, just before that error.
+    """
+
+    @property
+    def this(self):
+        level, frame = 2, sys._getframe(1)   # point the warning at the caller of faiss
+        while frame is not None and frame.f_globals.get("__name__", "").startswith("faiss"):
+            level, frame = level + 1, frame.f_back
+        warnings.warn(NOT_A_FAISS_INDEX.format(cls=type(self).__name__), stacklevel=level)
+        raise AttributeError(f"{type(self).__name__} has no faiss C++ object ('this')")
