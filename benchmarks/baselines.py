@@ -7,7 +7,7 @@
   winner-take-all code of the k units with the largest sums.
 
 All three learn the training mean and centre the data with it, as BENCHMARKS.md prescribes.
-``make_index(method, d, k)`` builds any of them, or a default ``BioHashIndex``.
+``make_index(method, d, k)`` builds any of them, or a ``BioHashIndex(task="labels")``.
 """
 from __future__ import annotations
 
@@ -75,9 +75,10 @@ class FlyHash:
 
 
 def make_index(method: str, d: int, k: int, seed: int = 0):
-    """An untrained index of the given method at hash length k (k bits for LSH and ITQ)."""
+    """An untrained index of the given method at hash length k (k bits for LSH and ITQ);
+    BioHash with the defaults of retrieval by label (``task="labels"``)."""
     if method == "BioHash":
-        return BioHashIndex(d, k, seed=seed)
+        return BioHashIndex(d, k, task="labels", seed=seed)
     if method == "LSH":
         return lsh(d, k)
     if method == "ITQ":

@@ -20,8 +20,8 @@ import numpy as np
 from . import __version__, plots
 from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
 from .evaluation import mean_average_precision, recall_at_k
-from .index import STORAGES, BioHashIndex
-from .model import INITS
+from .index import STORAGES, TASKS, BioHashIndex
+from .model import INITS, SCORINGS
 from .persistence import FORMAT_VERSION, BioHashFormatError, read_index, write_index
 from .progress import set_progress
 from .streaming import IPC_SUFFIXES, vector_blocks, vector_column
@@ -155,11 +155,11 @@ def write_results(path: str, D: np.ndarray, I: np.ndarray) -> None:
 
 def index_kwargs(args) -> dict:
     """BioHashIndex keywords from the parsed index options (those not given are left out)."""
-    kw = dict(n_hidden=args.n_hidden, activity=args.activity, p=args.p, spread=args.spread,
-              delta=args.delta, rank=args.rank, epochs=args.epochs, batch_size=args.batch_size,
-              learning_rate=args.learning_rate, seed=args.seed, init=args.init,
-              center=args.center, storage=args.storage, nlist=args.nlist,
-              nprobe=args.nprobe)
+    kw = dict(n_hidden=args.n_hidden, activity=args.activity, task=args.task, p=args.p,
+              spread=args.spread, delta=args.delta, rank=args.rank, epochs=args.epochs,
+              batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+              init=args.init, center=args.center, scoring=args.scoring,
+              storage=args.storage, nlist=args.nlist, nprobe=args.nprobe)
     return {name: value for name, value in kw.items() if value is not None}
 
 
@@ -277,6 +277,8 @@ def evaluate(args) -> int:
         rows.append(eval_row(index, xq, args.k if args.gt else args.R, score, None))
     else:
         xt = read_vectors(args.train, args.column) if args.train else xb
+        if args.task is None and args.labels is not None:
+            args.task = "labels"
         for k in args.hash_lengths:
             index = BioHashIndex(xb.shape[1], k, **index_kwargs(args))
             t = time.perf_counter()
@@ -358,7 +360,7 @@ def demo(args) -> int:
     print(f"{'k':>4} {'BioHash mAP%':>13} {'IndexLSH mAP%':>14} {'train s':>8}")
     maps = {"BioHash": [], "faiss IndexLSH": []}
     for k in args.hash_lengths:
-        index = BioHashIndex(x.shape[1], k, seed=args.seed)
+        index = BioHashIndex(x.shape[1], k, task="labels", seed=args.seed)
         t = time.perf_counter()
         index.train(xb)
         t_train = time.perf_counter() - t
@@ -386,25 +388,28 @@ DEFAULTS = {name: prm.default for name, prm in
 def add_index_options(p: argparse.ArgumentParser) -> None:
     """Hyperparameters and storage of a new index (see BioHashIndex)."""
     g = p.add_argument_group("index options (see BioHashIndex)")
+    g.add_argument("--task", choices=tuple(TASKS), default=None,
+                   help="what the index is for, which sets the defaults of the options below "
+                        "(default: neighbors; labels for eval --labels)")
     g.add_argument("--n-hidden", type=int, metavar="M",
                    help="hidden units m (default: k / activity)")
-    g.add_argument("--activity", type=float, default=DEFAULTS["activity"], help="k / m")
+    g.add_argument("--activity", type=float, help="k / m (default: by --task)")
     g.add_argument("--epochs", type=int, help="training epochs (default: from m and n)")
     g.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     g.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"])
-    g.add_argument("--p", type=float, default=DEFAULTS["p"],
-                   help="Lebesgue norm of the learning rule")
-    g.add_argument("--spread", type=float, default=DEFAULTS["spread"],
+    g.add_argument("--p", type=float, help="Lebesgue norm of the learning rule")
+    g.add_argument("--spread", type=float,
                    help="Hebbian factor exp(-(r-1)/(spread k)) on the unit at rank r <= k "
                         "(0: top unit only)")
-    g.add_argument("--delta", type=float, default=DEFAULTS["delta"],
-                   help="anti-Hebbian strength")
+    g.add_argument("--delta", type=float, help="anti-Hebbian strength")
     g.add_argument("--rank", type=int, default=DEFAULTS["rank"],
                    help="rank of the anti-Hebbian unit")
     g.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    g.add_argument("--init", choices=INITS, default=DEFAULTS["init"])
-    g.add_argument("--center", action=argparse.BooleanOptionalAction, default=DEFAULTS["center"],
+    g.add_argument("--init", choices=INITS)
+    g.add_argument("--center", action=argparse.BooleanOptionalAction,
                    help="subtract the training mean from every input")
+    g.add_argument("--scoring", choices=SCORINGS,
+                   help="rank by Hamming or weighted (asymmetric) Hamming distance")
     g.add_argument("--storage", choices=STORAGES, default=DEFAULTS["storage"])
     g.add_argument("--nlist", type=int, default=DEFAULTS["nlist"], help="IVF clusters")
 

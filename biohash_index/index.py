@@ -124,7 +124,6 @@ class BioHashIndex(NotAFaissIndex):
         params = BioHashParams(d=d, hash_length=hash_length, n_hidden=n_hidden, rank=rank,
                                epochs=epochs, batch_size=batch_size,
                                learning_rate=learning_rate, seed=seed, **hyper)
-        self.task = task
         self.model = BioHashModel(params)
         self.storage = make_storage(storage, 8 * padded_code_size(params.code_size), nlist,
                                     nprobe)

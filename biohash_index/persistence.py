@@ -51,10 +51,11 @@ except ImportError:  # not POSIX: saves to one path must not run concurrently
     fcntl = None
 
 FORMAT = "biohash-index"
-FORMAT_VERSION = 1
-# hyperparameters added after files of this version were first written, with the value
-# that earlier files were trained with (their rule had no such parameter)
-ADDED_PARAMS = {"spread": 0.0}
+FORMAT_VERSION = 2        # 2: ``scoring`` (version 1 files rank by Hamming distance)
+READS_VERSIONS = (1, 2)
+# hyperparameters added after files of version 1 were first written, with the value that
+# earlier files were trained and searched with (their library had no such parameter)
+ADDED_PARAMS = {"spread": 0.0, "scoring": "hamming"}
 FILES = ("model.arrow", "meta.arrow", "codes.faiss")
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
@@ -257,9 +258,9 @@ def _scalar(table: pa.Table, column: str, name: str):
 
 def _params(table: pa.Table, name: str) -> BioHashParams:
     version = _scalar(table, "format_version", name)
-    if version != FORMAT_VERSION:
+    if version not in READS_VERSIONS:
         raise BioHashFormatError(f"{name}: format version {version}, this library reads "
-                                 f"{FORMAT_VERSION}")
+                                 f"{READS_VERSIONS}")
     values = {f.name: ADDED_PARAMS[f.name] if f.name in ADDED_PARAMS and f.name not in
               table.column_names else _scalar(table, f.name, name)
               for f in dataclasses.fields(BioHashParams)}
@@ -353,9 +354,9 @@ def _parse_manifest(data: bytes, name: str) -> dict:
         raise BioHashFormatError(f"{name}: not a valid manifest ({e!r})") from None
     if fmt != FORMAT:
         raise BioHashFormatError(f"{name}: format {fmt!r}, expected {FORMAT!r}")
-    if version != FORMAT_VERSION:
+    if version not in READS_VERSIONS:
         raise BioHashFormatError(f"{name}: format version {version!r}, this library reads "
-                                 f"{FORMAT_VERSION} (library {manifest.get('library_version')!r})")
+                                 f"{READS_VERSIONS} (library {manifest.get('library_version')!r})")
     if not isinstance(files, dict) or sorted(files) != sorted(FILES) or not all(
             isinstance(e, dict) and isinstance(e.get("size"), int)
             and isinstance(e.get("sha256"), str) for e in files.values()):

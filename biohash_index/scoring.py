@@ -26,13 +26,12 @@ def shortlist_size(k: int, ntotal: int) -> int:
 
 def query_offsets(acts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """c float32 (nq, m): unit inputs less each query's threshold (midway between its k-th
-    and (k+1)-th largest); scale float32 (nq, 2): sum of max(c, 0) and mean |c| per query."""
+    and (k+1)-th largest); scale float32 (nq,): mean |c| per query (> 0)."""
     m = acts.shape[1]
     part = np.partition(acts, (m - k - 1, m - k), axis=1)
-    c = acts - (part[:, m - k - 1:m - k] + part[:, m - k:m - k + 1]) / 2
-    scale = np.stack([np.maximum(c, 0).sum(axis=1), np.abs(c).mean(axis=1)], axis=1)
-    scale[:, 1] = np.maximum(scale[:, 1], np.finfo(np.float32).tiny)  # a constant row: D = 0
-    return c.astype(np.float32, copy=False), scale.astype(np.float32)
+    c = (acts - (part[:, m - k - 1:m - k] + part[:, m - k:m - k + 1]) / 2).astype(np.float32)
+    scale = np.maximum(np.abs(c).mean(axis=1), np.finfo(np.float32).tiny)  # constant row: D = 0
+    return c, scale.astype(np.float32)
 
 
 def rerank(acts: np.ndarray, hash_length: int, codes: np.ndarray, pos: np.ndarray, k: int):

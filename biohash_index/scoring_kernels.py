@@ -4,8 +4,7 @@ For a query whose unit inputs, less its own threshold (midway between its k-th a
 (k+1)-th largest), are c (m,), and a stored code b in {0, 1}^m, the weighted Hamming
 distance is
 
-    D = sum_j |c_j| [sign(c_j) != (2 b_j - 1)] / mean_j |c_j|
-      = (sum_j max(c_j, 0) - sum_{j: b_j = 1} c_j) / mean_j |c_j|:
+    D = sum_j |c_j| [sign(c_j) != (2 b_j - 1)] / mean_j |c_j|:
 
 each disagreeing bit costs how far the query's unit is from its threshold, in units of the
 average distance. With all |c_j| equal it is the Hamming distance between the query's code
@@ -20,9 +19,9 @@ def weighted_distances(c, scale, codes, pos):
     """float32 (nq, K) distances of the stored codes at positions ``pos`` to each query.
 
     c: float32 (nq, m) query inputs less their thresholds; scale: float32 (nq,)
-    sum_j max(c_j, 0) (first) and mean_j |c_j| as (nq, 2); codes: uint8 (n, code_size),
-    bit j of unit j little-endian; pos: int64 (nq, K) positions into codes, -1 for none
-    (distance +inf).
+    mean_j |c_j|; codes: uint8 (n, code_size), unit j at bit j % 8 of byte j // 8; pos:
+    int64 (nq, K) positions into codes, -1 for none (distance +inf). Each disagreeing bit
+    adds |c_j|, so a code that agrees everywhere is at exactly 0.
     """
     nq, K = pos.shape
     m = c.shape[1]
@@ -36,13 +35,9 @@ def weighted_distances(c, scale, codes, pos):
                 continue
             code = codes[p]
             s = np.float32(0)
-            for byte in range(code.shape[0]):
-                v = code[byte]
-                j = byte * 8
-                while v:
-                    if v & 1 and j < m:
-                        s += row[j]
-                    v >>= 1
-                    j += 1
-            D[i, r] = (scale[i, 0] - s) / scale[i, 1]
+            for j in range(m):
+                x = row[j]
+                on = (code[j >> 3] >> (j & 7)) & 1
+                s += max(-x, np.float32(0)) if on else max(x, np.float32(0))
+            D[i, r] = s / scale[i]
     return D

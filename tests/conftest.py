@@ -28,9 +28,10 @@ def clustered():
 
 @pytest.fixture(scope="session")
 def trained(clustered):
-    """A trained BioHashIndex (d=32, k=4, m=64) — build a fresh copy per test with fresh_index."""
+    """A trained BioHashIndex (d=32, k=4, m=64, task="labels": Hamming distances) — build a
+    fresh copy per test with fresh_index."""
     from biohash_index import BioHashIndex
-    index = BioHashIndex(32, 4, n_hidden=64, epochs=5)
+    index = BioHashIndex(32, 4, n_hidden=64, epochs=5, task="labels")
     index.train(clustered[0])
     return index
 
@@ -39,6 +40,17 @@ def trained(clustered):
 def trained_ivf(clustered):
     """As ``trained`` with IVF storage (nlist=4), all lists probed: exact distances."""
     from biohash_index import BioHashIndex
-    index = BioHashIndex(32, 4, n_hidden=64, epochs=5, storage="ivf", nlist=4, nprobe=4)
+    index = BioHashIndex(32, 4, n_hidden=64, epochs=5, task="labels", storage="ivf", nlist=4,
+                         nprobe=4)
+    index.train(clustered[0])
+    return index
+
+
+@pytest.fixture(scope="session")
+def trained_neighbors(clustered):
+    """A trained BioHashIndex with the defaults of task="neighbors" (d=32, k=16, m=32,
+    asymmetric scoring)."""
+    from biohash_index import BioHashIndex
+    index = BioHashIndex(32, 16)
     index.train(clustered[0])
     return index

@@ -191,7 +191,7 @@ def test_train_add_info(fmnist_index):
     assert read_index(empty).ntotal == 0  # add --out left the original alone
     assert read_index(full).ntotal == 1000
     out = run("info", empty, "--plot", "stats.png", cwd=tmp).stdout
-    for pattern in (r"ntotal +0\n", r"hash_length \(k\) +4\n", r"n_hidden \(m\) +80\n",
+    for pattern in (r"ntotal +0\n", r"hash_length \(k\) +4\n", r"n_hidden \(m\) +8\n",
                     r"seed +1\n", r"won_fraction +3 epochs", r"max_norm_error +3 epochs"):
         assert re.search(pattern, out), pattern
     assert (tmp / "stats.png").read_bytes().startswith(PNG)
@@ -256,7 +256,7 @@ def test_eval_map_per_hash_length_with_split(tmp_path):
     out = run("eval", "--base", "digits.npy", "--labels", "labels.npy", "--split", 20,
               "--hash-lengths", 2, 8, "--epochs", 5, "--plot", "map.png", cwd=tmp_path).stdout
     q, db = label_split(y, 20)
-    index = BioHashIndex(64, 8, epochs=5)
+    index = BioHashIndex(64, 8, epochs=5, task="labels")   # eval --labels: that task's defaults
     index.train(x[db])
     index.add(x[db])
     _, I = index.search(x[q], len(db))

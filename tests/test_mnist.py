@@ -26,7 +26,7 @@ def test_protocol_split(mnist):
 
 def test_biohash_beats_lsh_at_16(mnist):
     xq, xb, yq, yb = mnist
-    index = BioHashIndex(784, 16)
+    index = BioHashIndex(784, 16, task="labels")
     index.train(xb)
     index.add(xb)
     _, I = index.search(xq, len(xb))
@@ -48,13 +48,13 @@ PAPER_BIOHASH = {2: 0.4438, 4: 0.4932, 8: 0.5342, 16: 0.5492, 32: 0.5548}  # mAP
 
 @pytest.fixture(scope="module")
 def default_map(mnist):
-    """mAP@All of a default BioHashIndex(784, k), trained once per k."""
+    """mAP@All of BioHashIndex(784, k, task="labels"), trained once per k."""
     xq, xb, yq, yb = mnist
     cache = {}
 
     def get(k):
         if k not in cache:
-            index = BioHashIndex(784, k)
+            index = BioHashIndex(784, k, task="labels")
             index.train(xb)
             index.add(xb)
             _, I = index.search(xq, len(xb))
