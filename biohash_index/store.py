@@ -255,8 +255,8 @@ class BioHashStore:
         if not isinstance(other, BioHashStore):
             raise TypeError(f"other must be a BioHashStore, got {type(other).__name__}")
         if other.config["metric"] != self.config["metric"]:
-            raise ValueError(f"cannot merge a {other.config['metric']!r} store into a "
-                             f"{self.config['metric']!r} one")
+            raise ValueError(f"cannot merge: the other store's metric is "
+                             f"{other.config['metric']!r}, this one's {self.config['metric']!r}")
         if other is self:
             raise ValueError("cannot merge a store into itself")
         with other._lock.read():

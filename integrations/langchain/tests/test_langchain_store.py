@@ -354,3 +354,48 @@ def test_searches_go_on_while_the_hash_trains(emb, monkeypatch):
     assert store.is_hashed and len(store) == 100 == store.index.ntotal   # ... are kept
     assert store.similarity_search("t150", k=1)[0].id == "late1"
     assert "id7" not in {d.id for d in store.similarity_search("t7", k=10)}
+
+
+# ---------------------------------------------------------------- parity with langchain-community's FAISS
+def test_add_embeddings_and_from_embeddings(emb):
+    pairs = [(f"t{i}", emb.table[i].tolist()) for i in range(40)]
+    store = BioHashVectorStore.from_embeddings(pairs, emb, metadatas=[{"i": i} for i in range(40)],
+                                               ids=[f"id{i}" for i in range(40)])
+    assert store.similarity_search("t5", k=3) == small_store(emb, 40).similarity_search("t5", k=3)
+    assert store.add_embeddings([("other", emb.table[41].tolist())], ids=["x"]) == ["x"]
+    assert store.similarity_search("t41", k=1)[0].page_content == "other"
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+def test_merge_from(emb, hashed):
+    options = dict(train_threshold=60, epochs=3)
+    a = BioHashVectorStore.from_texts(texts(40), emb, ids=[f"a{i}" for i in range(40)], **options)
+    b = BioHashVectorStore.from_texts(texts(80)[40:], emb, ids=[f"b{i}" for i in range(40)],
+                                      **options)
+    if hashed:
+        a.train()
+    a.merge_from(b)
+    assert len(a) == 80 and len(b) == 40 and a.is_hashed
+    assert a.similarity_search("t50", k=1)[0].id == "b10"
+    with pytest.raises(ValueError, match="metric"):
+        a.merge_from(BioHashVectorStore(emb, metric="l2"))
+    with pytest.raises(TypeError, match="BioHashVectorStore"):
+        a.merge_from(object())
+
+
+@pytest.mark.parametrize("n", [0, 30, 150])
+def test_serialize_to_bytes_round_trip_without_pickle(emb, n):
+    store = BioHashVectorStore(emb, train_threshold=100, epochs=3)
+    store.add_texts(texts(n), metadatas=[{"i": i, "tags": ["a"]} for i in range(n)])
+    data = store.serialize_to_bytes()
+    assert isinstance(data, bytes) and data[:6] == b"ARROW1"                 # an Arrow file
+    table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    assert table.num_rows == n and "vector" in table.column_names
+    loaded = BioHashVectorStore.deserialize_from_bytes(data, emb,
+                                                       allow_dangerous_deserialization=False)
+    assert len(loaded) == n and loaded.is_hashed == store.is_hashed
+    for q in ("t1", "t99"):
+        assert (loaded.similarity_search_with_score(q, k=4)
+                == store.similarity_search_with_score(q, k=4))
+    with pytest.raises(ValueError, match="not an Arrow IPC file"):
+        BioHashVectorStore.deserialize_from_bytes(data[:-20], emb)
