@@ -512,6 +512,8 @@ class BioHashStore:
             base = deserialize_index(meta[b"biohash_index"]) if b"biohash_index" in meta else None
         except (AttributeError, KeyError, TypeError, ValueError, pa.ArrowException) as e:
             raise BioHashFormatError(f"{where}: damaged {FORMAT.decode()} file ({e})") from None
+        if d < 0 or next_key < 0:
+            raise BioHashFormatError(f"{where}: negative dimension or key")
         if len(x) != len(records) or len(set(keys.tolist())) != len(keys) or (
                 len(keys) and (keys.min() < 0 or keys.max() >= next_key)):
             raise BioHashFormatError(f"{where}: keys, vectors and rows disagree")

@@ -149,6 +149,7 @@ def test_damaged_files_raise_format_errors(clustered, tmp_path):
         "config": table.replace_schema_metadata({**table.schema.metadata,
                                                  b"config": b'{"metric": "dot"}'}),
         "format": table.replace_schema_metadata({b"format": b"other"}),
+        "dim": table.replace_schema_metadata({**table.schema.metadata, b"dim": b"-3"}),
     }
     for name, bad in cases.items():
         with pytest.raises(BioHashFormatError):

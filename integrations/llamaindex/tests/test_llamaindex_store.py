@@ -267,3 +267,13 @@ def test_vector_store_index_round_trip(tmp_path):
     again = loaded.as_retriever(similarity_top_k=8).retrieve("violin bow")
     assert [(h.node.node_id, h.score) for h in again] == [(h.node.node_id, h.score)
                                                           for h in hits]
+
+
+def test_reads_a_langchain_written_store(tmp_path):
+    from biohash_index.store import BioHashStore, Record
+    engine = BioHashStore()
+    engine.add([[1.0, 0.0], [0.0, 1.0]], [Record("a", "first", {"k": 1}), Record("b", "second")])
+    engine.save(tmp_path / "s.arrow")
+    store = BioHashVectorStore.from_persist_path(str(tmp_path / "s.arrow"))
+    res = store.query(VectorStoreQuery(query_embedding=[1.0, 0.1], similarity_top_k=1))
+    assert (res.ids, res.nodes[0].text, res.nodes[0].metadata) == (["a"], "first", {"k": 1})

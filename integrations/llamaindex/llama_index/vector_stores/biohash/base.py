@@ -19,7 +19,7 @@ from typing import Any, Callable, List, Optional, Sequence
 
 import fsspec
 from llama_index.core.bridge.pydantic import PrivateAttr
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode, MetadataMode, TextNode
 from llama_index.core.vector_stores.types import (
     DEFAULT_PERSIST_DIR,
     DEFAULT_PERSIST_FNAME,
@@ -232,7 +232,10 @@ def _embedding(node: BaseNode, i: int) -> List[float]:
 
 
 def _node(record: Record) -> BaseNode:
+    """The node of a record; a plain TextNode for records another adapter wrote."""
     extra = record.extra
+    if "node_content" not in extra:
+        return TextNode(id_=record.id, text=record.text, metadata=record.metadata)
     node = metadata_dict_to_node({"_node_content": extra["node_content"],
                                   "_node_type": extra["node_type"]}, text=record.text)
     node.metadata = record.metadata
