@@ -375,10 +375,11 @@ class ShardedIndex:
             self.client.cancel(futures)
             raise TimeoutError(f"the shards were not loaded within timeout={self.timeout} s"
                                ) from None
-        for f in futures:
-            if f.status == "error":
-                self.client.cancel(futures)
-                f.result()  # raises the shard's error
+        failed = [f for f in futures if f.status == "error"]
+        if failed:
+            error = failed[0].exception()
+            self.client.cancel(futures)
+            raise error
         return futures
 
     def _commit(self, shards: list[dict], next_serial: int) -> None:
@@ -454,7 +455,7 @@ def _merge_knn(k: int, *results):
 
 def _range_shard(shard: BioHashIndex, codes: np.ndarray, r: int):
     lims, D, I = shard.storage.range_search(codes, r)
-    return _merge_range((lims, D.astype(np.int32), I.astype(np.int64)))
+    return _merge_range((lims.astype(np.int64), D.astype(np.int32), I.astype(np.int64)))
 
 
 def _merge_range(*results):
