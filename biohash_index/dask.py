@@ -127,7 +127,6 @@ class ShardedIndex:
         self.template = template
         self.timeout = None if timeout is None else check_real(timeout, "timeout", low=0.0,
                                                                 low_inclusive=False)
-        self.shards_ = []
         self.closed = False
         self.shards_ = self._load(manifest["shards"])
 
@@ -220,9 +219,7 @@ class ShardedIndex:
         return lims, D.astype(np.float32), I
 
     def _queries(self, xq, what: str) -> np.ndarray:
-        if self.closed:
-            raise RuntimeError(f"{what}() on a closed ShardedIndex: reopen it with "
-                               f"ShardedIndex.open({self.directory!r}, client)")
+        self._require_open(what)
         return check_vectors(xq, self.d, "xq")
 
     def _reduce(self, parts: list, merge, *args):
@@ -322,11 +319,11 @@ class ShardedIndex:
         self._require_open("remove_ids")
         ids = check_ids(ids)
         serial, entries = self.manifest["next_serial"], self.manifest["shards"]
-        targets = [i for i, e in enumerate(entries)
-                   if ((ids >= e["min_id"]) & (ids <= e["max_id"])).any()]
+        mine = [ids[(ids >= e["min_id"]) & (ids <= e["max_id"])] for e in entries]
+        targets = [i for i, m in enumerate(mine) if len(m)]  # shards whose range has an id
         names = {i: sm.shard_file(serial + j) for j, i in enumerate(targets)}
         try:
-            jobs = [self.client.submit(_remove_from_shard, self.shards_[i], ids, entries[i],
+            jobs = [self.client.submit(_remove_from_shard, self.shards_[i], mine[i], entries[i],
                                        self.directory, names[i], pure=False) for i in targets]
             results = dict(zip(targets, self.client.gather(jobs)))
             changed = {i: e for i, (n, e) in results.items() if n}  # new entry or None

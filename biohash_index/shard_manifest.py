@@ -46,6 +46,8 @@ TEMPLATE = "template.bhx"
 SHARD_FILE = re.compile(r"shard-[0-9]{6,}-[0-9a-f]{8}\.bhx")
 MAX_MANIFEST_BYTES = 1 << 26   # 64 MiB: some 300,000 shards
 SHA256 = re.compile(r"[0-9a-f]{64}")
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # open a link itself (refused), not its target
+NO_BLOCK = getattr(os, "O_NONBLOCK", 0)   # a FIFO opens at once, then is refused
 
 
 def shard_file(serial: int) -> str:
@@ -108,7 +110,7 @@ def read_file(path: Path, size: int) -> bytes:
     """The ``size`` bytes of the regular file ``path`` (not a link, FIFO or device), or a
     BioHashFormatError naming it; nothing beyond ``size`` + 1 bytes is read."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(path, os.O_RDONLY | NO_FOLLOW | NO_BLOCK)
     except FileNotFoundError:
         raise BioHashFormatError(f"{path}: missing") from None
     except OSError as e:
