@@ -279,14 +279,15 @@ class ShardedIndex:
         build = dask.delayed(_build_shard, pure=False)
         tasks = [build(template, part, start, self.directory, name)
                  for part, start, name in zip(parts, starts, names)]
-        new, loaded = [], []
+        built, loaded = self.client.compute(tasks), []
         try:
-            new = [e for e in self.client.gather(self.client.compute(tasks)) if e is not None]
+            new = [e for e in self.client.gather(built) if e is not None]
             loaded = self._load(new)
             self._check_unique(new, loaded)
             self._commit(self.manifest["shards"] + new, serial + len(parts))
         except BaseException:
             self.client.cancel(loaded)
+            wait(built)  # no build still writing its file
             self._remove_files(names)
             raise
         self.shards_ += loaded
@@ -322,9 +323,9 @@ class ShardedIndex:
         mine = [ids[(ids >= e["min_id"]) & (ids <= e["max_id"])] for e in entries]
         targets = [i for i, m in enumerate(mine) if len(m)]  # shards whose range has an id
         names = {i: sm.shard_file(serial + j) for j, i in enumerate(targets)}
+        jobs = [self.client.submit(_remove_from_shard, self.shards_[i], mine[i], entries[i],
+                                   self.directory, names[i], pure=False) for i in targets]
         try:
-            jobs = [self.client.submit(_remove_from_shard, self.shards_[i], mine[i], entries[i],
-                                       self.directory, names[i], pure=False) for i in targets]
             results = dict(zip(targets, self.client.gather(jobs)))
             changed = {i: e for i, (n, e) in results.items() if n}  # new entry or None
             kept = [i for i in range(len(entries)) if changed.get(i, entries[i]) is not None]
@@ -332,6 +333,7 @@ class ShardedIndex:
             shards = [next(loaded) if i in changed else self.shards_[i] for i in kept]
             self._commit([changed.get(i, entries[i]) for i in kept], serial + len(targets))
         except BaseException:
+            wait(jobs)  # none still writing its file
             self._remove_files(list(names.values()))
             raise
         self.shards_ = shards
