@@ -3,11 +3,13 @@
 - ``encode``: codes of a dask array or dataframe, one task per block/partition
   (``map_blocks`` / ``map_partitions``); the small model is put into the graph once.
 - ``train_on_sample``: train an index on a uniform sample drawn from the collection.
-- ``build_shards``: one shard index per block/partition, saved with ``write_index`` (the
-  package's format, docs/format.md) under a directory.
-- ``ShardedIndex``: the shards loaded once into the workers' memory and searched as one
-  index: a query batch fans out to every shard, the top-k lists are merged exactly
-  (``topk``: results in (distance, id) order, identical to one index on all the data).
+- ``ShardedIndex``: an index kept as shard files in a directory all workers share
+  (``shard_manifest``: a manifest with each shard's checksum and the model's digest), each
+  shard loaded into one worker's memory and searched as one index: a query batch fans out to
+  every shard and the top-k lists are merged exactly on the workers (``topk``: results in
+  (distance, id) order, identical to one index on all the data). It can be reopened
+  (``open``), grown (``add``, ``add_with_ids``, ``add_from``) and shrunk (``remove_ids``).
+- ``build_shards``: a new ``ShardedIndex`` with one shard per block/partition of a collection.
 
 Data: a 2-D dask array of numbers, or a dask dataframe (``dd.read_parquet``) with a
 list-of-numbers column of d values per row (``column``; the only list column by default),
@@ -16,26 +18,28 @@ optionally an integer ``ids_column``.
 from __future__ import annotations
 
 import copy
-import hashlib
-from pathlib import Path
+import secrets
 
 import dask
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
 import pyarrow as pa
-from distributed import Client, default_client
+from distributed import Client, default_client, wait
+from distributed import TimeoutError as DaskTimeoutError
 
+from . import shard_manifest as sm
+from .id_set import IdSet
 from .index import BioHashIndex
 from .model import BioHashModel
-from .persistence import read_index, write_index
 from .streaming import read_block
 from .topk import merge_topk, search_ordered
-from .validation import check_positive_int, check_vectors
+from .validation import (check_ids, check_k, check_new_ids, check_positive_int, check_real,
+                         check_vectors, next_ids)
 
-SHARD_NAME = "shard-{:05d}"
-
-
+DEFAULT_TIMEOUT = 600.0  # seconds a search or a shard load may take before it is an error
+FAN_IN = 8               # shard results merged per task, in a tree on the workers
+MISSING_D = np.iinfo(np.int32).max
 # ---------------------------------------------------------------------- encoding
 def encode(model: BioHashIndex | BioHashModel, data, *, column: str | None = None) -> da.Array:
     """Codes of the vectors in ``data``: a lazy uint8 (n, code_size) dask array, one chunk per
@@ -85,98 +89,385 @@ def _take_rows(block, rows: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- shards
-def build_shards(index: BioHashIndex, data, directory, *, column: str | None = None,
-                 ids_column: str | None = None) -> list[str]:
-    """Write one shard index per block/partition of ``data`` into ``directory`` (which every
-    worker must be able to write and read, e.g. a shared file system); returns the paths.
+def build_shards(index: BioHashIndex, data, directory, client: Client | None = None, *,
+                 column: str | None = None, ids_column: str | None = None,
+                 timeout: float | None = DEFAULT_TIMEOUT) -> "ShardedIndex":
+    """A new sharded index in ``directory`` (new or empty, shared by all workers) with one
+    shard per block/partition of ``data``: ``ShardedIndex.create`` then ``add_from``.
 
     index: trained and empty, the template of every shard (same model and storage kind).
-    Ids come from ``ids_column``, or else are row numbers 0 .. n-1 of the whole collection
-    (for a dataframe, its partition lengths are then computed first: one more read).
     """
-    if not index.is_trained or index.ntotal:
-        raise ValueError("index must be trained and empty: it is the template of every shard "
-                         f"(is_trained={index.is_trained}, ntotal={index.ntotal})")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    parts, lengths = _parts(data, index.d, column, ids_column, need_lengths=ids_column is None)
-    starts = None if lengths is None else np.concatenate([[0], np.cumsum(lengths)])
-    template = dask.delayed(index)
-    tasks = [dask.delayed(_build_shard)(template, part, None if starts is None else starts[i],
-                                        str(directory / SHARD_NAME.format(i)))
-             for i, part in enumerate(parts)]
-    return list(dask.compute(*tasks))
-
-
-def _build_shard(template: BioHashIndex, block, start: int | None, path: str) -> str:
-    x, ids = block
-    shard = copy.deepcopy(template)
-    if ids is None:
-        ids = np.arange(start, start + len(x), dtype=np.int64)
-    shard.add_with_ids(x, ids)
-    write_index(shard, path)
-    return path
+    sharded = ShardedIndex.create(index, directory, client, timeout=timeout)
+    sharded.add_from(data, column=column, ids_column=ids_column)
+    return sharded
 
 
 class ShardedIndex:
-    """Shard indexes held in the memory of a Dask cluster's workers, searched as one.
+    """An index split into shards on a Dask cluster, searched and changed as one index.
 
-    paths: saved shard indexes (``build_shards``), readable by the workers; client: a
-    ``distributed.Client`` (default: the current one). Every shard must share one model.
+    The shards are files in a directory every worker can read and write (a shared file
+    system; layout in ``shard_manifest``), each loaded into one worker's memory. Make one with
+    ``create`` (empty) or ``build_shards``; ``open`` reopens it. Every change is on disk when
+    its call returns (the manifest is replaced atomically). One writer at a time: a change
+    made through another ``ShardedIndex`` on the same directory makes this one's next change
+    fail (reopen it), and may remove shard files this one still reads.
+
+    A shard lost with its worker is loaded again from its file, on another worker, and is
+    checked again (checksum and model digest): a search gives the same answer, or an error
+    naming the shard, never an answer that misses a shard. ``timeout``: seconds a search (or
+    loading the shards) may take before it raises ``TimeoutError`` (None: no limit).
     """
 
-    def __init__(self, paths, client: Client | None = None):
-        self.client = client or default_client()
-        self.paths = [str(p) for p in paths]
-        if not self.paths:
-            raise ValueError("paths must name at least one saved shard index")
-        self.shards_ = [self.client.submit(read_index, p, pure=False) for p in self.paths]
-        infos = self.client.gather([self.client.submit(_shard_info, s) for s in self.shards_])
-        if len({info[1:] for info in infos}) != 1:
-            raise ValueError("the shards were built with different models or storages")
-        self.ntotal_per_shard = [info[0] for info in infos]
-        self.model = self.client.submit(_shard_model, self.shards_[0]).result()
+    def __init__(self, directory, manifest: dict, template: BioHashIndex, client: Client,
+                 timeout: float | None = DEFAULT_TIMEOUT):
+        """Internal: use ``create``, ``open`` or ``build_shards``."""
+        self.client = client
+        self.directory = str(directory)
+        self.manifest = manifest
+        self.template = template
+        self.timeout = None if timeout is None else check_real(timeout, "timeout", low=0.0,
+                                                                low_inclusive=False)
+        self.closed = False
+        self.shards_ = self._load(manifest["shards"])
 
+    @classmethod
+    def create(cls, index: BioHashIndex, directory, client: Client | None = None, *,
+               timeout: float | None = DEFAULT_TIMEOUT) -> "ShardedIndex":
+        """A new sharded index without vectors in ``directory`` (new or empty); ``index``,
+        trained and empty, is the template of every shard (model and storage kind)."""
+        if not isinstance(index, BioHashIndex):
+            raise TypeError(f"index must be a BioHashIndex, got {type(index).__name__}")
+        if not index.is_trained or index.ntotal:
+            raise ValueError("index must be trained and empty: it is the template of every "
+                             f"shard (is_trained={index.is_trained}, ntotal={index.ntotal})")
+        client = client or default_client()
+        template = copy.deepcopy(index)
+        manifest = client.submit(sm.create, str(directory), template, pure=False).result()
+        return cls(directory, manifest, template, client, timeout)
+
+    @classmethod
+    def open(cls, directory, client: Client | None = None, *,
+             timeout: float | None = DEFAULT_TIMEOUT) -> "ShardedIndex":
+        """Reopen the sharded index in ``directory``: every shard is loaded and checked
+        (size, checksum, model digest); a missing, damaged or foreign shard raises
+        ``BioHashFormatError`` naming its file."""
+        client = client or default_client()
+        manifest, template = client.submit(_open_directory, str(directory), pure=False).result()
+        return cls(directory, manifest, template, client, timeout)
+
+    # ---------------------------------------------------------------- properties
     @property
     def d(self) -> int:
-        return self.model.params.d
+        return self.template.d
+
+    @property
+    def model(self) -> BioHashModel:
+        return self.template.model
+
+    @property
+    def ntotal_per_shard(self) -> list[int]:
+        return [e["ntotal"] for e in self.manifest["shards"]]
 
     @property
     def ntotal(self) -> int:
         return sum(self.ntotal_per_shard)
 
+    @property
+    def nshards(self) -> int:
+        return len(self.manifest["shards"])
+
+    def __repr__(self) -> str:
+        return (f"ShardedIndex({self.directory!r}, nshards={self.nshards}, ntotal={self.ntotal}"
+                f"{', closed' if self.closed else ''})")
+
+    # ---------------------------------------------------------------- searching
     def search(self, xq, k: int):
         """k nearest stored vectors over all shards, in (distance, id) order.
 
         Returns D float32 (nq, k) Hamming distances and I int64 (nq, k) ids (I = -1 and
         D = 2**31 - 1 where fewer than k vectors are stored).
         """
-        k = check_positive_int(k, "k")
-        codes = self.model.encode(check_vectors(xq, self.d, "xq"))
-        [codes_f] = self.client.scatter([codes], broadcast=True)
-        results = self.client.gather([self.client.submit(_search_shard, s, codes_f, k)
-                                      for s in self.shards_])
-        D, I = merge_topk([r[0] for r in results], [r[1] for r in results], k)
+        xq = self._queries(xq, "search")
+        k = check_k(k, len(xq))
+        codes = self.template.sa_encode(xq)
+        D = np.full((len(xq), k), MISSING_D, np.int32)
+        I = np.full((len(xq), k), -1, np.int64)
+        if self.nshards:
+            codes_f = self.client.submit(_same, codes, pure=False)
+            parts = [self.client.submit(_search_shard, s, codes_f, min(k, n), pure=False)
+                     for s, n in zip(self.shards_, self.ntotal_per_shard)]
+            Ds, Is = self._reduce(parts, _merge_knn, k)
+            D[:, :Ds.shape[1]], I[:, :Is.shape[1]] = Ds, Is
         return D.astype(np.float32), I
 
+    def range_search(self, xq, radius: float):
+        """All stored vectors at Hamming distance < radius, as ``BioHashIndex.range_search``
+        but each query's results in (distance, id) order.
+
+        Returns lims int64 (nq + 1,), D float32 and I int64.
+        """
+        radius = check_real(radius, "radius", low=0.0)
+        xq = self._queries(xq, "range_search")
+        r = int(min(np.ceil(radius), 8 * self.template.code_size + 1))
+        codes = self.template.sa_encode(xq)
+        if not self.nshards:
+            return np.zeros(len(xq) + 1, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        codes_f = self.client.submit(_same, codes, pure=False)
+        parts = [self.client.submit(_range_shard, s, codes_f, r, pure=False)
+                 for s in self.shards_]
+        lims, D, I = self._reduce(parts, _merge_range)
+        return lims, D.astype(np.float32), I
+
+    def _queries(self, xq, what: str) -> np.ndarray:
+        self._require_open(what)
+        return check_vectors(xq, self.d, "xq")
+
+    def _reduce(self, parts: list, merge, *args):
+        """Merge the shards' results in a tree of tasks on the workers (FAN_IN per task);
+        only the final result travels to the client, within ``timeout`` seconds."""
+        level, tasks = parts, list(parts)
+        while len(level) > 1:
+            level = [self.client.submit(merge, *args, *level[i:i + FAN_IN], pure=False)
+                     for i in range(0, len(level), FAN_IN)]
+            tasks += level
+        try:
+            return level[0].result(timeout=self.timeout)
+        except DaskTimeoutError:
+            late = [e["file"] for e, f in zip(self.manifest["shards"], parts) if not f.done()]
+            self.client.cancel(tasks)
+            raise TimeoutError(f"no answer from the cluster within timeout={self.timeout} s; "
+                               f"shards not searched yet: {late} (a worker down or stalled?)"
+                               ) from None
+
+    # ---------------------------------------------------------------- adding
+    def add(self, x) -> None:
+        """Add float (n, d) vectors (a numpy array) as one new shard, with ids next_id ..
+        next_id + n - 1 (next_id: one more than the largest id ever added, 0 at first)."""
+        self._require_open("add")
+        x = check_vectors(x, self.d, "x")
+        self._add_parts([(x, next_ids(self.manifest["next_id"], len(x)))], [None])
+
+    def add_with_ids(self, x, ids) -> None:
+        """Add float (n, d) vectors as one new shard under int64 (n,) ids, which must be
+        distinct, not -1 and not yet in any shard (duplicates are refused)."""
+        self._require_open("add_with_ids")
+        x = check_vectors(x, self.d, "x")
+        ids = check_new_ids(ids, len(x), IdSet())  # distinct, not -1; stored ids checked below
+        self._add_parts([(x, ids)], [None])
+
+    def add_from(self, data, *, column: str | None = None,
+                 ids_column: str | None = None) -> int:
+        """Add the vectors of a dask array or dataframe, one new shard per block/partition;
+        returns how many were added. Ids come from ``ids_column`` (distinct from each other
+        and from the stored ids), or else continue from next_id in row order (the partition
+        lengths are then computed first: one more read of a dataframe)."""
+        self._require_open("add_from")
+        parts, lengths = _parts(data, self.d, column, ids_column,
+                                need_lengths=ids_column is None)
+        starts = [None] * len(parts)
+        if ids_column is None:
+            next_ids(self.manifest["next_id"], int(lengths.sum()))  # they fit in int64
+            starts = self.manifest["next_id"] + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        return self._add_parts(parts, starts)
+
+    def _add_parts(self, parts: list, starts: list) -> int:
+        """Write one shard per part ((x, ids) or a delayed one), check that the new ids are
+        not stored yet, then commit; on any error the new files are removed, nothing changed."""
+        serial = self.manifest["next_serial"]
+        names = [sm.shard_file(serial + i) for i in range(len(parts))]
+        template = dask.delayed(self.template, pure=False)
+        build = dask.delayed(_build_shard, pure=False)
+        tasks = [build(template, part, start, self.directory, name)
+                 for part, start, name in zip(parts, starts, names)]
+        built, loaded = self.client.compute(tasks), []
+        try:
+            new = [e for e in self.client.gather(built) if e is not None]
+            loaded = self._load(new)
+            self._check_unique(new, loaded)
+            self._commit(self.manifest["shards"] + new, serial + len(parts))
+        except BaseException:
+            self.client.cancel(loaded)
+            wait(built)  # no build still writing its file
+            self._remove_files(names)
+            raise
+        self.shards_ += loaded
+        return sum(e["ntotal"] for e in new)
+
+    def _check_unique(self, new: list[dict], loaded: list) -> None:
+        """ValueError if a new shard shares an id with a stored shard or another new one;
+        only shards whose id ranges overlap are compared, on the workers."""
+        shards = list(zip(self.manifest["shards"], self.shards_))
+        found = []
+        for e, f in zip(new, loaded):
+            others = [s for oe, s in shards if oe["min_id"] <= e["max_id"]
+                      and e["min_id"] <= oe["max_id"]]
+            if others:
+                ids_f = self.client.submit(_shard_ids, f, pure=False)
+                found += [self.client.submit(_shared_ids, s, ids_f, pure=False) for s in others]
+            shards.append((e, f))
+        shared = np.unique(np.concatenate([np.zeros(0, np.int64)]
+                                          + self.client.gather(found)))
+        if len(shared):
+            raise ValueError(f"ids must be distinct over the whole sharded index; already "
+                             f"stored (or repeated in the added data): {shared[:5].tolist()} "
+                             "(remove them first to replace them)")
+
+    # ---------------------------------------------------------------- removing
+    def remove_ids(self, ids) -> int:
+        """Remove the vectors with these int64 ids from every shard; returns how many were
+        removed (unknown ids are skipped). Shards that change are written anew; emptied
+        shards are dropped."""
+        self._require_open("remove_ids")
+        ids = check_ids(ids)
+        serial, entries = self.manifest["next_serial"], self.manifest["shards"]
+        mine = [ids[(ids >= e["min_id"]) & (ids <= e["max_id"])] for e in entries]
+        targets = [i for i, m in enumerate(mine) if len(m)]  # shards whose range has an id
+        names = {i: sm.shard_file(serial + j) for j, i in enumerate(targets)}
+        jobs = [self.client.submit(_remove_from_shard, self.shards_[i], mine[i], entries[i],
+                                   self.directory, names[i], pure=False) for i in targets]
+        try:
+            results = dict(zip(targets, self.client.gather(jobs)))
+            changed = {i: e for i, (n, e) in results.items() if n}  # new entry or None
+            kept = [i for i in range(len(entries)) if changed.get(i, entries[i]) is not None]
+            loaded = iter(self._load([changed[i] for i in kept if i in changed]))
+            shards = [next(loaded) if i in changed else self.shards_[i] for i in kept]
+            self._commit([changed.get(i, entries[i]) for i in kept], serial + len(targets))
+        except BaseException:
+            wait(jobs)  # none still writing its file
+            self._remove_files(list(names.values()))
+            raise
+        self.shards_ = shards
+        self._remove_files([entries[i]["file"] for i in changed])
+        return sum(n for n, _ in results.values())
+
+    # ---------------------------------------------------------------- state
     def close(self) -> None:
-        """Release the shards from the workers' memory."""
+        """Release the shards from the workers' memory; the files stay."""
         self.client.cancel(self.shards_)
         self.shards_ = []
+        self.closed = True
+
+    def __enter__(self) -> "ShardedIndex":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _require_open(self, what: str) -> None:
+        if self.closed:
+            raise RuntimeError(f"{what}() on a closed ShardedIndex: reopen it with "
+                               f"ShardedIndex.open({self.directory!r}, client)")
+
+    def _load(self, entries: list[dict]) -> list:
+        """Futures of the shards of ``entries``, loaded and checked on the workers (spread
+        over them in turn; reloaded from the file, checked again, if a worker is lost)."""
+        workers = sorted(self.client.nthreads())
+        digest = self.manifest["model_digest"]
+        futures = [self.client.submit(sm.read_shard, self.directory, e, digest,
+                                      key=f"biohash-{e['file']}-{secrets.token_hex(4)}",
+                                      workers=workers[i % len(workers)] if workers else None,
+                                      allow_other_workers=True)
+                   for i, e in enumerate(entries)]
+        try:
+            wait(futures, timeout=self.timeout)
+        except DaskTimeoutError:
+            self.client.cancel(futures)
+            raise TimeoutError(f"the shards were not loaded within timeout={self.timeout} s"
+                               ) from None
+        failed = [f for f in futures if f.status == "error"]
+        if failed:
+            error = failed[0].exception()
+            self.client.cancel(futures)
+            raise error
+        return futures
+
+    def _commit(self, shards: list[dict], next_serial: int) -> None:
+        """Replace the manifest on disk: the commit point of a change."""
+        version = self.manifest["version"]
+        max_ids = [e["max_id"] for e in shards]
+        manifest = {**self.manifest, "version": version + 1, "shards": shards,
+                    "next_serial": next_serial,
+                    "next_id": max([self.manifest["next_id"], *(m + 1 for m in max_ids)])}
+        self.client.submit(sm.write_manifest, self.directory, manifest, version,
+                           pure=False).result()
+        self.manifest = manifest
+
+    def _remove_files(self, names: list[str]) -> None:
+        """Delete shard files that the manifest does not list (best effort)."""
+        if names:
+            self.client.submit(sm.remove_files, self.directory, names, pure=False).result()
 
 
-def _shard_info(shard: BioHashIndex):
-    m = shard.model
-    digest = hashlib.sha256(m.weights_.tobytes() + m.mean_.tobytes()).hexdigest()
-    return shard.ntotal, m.params, shard.storage.kind, digest
+def _open_directory(root: str):
+    manifest = sm.read_manifest(root)
+    template = sm.read_shard(root, manifest["template"], manifest["model_digest"])
+    if template.ntotal or not template.is_trained:
+        raise sm.BioHashFormatError(f"{root}/{sm.TEMPLATE}: must be trained and empty")
+    return manifest, template
 
 
-def _shard_model(shard: BioHashIndex) -> BioHashModel:
-    return shard.model
+def _build_shard(template: BioHashIndex, block, start: int | None, root: str, name: str):
+    """Write the shard of one block ((x, ids), ids None: start, start + 1, ...); returns its
+    manifest entry, or None for an empty block."""
+    x, ids = block
+    if len(x) == 0:
+        return None
+    if ids is None:
+        ids = np.arange(start, start + len(x), dtype=np.int64)
+    shard = copy.deepcopy(template)
+    shard.add_with_ids(x, ids)
+    return sm.write_shard(shard, root, name)
+
+
+def _remove_from_shard(shard: BioHashIndex, ids: np.ndarray, entry: dict, root: str,
+                       name: str):
+    """(removed, entry): ``entry`` itself if nothing was removed, None if the shard is now
+    empty, else the entry of the new file ``name`` holding the rest (the loaded shard is
+    not changed: it stays what its file says)."""
+    hit = np.unique(ids[shard.storage.id_set.isin(ids)])
+    if not len(hit):
+        return 0, entry
+    rest = copy.deepcopy(shard)
+    removed = rest.remove_ids(hit)
+    return removed, (sm.write_shard(rest, root, name) if rest.ntotal else None)
+
+
+def _same(x):
+    return x
+
+
+def _shard_ids(shard: BioHashIndex) -> np.ndarray:
+    return shard.storage.ids()
+
+
+def _shared_ids(shard: BioHashIndex, ids: np.ndarray) -> np.ndarray:
+    return ids[shard.storage.id_set.isin(ids)][:5]
 
 
 def _search_shard(shard: BioHashIndex, codes: np.ndarray, k: int):
     return search_ordered(shard.storage, codes, k)
+
+
+def _merge_knn(k: int, *results):
+    return merge_topk([r[0] for r in results], [r[1] for r in results], k)
+
+
+def _range_shard(shard: BioHashIndex, codes: np.ndarray, r: int):
+    lims, D, I = shard.storage.range_search(codes, r)
+    return _merge_range((lims.astype(np.int64), D.astype(np.int32), I.astype(np.int64)))
+
+
+def _merge_range(*results):
+    """One range result (lims, D, I), each query's results in (distance, id) order, from
+    the per-shard results of the same queries."""
+    q = np.concatenate([np.repeat(np.arange(len(lims) - 1), np.diff(lims))
+                        for lims, _, _ in results])
+    D = np.concatenate([r[1] for r in results])
+    I = np.concatenate([r[2] for r in results])
+    order = np.lexsort((I, D, q))
+    lims = np.zeros(len(results[0][0]), np.int64)
+    np.cumsum(np.bincount(q, minlength=len(lims) - 1), out=lims[1:])
+    return lims, D[order], I[order]
 
 
 # ---------------------------------------------------------------------- collections

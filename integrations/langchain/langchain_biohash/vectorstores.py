@@ -1,84 +1,51 @@
 """``BioHashVectorStore``: a LangChain vector store on BioHash codes with exact re-ranking.
 
-Search policy:
-- Until ``train_threshold`` vectors are stored, search is exact: the float vectors sit in a
-  ``faiss.IndexFlat`` (inner product of unit vectors for "cosine", L2 for "l2").
-- When an add brings the count to ``train_threshold`` (default ``max(1000, 2 * n_hidden)``),
-  a ``BioHashIndex`` is trained once on all stored vectors and from then on search takes
-  ``k * k_factor`` Hamming candidates and re-ranks them by exact distance
-  (``BioHashIndexRefine``). Later adds are encoded with that model; ``train()`` retrains on
-  everything stored.
-- ``hash_length`` defaults to ``d // 8`` clipped to [8, 64] for d-dimensional embeddings (48
-  for 384-d), with ``n_hidden = hash_length / activity`` units (20x by default).
+A thin adapter over ``biohash_index.store.BioHashStore``, which holds the documents, the
+search policy (exact until ``train_threshold`` documents, then ``k * k_factor`` BioHash
+candidates re-ranked exactly, training without blocking searches), the metadata filters
+and the Arrow files; see that module. This module maps LangChain's ``Document``,
+``Embeddings`` and method names onto it.
 
 Scores are distances, lower is better: cosine distance ``1 - cos`` or Euclidean distance.
-``save_local`` writes one Arrow IPC file (documents, metadata as JSON, vectors, and the trained
-index through biohash-index's own serialization); nothing is pickled, so loading never runs
-code and needs no dangerous-deserialization flag.
+``save_local`` and ``serialize_to_bytes`` write one Arrow IPC file; nothing is pickled, so
+loading never runs code and needs no dangerous-deserialization flag.
 """
 from __future__ import annotations
 
-import json
+import copy
 import os
-import threading
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import faiss
 import numpy as np
-import pyarrow as pa
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from biohash_index import BioHashIndex, BioHashIndexRefine, deserialize_index, serialize_index
-from biohash_index.index import n_hidden_for
-from biohash_index.persistence import write_table_atomic
-from biohash_index.refine import METRICS as REFINE_METRICS
-from biohash_index.validation import check_positive_int, check_real
+from biohash_index.store import BioHashStore, Record, check_ids, default_hash_length
+from biohash_index.validation import check_positive_int
 
-METRICS = ("cosine", "l2")
-FORMAT = "langchain-biohash"
-FORMAT_VERSION = 1
-
-
-def default_hash_length(d: int) -> int:
-    """Active units per code for d-dimensional embeddings: d // 8 clipped to [8, 64]."""
-    return min(64, max(8, d // 8))
+__all__ = ["BioHashVectorStore", "default_hash_length"]
 
 
 class BioHashVectorStore(VectorStore):
     """Documents indexed by BioHash codes of their embeddings (see the module docstring).
 
-    embedding: the LangChain embedding model; metric: "cosine" or "l2"; hash_length,
-    n_hidden, activity: the code shape (defaults depend on the embedding dimension);
-    k_factor: candidates per result re-ranked exactly; train_threshold: stored vectors at
-    which the hash is trained; index_options: further ``BioHashIndex`` keywords
-    (``seed``, ``epochs``, ``storage``, ...).
+    embedding: the LangChain embedding model; the other options are ``BioHashStore``'s:
+    metric ("cosine" or "l2"), hash_length, n_hidden, activity, k_factor, train_threshold,
+    and further ``BioHashIndex`` keywords (``seed``, ``epochs``, ``storage``, ...).
     """
 
     def __init__(self, embedding: Embeddings, *, metric: str = "cosine",
                  hash_length: int | None = None, n_hidden: int | None = None,
                  activity: float = 0.05, k_factor: float = 10.0,
                  train_threshold: int | None = None, **index_options: Any):
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-        check_real(k_factor, "k_factor", low=1.0)
-        for value, name in ((hash_length, "hash_length"), (n_hidden, "n_hidden"),
-                            (train_threshold, "train_threshold")):
-            if value is not None:
-                check_positive_int(value, name)
         self.embedding = embedding
-        self.config = dict(metric=metric, hash_length=hash_length, n_hidden=n_hidden,
-                           activity=activity, k_factor=k_factor, train_threshold=train_threshold,
-                           index_options=index_options)
-        self.index: faiss.Index | BioHashIndexRefine | None = None   # None until the first add
-        self._docs: dict[int, Document] = {}     # int64 key -> document (with its string id)
-        self._keys: dict[str, int] = {}          # string id -> int64 key
-        self._next_key = 0
-        self._lock = threading.RLock()
+        self.store = BioHashStore(metric=metric, hash_length=hash_length, n_hidden=n_hidden,
+                                  activity=activity, k_factor=k_factor,
+                                  train_threshold=train_threshold, **index_options)
 
     # ---------------------------------------------------------------- properties
     @property
@@ -86,12 +53,34 @@ class BioHashVectorStore(VectorStore):
         return self.embedding
 
     @property
+    def config(self) -> dict:
+        return self.store.config
+
+    @property
+    def index(self):
+        """The store's index: a faiss ``IndexIDMap2`` until trained, then a
+        ``BioHashIndexRefine`` (None before the first add)."""
+        return self.store.index
+
+    @property
     def is_hashed(self) -> bool:
         """True once the BioHash index is trained and used for search."""
-        return isinstance(self.index, BioHashIndexRefine)
+        return self.store.is_hashed
+
+    @property
+    def dim(self) -> int | None:
+        return self.store.dim
+
+    @property
+    def hash_length(self) -> int | None:
+        return self.store.hash_length
+
+    @property
+    def train_threshold(self) -> int | None:
+        return self.store.train_threshold
 
     def __len__(self) -> int:
-        return len(self._docs)
+        return len(self.store)
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         if self.config["metric"] == "cosine":
@@ -101,32 +90,26 @@ class BioHashVectorStore(VectorStore):
     # ---------------------------------------------------------------- adding
     def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None, *,
                   ids: list[str | None] | None = None, **kwargs: Any) -> list[str]:
-        """Embed and store texts; an existing id is replaced (upsert). Returns the ids."""
-        texts = list(texts)
-        metadatas = [{} for _ in texts] if metadatas is None else list(metadatas)
-        ids = [None] * len(texts) if ids is None else list(ids)
-        if not len(metadatas) == len(ids) == len(texts):
-            raise ValueError(f"texts, metadatas and ids must have the same length, got "
-                             f"{len(texts)}, {len(metadatas)} and {len(ids)}")
-        ids = [str(uuid.uuid4()) if i is None else i for i in ids]
-        if len(set(ids)) != len(ids):
-            raise ValueError("ids must be distinct within one call")
-        if not texts:
+        """Embed and store texts; an existing id is replaced (upsert). Returns the ids.
+
+        Everything is checked before the texts are embedded; a call that raises leaves the
+        store as it was.
+        """
+        records = _records(list(texts), metadatas, ids)
+        if not records:
             return []
-        vectors = self._vectors(self.embedding.embed_documents(texts))
-        with self._lock:
-            self.delete([i for i in ids if i in self._keys])
-            keys = np.arange(self._next_key, self._next_key + len(texts), dtype=np.int64)
-            self._next_key += len(texts)
-            if self.index is None:
-                self.index = self._flat_index(vectors.shape[1])
-            self.index.add_with_ids(vectors, keys)
-            for key, id_, text, meta in zip(keys.tolist(), ids, texts, metadatas):
-                self._docs[key] = Document(id=id_, page_content=text, metadata=dict(meta))
-                self._keys[id_] = key
-            if not self.is_hashed and len(self._docs) >= self.train_threshold:
-                self.train()
-        return ids
+        vectors = self.embedding.embed_documents([r.text for r in records])
+        self.store.add(vectors, records)
+        return [r.id for r in records]
+
+    def add_embeddings(self, text_embeddings: Iterable[tuple[str, Sequence[float]]],
+                       metadatas: list[dict] | None = None, *,
+                       ids: list[str | None] | None = None, **kwargs: Any) -> list[str]:
+        """Store (text, embedding) pairs computed elsewhere; as ``add_texts`` otherwise."""
+        pairs = list(text_embeddings)
+        records = _records([text for text, _ in pairs], metadatas, ids)
+        self.store.add([vector for _, vector in pairs], records)
+        return [r.id for r in records]
 
     @classmethod
     def from_texts(cls, texts: list[str], embedding: Embeddings,
@@ -137,60 +120,38 @@ class BioHashVectorStore(VectorStore):
         store.add_texts(texts, metadatas, ids=ids)
         return store
 
-    # ---------------------------------------------------------------- training
-    @property
-    def dim(self) -> int | None:
-        return None if self.index is None else self.index.d
+    @classmethod
+    def from_embeddings(cls, text_embeddings: Iterable[tuple[str, Sequence[float]]],
+                        embedding: Embeddings, metadatas: list[dict] | None = None, *,
+                        ids: list[str] | None = None, **kwargs: Any) -> "BioHashVectorStore":
+        """A new store holding (text, embedding) pairs; ``embedding`` embeds later queries."""
+        store = cls(embedding, **kwargs)
+        store.add_embeddings(text_embeddings, metadatas, ids=ids)
+        return store
 
-    @property
-    def hash_length(self) -> int | None:
-        """Active units per code (None before the first add fixes the dimension)."""
-        if self.dim is None:
-            return self.config["hash_length"]
-        return self.config["hash_length"] or default_hash_length(self.dim)
-
-    @property
-    def train_threshold(self) -> int:
-        """Stored vectors at which the BioHash index is trained (needs the dimension)."""
-        if self.config["train_threshold"] is not None:
-            return self.config["train_threshold"]
-        cfg = self.config
-        return max(1000, 2 * (cfg["n_hidden"] or n_hidden_for(self.hash_length, cfg["activity"])))
-
-    def _new_base(self) -> BioHashIndex:
-        cfg = self.config
-        return BioHashIndex(self.dim, self.hash_length, cfg["n_hidden"], cfg["activity"],
-                            **cfg["index_options"])
+    def merge_from(self, target: "BioHashVectorStore") -> None:
+        """Add all of ``target``'s documents; refused (nothing added) when the metrics or
+        dimensions differ or an id is in both stores."""
+        if not isinstance(target, BioHashVectorStore):
+            raise TypeError(f"target must be a BioHashVectorStore, got {type(target).__name__}")
+        self.store.merge_from(target.store)
 
     def train(self) -> None:
         """Train a BioHash index on every stored vector and search through it from now on."""
-        with self._lock:
-            if not self._docs:
-                raise RuntimeError("train() needs stored documents: add some first")
-            keys = np.fromiter(self._docs, np.int64, len(self._docs))
-            vectors = self.index.reconstruct_batch(keys)
-            index = BioHashIndexRefine(self._new_base(), self._index_metric,
-                                       self.config["k_factor"])
-            index.train(vectors)
-            index.add_with_ids(vectors, keys)
-            self.index = index
+        self.store.train()
 
     # ---------------------------------------------------------------- deleting and getting
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool:
         """Remove documents by id (unknown ids are ignored); ``None`` removes all."""
-        with self._lock:
-            ids = list(self._keys) if ids is None else ids
-            keys = [self._keys.pop(i) for i in ids if i in self._keys]
-            for key in keys:
-                del self._docs[key]
-            if keys:
-                self.index.remove_ids(np.array(keys, np.int64))
+        if ids is None:
+            self.store.clear()
+        else:
+            self.store.delete(ids)
         return True
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Documents with these ids, in that order; unknown ids are skipped."""
-        with self._lock:
-            return [self._docs[self._keys[i]].model_copy(deep=True) for i in ids if i in self._keys]
+        return [_document(r) for r in self.store.get(ids)]
 
     # ---------------------------------------------------------------- searching
     def similarity_search_with_score_by_vector(
@@ -198,13 +159,12 @@ class BioHashVectorStore(VectorStore):
             fetch_k: int = 20, **kwargs: Any) -> list[tuple[Document, float]]:
         """k (document, distance) pairs nearest to an embedding, nearest first.
 
-        filter: metadata values to match (dict) or a predicate on the metadata; with a
-        filter, ``max(fetch_k, k)`` nearest are fetched and then filtered.
+        filter: a metadata filter (``{"kind": "faq"}``, ``{"year": {"$gte": 2020}}``, ``$and``,
+        ``$or``, ...; see ``biohash_index.filters``) or a predicate on the metadata; with a
+        filter, ``max(fetch_k, k)`` nearest are fetched, and more while fewer than k match.
         """
-        keys, dist = self._search(self._vectors([embedding]), max(k, fetch_k) if filter else k)
-        match = _metadata_filter(filter)
-        out = [(self._docs[key].model_copy(deep=True), d) for key, d in zip(keys, dist)]
-        return [(doc, d) for doc, d in out if match(doc.metadata)][:k]
+        hits = self.store.search(embedding, k, filter=_on_metadata(filter), fetch_k=fetch_k)
+        return [(_document(h.record), h.distance) for h in hits]
 
     def similarity_search_with_score(self, query: str, k: int = 4, **kwargs: Any
                                      ) -> list[tuple[Document, float]]:
@@ -224,122 +184,83 @@ class BioHashVectorStore(VectorStore):
             lambda_mult: float = 0.5, filter: dict | Callable | None = None,
             **kwargs: Any) -> list[Document]:
         """k documents chosen among the ``fetch_k`` nearest for relevance and diversity."""
-        with self._lock:
-            pairs = self.similarity_search_with_score_by_vector(
-                embedding, fetch_k, filter=filter, fetch_k=fetch_k)
-            if not pairs:
-                return []
-            keys = np.array([self._keys[doc.id] for doc, _ in pairs], np.int64)
-            vectors = self.index.reconstruct_batch(keys)
-        chosen = maximal_marginal_relevance(np.asarray(embedding, np.float32), vectors,
+        k = check_positive_int(k, "k")
+        hits = self.store.search(embedding, fetch_k, filter=_on_metadata(filter),
+                                 fetch_k=fetch_k, with_vectors=True)
+        if not hits:
+            return []
+        chosen = maximal_marginal_relevance(np.asarray(embedding, np.float32),
+                                            np.stack([h.vector for h in hits]),
                                             lambda_mult=lambda_mult, k=k)
-        return [pairs[i][0] for i in chosen]
+        return [_document(hits[i].record) for i in chosen]
 
     def max_marginal_relevance_search(self, query: str, k: int = 4, fetch_k: int = 20,
                                       lambda_mult: float = 0.5, **kwargs: Any) -> list[Document]:
         return self.max_marginal_relevance_search_by_vector(
             self.embedding.embed_query(query), k, fetch_k, lambda_mult, **kwargs)
 
-    def _search(self, xq: np.ndarray, k: int) -> tuple[list[int], list[float]]:
-        """Keys and distances (cosine or Euclidean) of the k nearest to one query."""
-        with self._lock:
-            if self.index is None or not self._docs:
-                return [], []
-            D, I = self.index.search(xq, k)
-        found = I[0] >= 0
-        D = D[0][found].astype(np.float64)
-        dist = 1.0 - D if self.config["metric"] == "cosine" else np.sqrt(np.maximum(D, 0.0))
-        return I[0][found].tolist(), dist.tolist()
-
-    def _vectors(self, embeddings: Sequence[Sequence[float]]) -> np.ndarray:
-        """float32 (n, d) rows, scaled to unit length for "cosine"."""
-        x = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
-        if x.ndim != 2 or not np.isfinite(x).all():
-            raise ValueError(f"embeddings must be finite vectors of one length, got shape "
-                             f"{x.shape}")
-        if self.dim is not None and x.shape[1] != self.dim:
-            raise ValueError(f"embeddings have {x.shape[1]} dimensions, the store holds {self.dim}")
-        if self.config["metric"] == "cosine":
-            faiss.normalize_L2(x)
-        return x
-
-    @property
-    def _index_metric(self) -> str:
-        """The indexes' metric: inner product of unit vectors for "cosine", else "l2"."""
-        return "ip" if self.config["metric"] == "cosine" else "l2"
-
-    def _flat_index(self, d: int) -> faiss.Index:
-        return faiss.IndexIDMap2(faiss.IndexFlat(d, REFINE_METRICS[self._index_metric]))
-
     # ---------------------------------------------------------------- saving and loading
     def save_local(self, folder_path: str | os.PathLike, index_name: str = "index") -> None:
         """Write ``folder_path/index_name.arrow`` atomically (a failed save leaves the
-        previous file intact): one row per document (id, text, metadata as JSON, vector),
-        the options and, once trained, the BioHash index in the schema metadata."""
-        with self._lock:
-            keys = np.fromiter(self._docs, np.int64, len(self._docs))
-            d = self.dim or 0
-            vectors = (self.index.reconstruct_batch(keys) if len(keys)
-                       else np.zeros((0, max(d, 1)), np.float32))
-            docs = [self._docs[key] for key in keys.tolist()]
-            meta = {"format": FORMAT, "version": str(FORMAT_VERSION), "dim": str(d),
-                    "next_key": str(self._next_key), "config": json.dumps(self.config)}
-            extra = {}
-            if self.is_hashed:
-                extra["biohash_index"] = serialize_index(self.index.base_index)
-            table = pa.table({
-                "id": pa.array([doc.id for doc in docs], pa.string()),
-                "key": pa.array(keys, pa.int64()),
-                "text": pa.array([doc.page_content for doc in docs], pa.string()),
-                "metadata": pa.array([json.dumps(doc.metadata) for doc in docs], pa.string()),
-                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), max(d, 1)),
-            }).replace_schema_metadata({**meta, **extra})
+        previous file intact); see ``BioHashStore.save``."""
         path = Path(folder_path) / f"{index_name}.arrow"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_table_atomic(table, path)
+        self.store.save(path)
 
     @classmethod
     def load_local(cls, folder_path: str | os.PathLike, embeddings: Embeddings,
                    index_name: str = "index", **kwargs: Any) -> "BioHashVectorStore":
-        """A store from ``save_local``'s file; ``embeddings`` must be the model used to build it."""
-        path = Path(folder_path) / f"{index_name}.arrow"
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_file(source).read_all()
-        meta = table.schema.metadata or {}
-        if meta.get(b"format") != FORMAT.encode() or meta.get(b"version") != str(
-                FORMAT_VERSION).encode():
-            raise ValueError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} file")
-        config = json.loads(meta[b"config"])
-        store = cls(embeddings, **{k: v for k, v in config.items() if k != "index_options"},
-                    **config["index_options"])
-        store._next_key = int(meta[b"next_key"])
-        d = int(meta[b"dim"])
-        if table.num_rows == 0:
-            return store
-        keys = table["key"].to_numpy()
-        vectors = np.ascontiguousarray(table["vector"].combine_chunks().flatten().to_numpy(
-            ).reshape(-1, d), dtype=np.float32)
-        if b"biohash_index" in meta:
-            base = deserialize_index(meta[b"biohash_index"])
-            base.reset()           # keep the learned model; codes are rebuilt from the vectors
-            store.index = BioHashIndexRefine(base, store._index_metric, config["k_factor"])
-        else:
-            store.index = store._flat_index(d)
-        store.index.add_with_ids(vectors, keys)
-        for id_, key, text, meta_json in zip(table["id"].to_pylist(), keys.tolist(),
-                                             table["text"].to_pylist(),
-                                             table["metadata"].to_pylist()):
-            store._docs[key] = Document(id=id_, page_content=text, metadata=json.loads(meta_json))
-            store._keys[id_] = key
-        return store
+        """A store from ``save_local``'s file; ``embeddings`` must be the model used to build
+        it. Raises ``BioHashFormatError`` (a ValueError) for a file that is not one."""
+        return cls._wrap(BioHashStore.load(Path(folder_path) / f"{index_name}.arrow"),
+                         embeddings)
+
+    def serialize_to_bytes(self) -> bytes:
+        """The store as bytes (the Arrow file ``save_local`` writes; no pickle)."""
+        return self.store.to_bytes()
+
+    @classmethod
+    def deserialize_from_bytes(cls, serialized: bytes, embeddings: Embeddings,
+                               **kwargs: Any) -> "BioHashVectorStore":
+        """A store from ``serialize_to_bytes``. Parses Arrow and JSON only, so it needs no
+        ``allow_dangerous_deserialization`` (accepted and ignored, as ``load_local``)."""
+        return cls._wrap(BioHashStore.from_bytes(serialized), embeddings)
+
+    @classmethod
+    def _wrap(cls, store: BioHashStore, embeddings: Embeddings) -> "BioHashVectorStore":
+        out = cls(embeddings)
+        out.store = store
+        return out
 
 
-def _metadata_filter(filter: dict | Callable | None) -> Callable[[dict], bool]:
-    """A predicate on metadata: all (key, value) of a dict filter equal, or the callable."""
-    if filter is None:
-        return lambda metadata: True
-    if callable(filter):
+def _records(texts: list[str], metadatas: list[dict | None] | None,
+             ids: list[str | None] | None) -> list[Record]:
+    """Checked records (a uuid4 for each missing id, {} for missing metadata)."""
+    metadatas = [None] * len(texts) if metadatas is None else list(metadatas)
+    ids = [None] * len(texts) if ids is None else list(ids)
+    if not len(metadatas) == len(ids) == len(texts):
+        raise ValueError(f"texts, metadatas and ids must have the same length, got "
+                         f"{len(texts)}, {len(metadatas)} and {len(ids)}")
+    check_ids([i for i in ids if i is not None])
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts must be strings, got {type(text).__name__} at {i}")
+    for i, meta in enumerate(metadatas):
+        if meta is not None and not isinstance(meta, dict):
+            raise TypeError(f"metadatas[{i}] must be a dict or None, got {type(meta).__name__}")
+    return [Record(str(uuid.uuid4()) if id_ is None else id_, text, dict(meta or {}))
+            for id_, text, meta in zip(ids, texts, metadatas)]
+
+
+def _document(record: Record) -> Document:
+    return Document(id=record.id, page_content=record.text, metadata=record.metadata)
+
+
+def _on_metadata(filter: dict | Callable | None):
+    """A store filter: a dict as is, a callable on metadata as a predicate on records (given
+    a copy, so it cannot change the stored metadata)."""
+    if filter is None or isinstance(filter, dict):
         return filter
-    if isinstance(filter, dict):
-        return lambda metadata: all(metadata.get(k) == v for k, v in filter.items())
+    if callable(filter):
+        return lambda record: filter(copy.deepcopy(record.metadata))
     raise TypeError(f"filter must be a dict or a callable, got {type(filter).__name__}")

@@ -1,4 +1,6 @@
 """BioHashVectorStore beyond the standard suite: the training policy, persistence, MMR, filters."""
+import os
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -92,14 +94,19 @@ def test_save_load_round_trip(emb, tmp_path, n, metric):
     assert loaded.get_by_ids(["new"])[0].page_content == "t3"
 
 
-def test_failed_save_keeps_previous_file(emb, tmp_path):
+def test_failed_save_keeps_previous_file(emb, tmp_path, monkeypatch):
     store = BioHashVectorStore(emb)
     store.add_texts(texts(5))
     store.save_local(tmp_path, "kb")
     before = (tmp_path / "kb.arrow").read_bytes()
-    store.add_texts(["t6"], metadatas=[{"bad": {1, 2}}])               # a set is not JSON
-    with pytest.raises(TypeError):
+    store.add_texts(["t6"])
+
+    def disk_full(*args):
+        raise OSError("no space left on device")
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError, match="no space"):
         store.save_local(tmp_path, "kb")
+    monkeypatch.undo()
     assert (tmp_path / "kb.arrow").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kb.arrow"]
     assert len(BioHashVectorStore.load_local(tmp_path, emb, "kb")) == 5
@@ -109,7 +116,7 @@ def test_load_rejects_other_arrow_files(emb, tmp_path):
     with pa.OSFile(str(tmp_path / "index.arrow"), "wb") as sink:
         with pa.ipc.new_file(sink, pa.schema([("x", pa.int64())])) as w:
             w.write_table(pa.table({"x": [1]}))
-    with pytest.raises(ValueError, match="not a langchain-biohash"):
+    with pytest.raises(ValueError, match="not a biohash-store"):
         BioHashVectorStore.load_local(tmp_path, emb)
 
 
@@ -143,7 +150,252 @@ def test_bad_arguments(emb):
     with pytest.raises(ValueError, match="distinct"):
         store.add_texts(["t1", "t2"], ids=["a", "a"])
     store.add_texts(["t1"])
-    with pytest.raises(ValueError, match="dimensions"):
+    with pytest.raises(ValueError, match="must have 24 columns"):
         store.similarity_search_by_vector([0.0] * (D + 1))
     with pytest.raises(TypeError, match="filter"):
         store.similarity_search("t1", filter="label")
+
+
+# ---------------------------------------------------------------- reliability (issue 14)
+def small_store(emb, n=30, **options):
+    store = BioHashVectorStore(emb, **options)
+    store.add_texts(texts(n), metadatas=[{"i": i} for i in range(n)],
+                    ids=[f"id{i}" for i in range(n)])
+    return store
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: s.add_texts(["t1"], metadatas=[{"bad": {1, 2}}], ids=["new"]),    # not JSON
+    lambda s: s.add_texts(["t1"], metadatas=[{"bad": {1, 2}}], ids=["id3"]),    # failed upsert
+    lambda s: s.add_texts(["t1", "t2"], metadatas=[{}, {"x": (1, 2)}], ids=["id4", "n"]),
+    lambda s: s.add_texts(["t1"], metadatas=[{1: "int key"}], ids=["new"]),
+    lambda s: s.add_texts(["t1"], ids=[5]),
+    lambda s: s.add_texts([None], ids=["new"]),
+    lambda s: s.add_texts(["t1"], metadatas=["not a dict"]),
+    lambda s: s.add_embeddings([("t1", [0.0] * (D + 1))], ids=["id5"]),         # wrong dimension
+    lambda s: s.add_embeddings([("t1", [float("nan")] * D)], ids=["id5"]),
+    lambda s: s.delete([5]),
+    lambda s: s.similarity_search("t1", k=0),
+    lambda s: s.similarity_search("t1", k=2, filter={"i": {"$regex": "x"}}),
+    lambda s: s.max_marginal_relevance_search("t1", k=0),
+    lambda s: s.merge_from(small_store(TableEmbeddings(), 3)),                    # ids overlap
+])
+@pytest.mark.parametrize("hashed", [False, True])
+def test_failed_call_leaves_store_unchanged(emb, tmp_path, call, hashed):
+    store = small_store(emb, train_threshold=20 if hashed else 100, epochs=3)
+    assert store.is_hashed == hashed
+    store.save_local(tmp_path, "before")
+    results = store.similarity_search_with_score("t7", k=5)
+    with pytest.raises((TypeError, ValueError)) as info:
+        call(store)
+    assert "Error" not in str(info.value)[:20] and str(info.value)     # says what is wrong
+    store.save_local(tmp_path, "after")                                # byte for byte
+    assert (tmp_path / "after.arrow").read_bytes() == (tmp_path / "before.arrow").read_bytes()
+    assert store.similarity_search_with_score("t7", k=5) == results
+    assert [d.id for d in store.max_marginal_relevance_search("t7", k=3)]
+
+
+def test_none_metadata_and_k_errors(emb):
+    store = small_store(emb, 5)
+    assert store.add_texts(["t9"], metadatas=[None], ids=["C"]) == ["C"]
+    assert store.get_by_ids(["C"])[0].metadata == {}
+    assert len(store.similarity_search("t9", k=10)) == 6
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        store.similarity_search("t1", k=0)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        store.similarity_search("t1", k=2.5)
+
+
+def test_concurrent_delete_and_readd_never_break_searches(emb):
+    import sys
+    import threading
+    store = small_store(emb, 40)
+    errors, stop = [], threading.Event()
+
+    def churn():
+        try:
+            for r in range(300):
+                ids = [f"id{(3 * r + j) % 40}" for j in range(3)]
+                store.delete(ids)
+                store.add_texts([f"t{i[2:]}" for i in ids], ids=ids)
+        except Exception as e:      # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            stop.set()
+
+    def search():
+        while not stop.is_set():
+            try:
+                store.similarity_search("t5", k=10)
+                store.max_marginal_relevance_search("t5", k=3, fetch_k=10)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+                return
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=f) for f in (churn, search, search)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:3]
+    assert len(store) == 40
+
+
+def test_metadata_keys_and_emptied_hashed_store_survive_save(emb, tmp_path):
+    store = BioHashVectorStore(emb, train_threshold=50, epochs=3)
+    with pytest.raises(TypeError, match="keys must be strings"):
+        store.add_texts(["t1"], metadatas=[{"nested": {2024: "x"}}])
+    store.add_texts(texts(60), metadatas=[{"year": 2000 + i % 30, "tags": ["a", str(i % 3)]}
+                                          for i in range(60)])
+    store.save_local(tmp_path)
+    loaded = BioHashVectorStore.load_local(tmp_path, emb)
+    flt = {"year": {"$gte": 2025}, "tags": {"$contains": "1"}}
+    assert (loaded.similarity_search_with_score("t3", k=4, filter=flt)
+            == store.similarity_search_with_score("t3", k=4, filter=flt))
+    weights = store.index.base_index.model.weights_.copy()
+    store.delete()
+    assert store.is_hashed and len(store) == 0
+    store.save_local(tmp_path)
+    emptied = BioHashVectorStore.load_local(tmp_path, emb)
+    assert emptied.is_hashed and len(emptied) == 0
+    np.testing.assert_array_equal(emptied.index.base_index.model.weights_, weights)
+
+
+def metadata_rows(n):
+    return [{"label": int(i % 5), "size": i, "kind": ["faq", "howto", "api"][i % 3],
+             "tags": ["x"] if i % 2 else ["y", "z"]} for i in range(n)]
+
+
+@pytest.mark.parametrize("flt,expected", [
+    ({"kind": {"$eq": "faq"}}, lambda m: m["kind"] == "faq"),
+    ({"kind": {"$ne": "faq"}}, lambda m: m["kind"] != "faq"),
+    ({"size": {"$gt": 30, "$lte": 45}}, lambda m: 30 < m["size"] <= 45),
+    ({"size": {"$gte": 50}}, lambda m: m["size"] >= 50),
+    ({"size": {"$lt": 4}}, lambda m: m["size"] < 4),
+    ({"kind": {"$in": ["faq", "api"]}}, lambda m: m["kind"] in ("faq", "api")),
+    ({"kind": ["faq", "api"]}, lambda m: m["kind"] in ("faq", "api")),
+    ({"label": {"$nin": [0, 1, 2]}}, lambda m: m["label"] not in (0, 1, 2)),
+    ({"$and": [{"label": 1}, {"size": {"$gt": 20}}]}, lambda m: m["label"] == 1 and m["size"] > 20),
+    ({"$or": [{"label": 1}, {"kind": "api"}]}, lambda m: m["label"] == 1 or m["kind"] == "api"),
+    ({"$not": {"label": 1}}, lambda m: m["label"] != 1),
+    ({"tags": {"$contains": "z"}, "missing": {"$ne": 3}}, lambda m: "z" in m["tags"]),
+    ({"missing": {"$gt": 3}}, lambda m: False),
+    ({"kind": {"$gt": 3}}, lambda m: False),                 # other type: no match, no error
+])
+def test_filter_operators_match_a_scan(emb, flt, expected):
+    n = 60
+    store = BioHashVectorStore.from_texts(texts(n), emb, metadatas=metadata_rows(n),
+                                          ids=[f"id{i}" for i in range(n)])
+    want = [f"id{i}" for i in range(n) if expected(metadata_rows(n)[i])]
+    for q in ("t0", "t31"):
+        got = [d.id for d in store.similarity_search(q, k=n, filter=flt)]
+        assert sorted(got) == sorted(want)
+        top = [d.id for d in store.similarity_search(q, k=3, filter=flt)]
+        assert top == [i for i in exact_ids(emb, int(q[1:]), n, n) if i in want][:3]
+
+
+def test_unsupported_filter_operator_is_refused(emb):
+    store = small_store(emb, 5)
+    with pytest.raises(ValueError, match=r"'\$regex'.*not supported"):
+        store.similarity_search("t1", filter={"i": {"$regex": "^a"}})
+    with pytest.raises(ValueError, match=r"'\$nor'"):
+        store.similarity_search("t1", filter={"$nor": [{"i": 1}]})
+    with pytest.raises(TypeError, match=r"\$in.*takes a list"):
+        store.similarity_search("t1", filter={"i": {"$in": 3}})
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+def test_filter_fetches_more_when_few_candidates_match(emb, hashed):
+    n = 300
+    store = BioHashVectorStore(emb, train_threshold=200 if hashed else 1000, epochs=5)
+    store.add_texts(texts(n), metadatas=[{"rare": i % 97 == 0} for i in range(n)],
+                    ids=[f"id{i}" for i in range(n)])
+    assert store.is_hashed == hashed
+    rare = {f"id{i}" for i in range(0, n, 97)}                    # 4 documents
+    got = store.similarity_search("t1", k=3, filter={"rare": True}, fetch_k=5)
+    assert len(got) == 3 and {d.id for d in got} <= rare
+    assert len(store.similarity_search("t1", k=10, filter={"rare": True})) == 4
+
+
+def test_searches_go_on_while_the_hash_trains(emb, monkeypatch):
+    import threading
+
+    from biohash_index.store import BioHashStore
+    started, release = threading.Event(), threading.Event()
+    fit = BioHashStore._fit
+
+    def slow_fit(self, x, keys):
+        started.set()
+        assert release.wait(30)
+        return fit(self, x, keys)
+    monkeypatch.setattr(BioHashStore, "_fit", slow_fit)
+    store = small_store(emb, 99, train_threshold=100, epochs=3)
+    adder = threading.Thread(target=store.add_texts, args=(["t99"],), kwargs={"ids": ["id99"]})
+    adder.start()
+    try:
+        assert started.wait(30)
+        found = []                  # searched in another thread: must not wait for training
+        searcher = threading.Thread(target=lambda: found.append(
+            [d.id for d in store.similarity_search("t7", k=5)]))
+        searcher.start()
+        searcher.join(10)
+        assert not searcher.is_alive() and found[0] == exact_ids(emb, 7, 100, 5)
+        assert not store.is_hashed
+        store.delete(["id7", "id8"])                 # changes during training ...
+        store.add_texts(["t150", "t151"], ids=["late1", "late2"])
+    finally:
+        release.set()
+        adder.join(60)
+    assert store.is_hashed and len(store) == 100 == store.index.ntotal   # ... are kept
+    assert store.similarity_search("t150", k=1)[0].id == "late1"
+    assert "id7" not in {d.id for d in store.similarity_search("t7", k=10)}
+
+
+# ---------------------------------------------------------------- parity with langchain-community's FAISS
+def test_add_embeddings_and_from_embeddings(emb):
+    pairs = [(f"t{i}", emb.table[i].tolist()) for i in range(40)]
+    store = BioHashVectorStore.from_embeddings(pairs, emb, metadatas=[{"i": i} for i in range(40)],
+                                               ids=[f"id{i}" for i in range(40)])
+    assert store.similarity_search("t5", k=3) == small_store(emb, 40).similarity_search("t5", k=3)
+    assert store.add_embeddings([("other", emb.table[41].tolist())], ids=["x"]) == ["x"]
+    assert store.similarity_search("t41", k=1)[0].page_content == "other"
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+def test_merge_from(emb, hashed):
+    options = dict(train_threshold=60, epochs=3)
+    a = BioHashVectorStore.from_texts(texts(40), emb, ids=[f"a{i}" for i in range(40)], **options)
+    b = BioHashVectorStore.from_texts(texts(80)[40:], emb, ids=[f"b{i}" for i in range(40)],
+                                      **options)
+    if hashed:
+        a.train()
+    a.merge_from(b)
+    assert len(a) == 80 and len(b) == 40 and a.is_hashed
+    assert a.similarity_search("t50", k=1)[0].id == "b10"
+    with pytest.raises(ValueError, match="metric"):
+        a.merge_from(BioHashVectorStore(emb, metric="l2"))
+    with pytest.raises(TypeError, match="BioHashVectorStore"):
+        a.merge_from(object())
+
+
+@pytest.mark.parametrize("n", [0, 30, 150])
+def test_serialize_to_bytes_round_trip_without_pickle(emb, n):
+    store = BioHashVectorStore(emb, train_threshold=100, epochs=3)
+    store.add_texts(texts(n), metadatas=[{"i": i, "tags": ["a"]} for i in range(n)])
+    data = store.serialize_to_bytes()
+    assert isinstance(data, bytes) and data[:6] == b"ARROW1"                 # an Arrow file
+    table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    assert table.num_rows == n and "vector" in table.column_names
+    loaded = BioHashVectorStore.deserialize_from_bytes(data, emb,
+                                                       allow_dangerous_deserialization=False)
+    assert len(loaded) == n and loaded.is_hashed == store.is_hashed
+    for q in ("t1", "t99"):
+        assert (loaded.similarity_search_with_score(q, k=4)
+                == store.similarity_search_with_score(q, k=4))
+    with pytest.raises(ValueError, match="not an Arrow IPC file"):
+        BioHashVectorStore.deserialize_from_bytes(data[:-20], emb)
