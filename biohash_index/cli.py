@@ -241,10 +241,10 @@ def info(args) -> int:
                                f"model + {codes / 2**20:.2f} MiB codes and ids"))
     rows += [(name, getattr(prm, name)) for name in
              ("p", "spread", "delta", "rank", "epochs", "batch_size", "learning_rate", "seed",
-              "init", "center")]
+              "init", "center", "scoring")]
     for name, values in model.train_stats_.items():
-        rows.append((name, f"{len(values)} epochs: first {values[0]:.4g}, "
-                           f"last {values[-1]:.4g}"))
+        rows.append((name, f"{len(values)} epochs: first {values[0]:.4g}, last "
+                           f"{values[-1]:.4g}" if len(values) else "0 epochs (weights as initialised)"))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
@@ -343,7 +343,8 @@ def eval_row(index: BioHashIndex, xq: np.ndarray, k: int | None, score, t_train)
 
 
 def demo(args) -> int:
-    """Train on labelled data, search it and print mAP@All next to faiss IndexLSH."""
+    """Train on labelled data, search it and print mAP@All next to faiss IndexLSH (retrieval
+    by label, task="labels"), then recall@10 of nearest neighbours (task="neighbors")."""
     if args.plot:
         plots.require_matplotlib()
     if args.mnist:
@@ -379,7 +380,26 @@ def demo(args) -> int:
     if args.plot:
         plots.plot_map_vs_hash_length(args.hash_lengths, maps, args.plot, title=f"mAP@All, {name}")
         print(f"wrote {args.plot}")
+    demo_neighbors(xb, xq, args.hash_lengths, args.seed)
     return 0
+
+
+def demo_neighbors(xb: np.ndarray, xq: np.ndarray, hash_lengths, seed: int) -> None:
+    """Print recall@10 of the exact L2 neighbours: the IndexLSH swap (task="neighbors")."""
+    _, gt = faiss.knn(xq, xb, 10)
+    print("\nnearest neighbours (recall@10 of the exact L2 top 10), the swap IndexLSH(d, n) ->"
+          " BioHashIndex(d, n), no train call:")
+    print(f"{'n':>4} {'BioHash':>8} {'IndexLSH':>9} {'IndexLSH same bytes':>20} {'bytes':>6}")
+    for n in hash_lengths:
+        index = BioHashIndex(xb.shape[1], n, seed=seed)
+        index.add(xb)
+        lsh, same_bytes = faiss.IndexLSH(xb.shape[1], n), faiss.IndexLSH(xb.shape[1],
+                                                                          8 * index.code_size)
+        lsh.add(xb)
+        same_bytes.add(xb)
+        recalls = [recall_at_k(i.search(xq, 10)[1], gt, 10) for i in (index, lsh, same_bytes)]
+        print(f"{n:>4} {recalls[0]:>8.3f} {recalls[1]:>9.3f} {recalls[2]:>20.3f} "
+              f"{index.code_size:>6}", flush=True)
 
 
 # ---------------------------------------------------------------- parser

@@ -182,10 +182,14 @@ class ShardedIndex:
 
     # ---------------------------------------------------------------- searching
     def search(self, xq, k: int):
-        """k nearest stored vectors over all shards, in (distance, id) order.
+        """k nearest stored vectors over all shards, in (Hamming distance, id) order: the
+        answer of ``topk.search_ordered`` on one index holding every vector.
 
         Returns D float32 (nq, k) Hamming distances and I int64 (nq, k) ids (I = -1 and
-        D = 2**31 - 1 where fewer than k vectors are stored).
+        D = 2**31 - 1 where fewer than k vectors are stored). Shards rank by Hamming
+        distance also when the index scores asymmetrically (``scoring="asymmetric"``,
+        the default of ``task="neighbors"``), whose single-index ``search`` re-ranks a
+        Hamming shortlist by weighted distance: sharded re-ranking is not done yet.
         """
         xq = self._queries(xq, "search")
         k = check_k(k, len(xq))

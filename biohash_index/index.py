@@ -33,15 +33,20 @@ STORAGES = ("flat", "ivf", "inverted")
 # "labels": retrieval by content class (the BioHash paper's MNIST protocol): sparse codes,
 #   the rule tuned on MNIST (benchmarks/mnist_map.py), Hamming scoring.
 TASKS = {
-    "neighbors": dict(activity=0.5, p=2.0, spread=0.0, delta=0.0, init="orthogonal",
+    "neighbors": dict(activity=0.5, p=2.0, spread=0.0, delta=0.0, epochs=0, init="orthogonal",
                       center=True, scoring="asymmetric"),
-    "labels": dict(activity=0.05, p=1.5, spread=0.03, delta=0.0, init="sample",
+    "labels": dict(activity=0.05, p=1.5, spread=0.03, delta=0.0, epochs=None, init="sample",
                    center=False, scoring="hamming"),
 }
 
 
-def n_hidden_for(hash_length: int, activity: float) -> int:
-    """m = round(k / activity): the number of hidden units for a hash length and activity."""
+def n_hidden_for(hash_length: int, activity: float | None = None,
+                 task: str = "neighbors") -> int:
+    """m = round(k / activity): the number of hidden units for a hash length and activity
+    (None: the task's)."""
+    if activity is None:
+        activity = TASKS[task]["activity"]
+    check_real(activity, "activity", low=0.0, high=1.0, low_inclusive=False)
     return max(hash_length + 1, int(round(hash_length / activity)))
 
 
@@ -112,18 +117,28 @@ class BioHashIndex(NotAFaissIndex):
                  nprobe: int = 8, n_threads: int | None = None):
         if task not in TASKS:
             raise ValueError(f"task must be one of {tuple(TASKS)}, got {task!r}")
-        given = dict(activity=activity, p=p, spread=spread, delta=delta, init=init,
-                     center=center, scoring=scoring)
+        given = dict(activity=activity, p=p, spread=spread, delta=delta, epochs=epochs,
+                     init=init, center=center, scoring=scoring)
         hyper = {name: TASKS[task][name] if value is None else value
                  for name, value in given.items()}
         hash_length = check_positive_int(hash_length, "hash_length")
         activity = hyper.pop("activity")
         if n_hidden is None:
-            check_real(activity, "activity", low=0.0, high=1.0, low_inclusive=False)
             n_hidden = n_hidden_for(hash_length, activity)
         params = BioHashParams(d=d, hash_length=hash_length, n_hidden=n_hidden, rank=rank,
-                               epochs=epochs, batch_size=batch_size,
-                               learning_rate=learning_rate, seed=seed, **hyper)
+                               batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                               **hyper)
+        self._setup(params, storage, nlist, nprobe, n_threads)
+
+    @classmethod
+    def from_params(cls, params: BioHashParams, *, storage: str = "flat", nlist: int = 256,
+                    nprobe: int = 8, n_threads: int | None = None) -> "BioHashIndex":
+        """An empty, untrained index with exactly these hyperparameters (no task defaults)."""
+        index = cls.__new__(cls)
+        index._setup(params, storage, nlist, nprobe, n_threads)
+        return index
+
+    def _setup(self, params, storage, nlist, nprobe, n_threads) -> None:
         self.model = BioHashModel(params)
         self.storage = make_storage(storage, 8 * padded_code_size(params.code_size), nlist,
                                     nprobe)

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 ENCODE_BYTES = 1 << 20  # the (rows, m) float32 block of inputs stays in cache for the selection
 INITS = ("sample", "gaussian", "orthogonal")
 SCORINGS = ("hamming", "asymmetric")
-WORK_BUDGET = 3e11  # multiply-adds of the products of a whole training run (see epochs_for)
+WORK_BUDGET = 3e11  # multiply-adds of the products of a whole training run (auto_epochs)
 MIN_FACTOR = 1e-2  # Hebbian factors below this are left out of the rule (see BioHashParams)
 
 
@@ -47,7 +47,9 @@ class BioHashParams:
     r = 1..k with factor exp(-(r - 1) / (spread * k)) where that is >= MIN_FACTOR (0: only
     the top unit, the rule of Krotov & Hopfield); delta: strength of the anti-Hebbian push
     on the unit at ``rank``; rank: r >= 2;
-    epochs: passes over the training set (None: chosen from m and n, see ``auto_epochs``);
+    epochs: passes of the plasticity rule over the training set (None: chosen from m and
+    n, see ``auto_epochs``; 0: none, the weights keep their initial values and training
+    learns the mean only);
     batch_size, learning_rate (initial, annealed linearly to 0), seed; init: "sample"
     (weights start at random training vectors, on the unit p-sphere) or "gaussian"
     (standard normal weights, as in Krotov & Hopfield's code); center: subtract the
@@ -91,7 +93,7 @@ class BioHashParams:
         if r > m:
             raise ValueError(f"rank ({r}) must be <= n_hidden ({m})")
         if self.epochs is not None:
-            check_positive_int(self.epochs, "epochs", maximum=INT64_MAX)
+            check_positive_int(self.epochs, "epochs", minimum=0, maximum=INT64_MAX)
         check_positive_int(self.batch_size, "batch_size", maximum=INT64_MAX)
         check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
         check_positive_int(self.seed, "seed", minimum=0, maximum=INT64_MAX)
@@ -210,7 +212,7 @@ class BioHashModel:
         if n == 0:
             raise ValueError("the training data holds no vectors")
         W = self._init_weights(self._prepare(sample, mean), rng)
-        epochs = prm.epochs or auto_epochs(prm.n_hidden, n, prm.d)
+        epochs = auto_epochs(prm.n_hidden, n, prm.d) if prm.epochs is None else prm.epochs
         win_frac = np.zeros(epochs, np.float64)
         norm_err = np.zeros(epochs, np.float64)
         for ep in progress(range(epochs), "training", "epoch"):
@@ -218,8 +220,8 @@ class BioHashModel:
             win_frac[ep] = self._run_epoch(W, self._batches(blocks, mean, rng), lr, n)
             norms = np.einsum("ij,ij->i", W, p_weights(W, prm.p), dtype=np.float64)  # |W|^p
             norm_err[ep] = np.abs(norms ** (1 / prm.p) - 1.0).max()
-        log.info("trained %d epochs on %d vectors; units that won in the last epoch: %.1f%%",
-                 epochs, n, 100 * win_frac[-1])
+        log.info("trained %d epochs on %d vectors; units that won in the last epoch: %s",
+                 epochs, n, f"{100 * win_frac[-1]:.1f}%" if epochs else "-")
         self.mean_, self.weights_ = mean, W
         self.train_stats_ = {"won_fraction": win_frac, "max_norm_error": norm_err}
         self._proj = None

@@ -224,8 +224,8 @@ def decode_files(files: Mapping[str, pa.Buffer], where: str) -> BioHashIndex:
     if isinstance(n_threads, int) and n_threads > numba.config.NUMBA_NUM_THREADS:
         n_threads = numba.config.NUMBA_NUM_THREADS  # a setting of the machine that saved it
     try:  # nlist=1: the storage comes from codes.faiss, whose nlist must equal meta.arrow's
-        index = BioHashIndex(**dataclasses.asdict(params), storage=kind, n_threads=n_threads,
-                             **({"nlist": 1, "nprobe": 1} if kind == "ivf" else {}))
+        index = BioHashIndex.from_params(params, storage=kind, n_threads=n_threads,
+                                         **({"nlist": 1, "nprobe": 1} if kind == "ivf" else {}))
     except (TypeError, ValueError) as e:
         raise BioHashFormatError(f"{meta_file}: {e}") from None
     _restore_model(index.model, model, model_file)

@@ -170,7 +170,9 @@ class IVFCodeStorage(FlatCodeStorage):
         self.index.nprobe = value
 
     def fresh(self) -> "IVFCodeStorage":
-        return IVFCodeStorage(self.nbits, self.nlist, self.nprobe)
+        storage = IVFCodeStorage(self.nbits, self.nlist, self.nprobe)
+        storage.index.verbose = self.index.verbose   # faiss's clustering report, if asked for
+        return storage
 
     def train(self, codes: np.ndarray) -> None:
         """Learn the nlist cluster centroids from uint8 (n, code_size) codes, n >= nlist."""

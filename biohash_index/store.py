@@ -74,8 +74,9 @@ class Hit:
 
 
 def default_hash_length(d: int) -> int:
-    """Active units per code for d-dimensional embeddings: d // 8 clipped to [8, 64]."""
-    return min(64, max(8, d // 8))
+    """Active units per code for d-dimensional embeddings: d // 2 clipped to [8, 256], so
+    codes of d bits (48 bytes for 384-d) with the default task."""
+    return min(256, max(8, d // 2))
 
 
 def check_json(value: Any, name: str) -> None:
@@ -143,12 +144,14 @@ class BioHashStore:
     """
 
     def __init__(self, *, metric: str = "cosine", hash_length: int | None = None,
-                 n_hidden: int | None = None, activity: float = 0.05, k_factor: float = 10.0,
+                 n_hidden: int | None = None, activity: float | None = None,
+                 k_factor: float = 10.0,
                  train_threshold: int | None = None, **index_options: Any):
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         check_real(k_factor, "k_factor", low=1.0)
-        check_real(activity, "activity", low=0.0, high=1.0, low_inclusive=False)
+        if activity is not None:
+            check_real(activity, "activity", low=0.0, high=1.0, low_inclusive=False)
         for value, name in ((hash_length, "hash_length"), (n_hidden, "n_hidden"),
                             (train_threshold, "train_threshold")):
             if value is not None:
@@ -197,8 +200,8 @@ class BioHashStore:
             return cfg["train_threshold"]
         if cfg["n_hidden"] is None and self.hash_length is None:
             return None
-        return max(1000, 2 * (cfg["n_hidden"] or n_hidden_for(self.hash_length,
-                                                               cfg["activity"])))
+        return max(1000, 2 * (cfg["n_hidden"] or n_hidden_for(
+            self.hash_length, cfg["activity"], cfg["index_options"].get("task", "neighbors"))))
 
     @property
     def _index_metric(self) -> str:

@@ -101,8 +101,9 @@ def two_workers(client):
 
 
 def make_index(storage: str, xb: np.ndarray, seed: int = 0) -> BioHashIndex:
+    """Hamming scoring: sharded search ranks by Hamming distance (see dask.py)."""
     index = BioHashIndex(32, 4, n_hidden=64, epochs=3, seed=seed, storage=storage, nlist=4,
-                         nprobe=2)
+                         nprobe=2, scoring="hamming")
     index.train(xb)
     return index
 

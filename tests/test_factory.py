@@ -6,11 +6,11 @@ from biohash_index import BioHashIndex, BioHashIndexRefine, index_factory
 
 
 @pytest.mark.parametrize("description,k,m,storage", [
-    ("BioHash16", 16, 320, "flat"),
+    ("BioHash16", 16, 32, "flat"),
     ("BioHash16_m640", 16, 640, "flat"),
     ("BioHash16_a0.1", 16, 160, "flat"),
     ("BioHash8_a.25", 8, 32, "flat"),
-    ("BioHash16,IVF256", 16, 320, "ivf"),
+    ("BioHash16,IVF256", 16, 32, "ivf"),
     ("BioHash32_m1280, IVF1024", 32, 1280, "ivf"),
 ])
 def test_descriptions(description, k, m, storage):

@@ -111,18 +111,20 @@ def test_reset_keeps_model(index, clustered):
     assert index.storage.ids().tolist() == [0, 1, 2]
 
 
-def test_untrained_index_refuses_to_add_or_search(clustered):
+def test_untrained_index_refuses_to_search(clustered):
+    """(add trains an untrained index: tests/test_neighbors.py)"""
     index = BioHashIndex(32, 4)
     assert not index.is_trained and index.ntotal == 0
-    for call in (lambda: index.add(clustered[0]), lambda: index.search(clustered[0], 1),
-                 lambda: index.sa_encode(clustered[0]),
-                 lambda: index.add_with_ids(clustered[0][:1], [0])):
+    for call in (lambda: index.search(clustered[0], 1), lambda: index.sa_encode(clustered[0]),
+                 lambda: index.range_search(clustered[0], 2)):
         with pytest.raises(RuntimeError, match="train"):
             call()
 
 
 def test_properties():
     index = BioHashIndex(784, 16)
+    assert (index.d, index.hash_length, index.n_hidden, index.code_size) == (784, 16, 32, 4)
+    index = BioHashIndex(784, 16, task="labels")
     assert (index.d, index.hash_length, index.n_hidden, index.code_size) == (784, 16, 320, 40)
     assert BioHashIndex(10, 4, n_hidden=30).code_size == 4
     assert BioHashIndex(10, 4, activity=0.1).n_hidden == 40
@@ -207,7 +209,7 @@ def test_pickle_round_trip_keeps_everything(index, clustered):
 
 def test_ivf_storage_matches_flat_with_all_lists_probed(clustered):
     xb = clustered[0]
-    flat = BioHashIndex(32, 4, n_hidden=64, epochs=5)
+    flat = BioHashIndex(32, 4, n_hidden=64, epochs=5, scoring="hamming")   # IVF: Hamming order
     ivf = BioHashIndex(32, 4, n_hidden=64, epochs=5, storage="ivf", nlist=8, nprobe=8)
     for index in (flat, ivf):
         index.train(xb)

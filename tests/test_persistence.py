@@ -227,7 +227,7 @@ def test_files_are_plain_arrow_and_faiss(flat, tmp_path):
     assert sorted(os.listdir(tmp_path / "a")) == ["BIOHASH_INDEX", "CURRENT", "LOCK", gen.name]
     assert sorted(os.listdir(gen)) == sorted(FILES)
     model = pa.ipc.open_file(str(gen / "model.arrow")).read_all()
-    assert model["format_version"][0].as_py() == 1
+    assert model["format_version"][0].as_py() == 2
     assert model["n_hidden"][0].as_py() == 64 and model["p"][0].as_py() == flat.params.p
     W = np.array(model["weights"][0].as_py(), np.float32)
     np.testing.assert_array_equal(W, flat.model.weights_)
@@ -316,14 +316,14 @@ def test_newer_format_version_is_refused(flat, tmp_path):
     flat.save(tmp_path / "a")
     gen = generation(tmp_path / "a")
     manifest = json.loads((gen / "manifest.json").read_text())
+    manifest["format_version"] = 3
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BioHashFormatError, match="manifest.json.*format version 3"):
+        read_index(tmp_path / "a")
     manifest["format_version"] = 2
     (gen / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BioHashFormatError, match="manifest.json.*format version 2"):
-        read_index(tmp_path / "a")
-    manifest["format_version"] = 1
-    (gen / "manifest.json").write_text(json.dumps(manifest))
-    rewrite(gen, "model.arrow", with_column(gen / "model.arrow", "format_version", 2))
-    with pytest.raises(BioHashFormatError, match="model.arrow.*format version 2"):
+    rewrite(gen, "model.arrow", with_column(gen / "model.arrow", "format_version", 3))
+    with pytest.raises(BioHashFormatError, match="model.arrow.*format version 3"):
         read_index(tmp_path / "a")
 
 

@@ -74,7 +74,7 @@ def test_inverted_follows_adds_and_removals_and_any_popcount():
 def test_index_inverted_storage_equals_flat_and_survives_pickle(trained, clustered):
     xb = clustered[0]
     flat = copy.deepcopy(trained)
-    inv = BioHashIndex(32, 4, n_hidden=64, epochs=5, storage="inverted")
+    inv = BioHashIndex(32, 4, n_hidden=64, epochs=5, task="labels", storage="inverted")
     inv.train(xb)
     np.testing.assert_array_equal(inv.model.weights_, flat.model.weights_)
     for index in (flat, inv):

@@ -23,7 +23,7 @@ def test_exact_then_hashed_search_and_extra(clustered):
     xb = clustered[0][:200]
     store = BioHashStore(train_threshold=150, epochs=5, seed=1)
     store.add(xb[:149], records(149))
-    assert not store.is_hashed and store.hash_length == 8
+    assert not store.is_hashed and store.hash_length == 16
     assert [h.record.id for h in store.search(xb[3], 6)] == exact(xb[:149], xb[3], 6)
     store.add(xb[149:], records(51, 149))
     assert store.is_hashed and store.index.ntotal == 200

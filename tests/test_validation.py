@@ -133,7 +133,7 @@ def test_failed_ivf_train_leaves_index_untrained(clustered):
     (dict(d=8, hash_length=2, p=np.nan), ValueError, "p must be finite"),
     (dict(d=8, hash_length=2, p=0.999), ValueError, "p must be >= 1"),
     (dict(d=8, hash_length=2, n_hidden=10, rank=11), ValueError, "rank"),
-    (dict(d=8, hash_length=2, epochs=0), ValueError, "epochs"),
+    (dict(d=8, hash_length=2, epochs=-1), ValueError, "epochs"),
     (dict(d=8, hash_length=2, batch_size=0), ValueError, "batch_size"),
     (dict(d=8, hash_length=2, seed=-1), ValueError, "seed"),
     (dict(d=8, hash_length=2, learning_rate=np.inf), ValueError, "learning_rate"),

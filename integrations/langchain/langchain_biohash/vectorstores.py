@@ -40,7 +40,7 @@ class BioHashVectorStore(VectorStore):
 
     def __init__(self, embedding: Embeddings, *, metric: str = "cosine",
                  hash_length: int | None = None, n_hidden: int | None = None,
-                 activity: float = 0.05, k_factor: float = 10.0,
+                 activity: float | None = None, k_factor: float = 10.0,
                  train_threshold: int | None = None, **index_options: Any):
         self.embedding = embedding
         self.store = BioHashStore(metric=metric, hash_length=hash_length, n_hidden=n_hidden,

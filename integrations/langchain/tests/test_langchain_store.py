@@ -54,7 +54,7 @@ def test_exact_until_threshold_then_hashed(emb):
         assert [d.id for d in store.similarity_search(f"t{q}", k=8)] == exact_ids(emb, q, 299, 8)
     store.add_texts(["t299"], ids=["id299"])
     assert store.is_hashed and store.index.ntotal == 300 and store.index.base_index.is_trained
-    assert store.index.base_index.hash_length == 8 == default_hash_length(D)
+    assert store.index.base_index.hash_length == 12 == default_hash_length(D)   # D // 2
     recall = np.mean([len(set(d.id for d in store.similarity_search(f"t{q}", k=10))
                           & set(exact_ids(emb, q, 300, 10))) / 10 for q in range(0, 300, 7)])
     assert recall > 0.8, recall
