@@ -32,6 +32,8 @@ all queries), bytes per stored vector, queries per second and train + add second
    drawn to ``--plot`` (one panel per set) when given.
 
 QPS: all queries searched at once, median of 3 timed searches after one warm-up search.
+On a loaded shared machine ``--threads 1`` gives the steadiest QPS (with 2 busy cores,
+OpenMP's waits made a 1.5 ms faiss search take 85 ms). Recall does not depend on threads.
 """
 from __future__ import annotations
 
@@ -273,8 +275,12 @@ def plot(path: str, panels: dict[str, dict[str, list]]) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 7), squeeze=False)
-    for ax, (name, curves) in zip(axes[0], panels.items()):
+    cols = min(2, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 7 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (name, curves) in zip(axes.flat, panels.items()):
         for i, (label, points) in enumerate(curves.items()):
             x, y = zip(*sorted(points))
             ax.plot(x, y, marker="o", color=f"C{i % 10}", label=label,
