@@ -376,7 +376,7 @@ def _verify(data, entry: dict, name: str) -> None:
 def _read_current(root: Path) -> str:
     path = root / CURRENT
     try:
-        gen = _read_bytes(path, limit=MAX_CURRENT_BYTES).decode("ascii").strip()
+        gen = read_regular_file(path, limit=MAX_CURRENT_BYTES).decode("ascii").strip()
     except UnicodeDecodeError as e:
         raise BioHashFormatError(f"{path}: unreadable ({e})") from None
     if not GENERATION.fullmatch(gen):
@@ -397,6 +397,8 @@ def _open_regular(path: Path) -> int:
     link is not followed, and a FIFO or a device is refused without waiting on it."""
     try:
         fd = os.open(path, os.O_RDONLY | SAFE_OPEN)
+    except FileNotFoundError:
+        raise BioHashFormatError(f"{path}: missing") from None
     except OSError as e:
         why = "a symbolic link (not followed)" if e.errno == errno.ELOOP else e.strerror or e
         raise BioHashFormatError(f"{path}: cannot read it ({why})") from None
@@ -417,9 +419,10 @@ def _file_size(fd: int, path: Path, size: int | None, limit: int | None) -> int:
     return have
 
 
-def _read_bytes(path: Path, size: int | None = None, limit: int | None = None) -> bytes:
-    """The bytes of the regular file ``path``, of ``size`` bytes or at most ``limit``: the
-    size is checked before anything is read, and no more than it is read."""
+def read_regular_file(path: Path, size: int | None = None, limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``path`` (not a link, FIFO or device), of ``size`` bytes
+    or at most ``limit``, or a BioHashFormatError naming it: the size is checked before
+    anything is read, and no more than it is read."""
     fd = _open_regular(path)
     try:
         have = _file_size(fd, path, size, limit)
@@ -454,13 +457,13 @@ def _read_generation(gen: Path) -> BioHashIndex:
     codes.faiss is read into private memory, so the bytes faiss parses are the ones whose
     checksum was verified.
     """
-    manifest = _read_bytes(gen / MANIFEST, limit=MAX_MANIFEST_BYTES)
+    manifest = read_regular_file(gen / MANIFEST, limit=MAX_MANIFEST_BYTES)
     entries = _parse_manifest(manifest, str(gen / MANIFEST))
     buffers = {MANIFEST: pa.py_buffer(manifest)}
     for name in FILES:
         size = entries[name]["size"]
         buffers[name] = (_map(gen / name, size) if name.endswith(".arrow")
-                         else pa.py_buffer(_read_bytes(gen / name, size=size)))
+                         else pa.py_buffer(read_regular_file(gen / name, size=size)))
     return decode_files(buffers, str(gen))
 
 
@@ -474,12 +477,17 @@ def _write_file(path: Path, data: bytes) -> None:
 
 
 def write_table_atomic(table: pa.Table, path) -> None:
-    """Write ``table`` as one Arrow IPC file at ``path``, atomically: into a temporary
-    sibling, fsynced, then renamed over ``path``. A failed write leaves the old file intact."""
+    """Write ``table`` as one Arrow IPC file at ``path``, atomically (``write_bytes_atomic``)."""
+    write_bytes_atomic(_ipc_bytes(table), path)
+
+
+def write_bytes_atomic(data: bytes, path) -> None:
+    """Write ``data`` to ``path`` atomically: into a temporary sibling, fsynced, then renamed
+    over ``path``. A failed write leaves the old file intact."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(8)}")
     try:
-        _write_file(tmp, _ipc_bytes(table))
+        _write_file(tmp, data)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:
@@ -600,7 +608,7 @@ def _remove_if_regular(path: Path) -> None:
 # ==================================================================== whose directory
 def _holds_marker(root: Path) -> bool:
     try:
-        return _read_bytes(root / MARKER, limit=len(MARKER_TEXT)) == MARKER_TEXT
+        return read_regular_file(root / MARKER, limit=len(MARKER_TEXT)) == MARKER_TEXT
     except BioHashFormatError:
         return False
 
@@ -613,7 +621,7 @@ def _holds_index(root: Path) -> bool:
         return _holds_marker(root)
     try:
         gen = _generation_dir(root, _read_current(root))
-        manifest = json.loads(_read_bytes(gen / MANIFEST, limit=MAX_MANIFEST_BYTES))
+        manifest = json.loads(read_regular_file(gen / MANIFEST, limit=MAX_MANIFEST_BYTES))
     except (BioHashFormatError, ValueError, RecursionError):
         return False
     return isinstance(manifest, dict) and manifest.get("format") == FORMAT

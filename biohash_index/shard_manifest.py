@@ -30,14 +30,14 @@ import json
 import os
 import re
 import secrets
-import stat
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from .index import BioHashIndex
-from .persistence import BioHashFormatError, deserialize_index, serialize_index
+from .persistence import (BioHashFormatError, deserialize_index, read_regular_file,
+                          serialize_index, write_bytes_atomic)
 
 FORMAT = "biohash-sharded-index"
 FORMAT_VERSION = 1
@@ -46,8 +46,6 @@ TEMPLATE = "template.bhx"
 SHARD_FILE = re.compile(r"shard-[0-9]{6,}-[0-9a-f]{8}\.bhx")
 MAX_MANIFEST_BYTES = 1 << 26   # 64 MiB: some 300,000 shards
 SHA256 = re.compile(r"[0-9a-f]{64}")
-NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # open a link itself (refused), not its target
-NO_BLOCK = getattr(os, "O_NONBLOCK", 0)   # a FIFO opens at once, then is refused
 
 
 def shard_file(serial: int) -> str:
@@ -76,7 +74,7 @@ def model_digest(index: BioHashIndex) -> str:
 def write_shard(index: BioHashIndex, root, name: str) -> dict:
     """Save ``index`` as the file ``root/name`` (atomically); returns its manifest entry."""
     data = serialize_index(index)
-    write_atomic(Path(root) / name, data)
+    write_bytes_atomic(data, Path(root) / name)
     ids = index.storage.ids()
     return {"file": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "ntotal": int(index.ntotal), "min_id": int(ids.min()) if len(ids) else None,
@@ -88,7 +86,7 @@ def read_shard(root, entry: dict, digest: str) -> BioHashIndex:
     that its model digest is ``digest`` and its ntotal the entry's; BioHashFormatError
     naming the file otherwise."""
     path = Path(root) / entry["file"]
-    data = read_file(path, entry["size"])
+    data = read_regular_file(path, size=entry["size"])
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise BioHashFormatError(f"{path}: sha256 checksum differs from the manifest's "
                                  "(damaged, or rebuilt since the manifest was written)")
@@ -104,51 +102,6 @@ def read_shard(root, entry: dict, digest: str) -> BioHashIndex:
         raise BioHashFormatError(f"{path}: holds {index.ntotal} vectors, the manifest says "
                                  f"{entry['ntotal']}")
     return index
-
-
-def read_file(path: Path, size: int) -> bytes:
-    """The ``size`` bytes of the regular file ``path`` (not a link, FIFO or device), or a
-    BioHashFormatError naming it; nothing beyond ``size`` + 1 bytes is read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | NO_FOLLOW | NO_BLOCK)
-    except FileNotFoundError:
-        raise BioHashFormatError(f"{path}: missing") from None
-    except OSError as e:
-        raise BioHashFormatError(f"{path}: cannot open it ({e.strerror or e})") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise BioHashFormatError(f"{path}: not a regular file")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(size + 1)
-    except OSError as e:
-        raise BioHashFormatError(f"{path}: cannot read it ({e.strerror or e})") from None
-    finally:
-        os.close(fd)
-    if len(data) != size:
-        raise BioHashFormatError(f"{path}: {'more than ' if len(data) > size else ''}"
-                                 f"{min(len(data), size)} bytes, the manifest says {size} "
-                                 "(truncated or replaced)")
-    return data
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a fsynced temporary sibling renamed over it: a
-    failed write leaves any previous file intact."""
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(8)}")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        if os.name == "posix":
-            fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------- manifest
@@ -182,7 +135,7 @@ def write_manifest(root, manifest: dict, expected_version: int | None = None) ->
             raise RuntimeError(f"{root / MANIFEST}: changed by another writer since it was "
                                f"read (version {found}, expected {expected_version}); "
                                "reopen the index and try again")
-    write_atomic(root / MANIFEST, json.dumps(manifest, indent=1).encode())
+    write_bytes_atomic(json.dumps(manifest, indent=1).encode(), root / MANIFEST)
 
 
 def read_manifest(root) -> dict:
@@ -190,13 +143,7 @@ def read_manifest(root) -> dict:
     missing or malformed."""
     path = Path(root) / MANIFEST
     try:
-        size = os.stat(path).st_size
-    except FileNotFoundError:
-        raise BioHashFormatError(f"{path}: missing (not a sharded index)") from None
-    if size > MAX_MANIFEST_BYTES:
-        raise BioHashFormatError(f"{path}: too large for a manifest ({size} bytes)")
-    try:
-        manifest = json.loads(read_file(path, size))
+        manifest = json.loads(read_regular_file(path, limit=MAX_MANIFEST_BYTES))
     except (ValueError, RecursionError) as e:
         raise BioHashFormatError(f"{path}: not valid JSON ({e})") from None
     _check_manifest(manifest, path)
