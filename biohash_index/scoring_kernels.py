@@ -21,13 +21,14 @@ def weighted_distances(c, scale, codes, pos):
     c: float32 (nq, m) query inputs less their thresholds; scale: float32 (nq,)
     mean_j |c_j|; codes: uint8 (n, code_size), unit j at bit j % 8 of byte j // 8; pos:
     int64 (nq, K) positions into codes, -1 for none (distance +inf). Each disagreeing bit
-    adds |c_j|, so a code that agrees everywhere is at exactly 0.
+    adds |c_j|, so a code that agrees everywhere is at exactly 0. A query's costs are
+    tabled per 4 units (16 entries each), so a code costs two look-ups per byte.
     """
     nq, K = pos.shape
-    m = c.shape[1]
+    nbytes = (c.shape[1] + 7) // 8
     D = np.empty((nq, K), np.float32)
     for i in prange(nq):
-        row = c[i]
+        T = _nibble_costs(c[i], nbytes)
         for r in range(K):
             p = pos[i, r]
             if p < 0:
@@ -35,9 +36,26 @@ def weighted_distances(c, scale, codes, pos):
                 continue
             code = codes[p]
             s = np.float32(0)
-            for j in range(m):
-                x = row[j]
-                on = (code[j >> 3] >> (j & 7)) & 1
-                s += max(-x, np.float32(0)) if on else max(x, np.float32(0))
+            for b in range(nbytes):
+                v = code[b]
+                s += T[2 * b, v & 15] + T[2 * b + 1, v >> 4]
             D[i, r] = s / scale[i]
     return D
+
+
+@njit(cache=True, nogil=True)
+def _nibble_costs(row, nbytes):
+    """float32 (2 nbytes, 16): T[q, v] = the cost of units 4q .. 4q+3 when their bits are v:
+    |row_j| for each unit whose bit disagrees with the sign of row_j (units past m: 0)."""
+    m = row.shape[0]
+    T = np.zeros((2 * nbytes, 16), np.float32)
+    for q in range(2 * nbytes):
+        for v in range(16):
+            s = np.float32(0)
+            for t in range(4):
+                j = 4 * q + t
+                if j < m:
+                    x = row[j]
+                    s += max(-x, np.float32(0)) if (v >> t) & 1 else max(x, np.float32(0))
+            T[q, v] = s
+    return T
