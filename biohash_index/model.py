@@ -55,14 +55,8 @@ class BioHashParams:
     (standard normal weights, as in Krotov & Hopfield's code); center: subtract the
     training mean from every input.
 
-    Defaults p=1.5 and center=False: on MNIST-10k (benchmarks/mnist_map.py) each adds
-    about 1-2 points of mAP@All at every k over p=2 with centred inputs. Default
-    spread=0.03: with one winner per sample, most of the m = 20 k units get few updates
-    at large k and mAP@All fell from k=32 to k=64; moving the next units of each sample's
-    code too lifts it at k=8..64 by 0.3-3 points (k=64: 54.9 to 57.9, above k=32). At
-    k <= 4 the rule stays Krotov & Hopfield's (the factors fall below MIN_FACTOR). The
-    cost: ANN recall@10 (benchmarks/ann_recall.py) at k=64 is 5-11% lower than with
-    spread=0; a larger spread trades more of it for mAP.
+    The field defaults are those of ``BioHashIndex(task="labels")``; ``index.TASKS`` holds
+    each task's, and the README says how they were chosen.
     """
 
     d: int
