@@ -29,8 +29,9 @@ def _figure(nrows: int = 1):
 def plot_training_stats(stats: Mapping[str, np.ndarray], path, title: str = "") -> None:
     """One panel per statistic (float (epochs,) arrays, e.g. ``model.train_stats_``) against
     the epoch."""
-    if not stats:
-        raise ValueError("no training statistics to plot (the index holds none)")
+    if not any(len(values) for values in stats.values()):
+        raise ValueError("no training statistics to plot (the index holds none: it ran no "
+                         "epochs of the learning rule)")
     fig, axes = _figure(len(stats))
     from matplotlib.ticker import MaxNLocator
     for ax, (name, values) in zip(axes, stats.items()):
