@@ -170,3 +170,12 @@ def test_swap_beats_indexlsh_on_siftsmall():
         equal_bytes = faiss.IndexLSH(128, 8 * bio.code_size)
         equal_bytes.add(xb)
         assert ours >= 0.9 * recall_at_k(equal_bytes.search(xq, 10)[1], gt, 10)
+
+
+def test_training_plot_of_an_index_without_epochs_says_why(trained_neighbors, tmp_path):
+    pytest.importorskip("matplotlib")
+    from biohash_index import plots
+    assert trained_neighbors.params.epochs == 0
+    with pytest.raises(ValueError, match="no epochs of the learning rule"):
+        plots.plot_training_stats(trained_neighbors.model.train_stats_, tmp_path / "p.png")
+    assert not (tmp_path / "p.png").exists()
