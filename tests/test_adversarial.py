@@ -27,24 +27,10 @@ from biohash_index.threads import thread_limit
 
 from .test_persistence import (REPO, assert_same, build, fingerprint, generation,
                                load_in_subprocess, rewrite, with_column)
+from .test_persistence import flat, ivf, xb  # noqa: F401  (the same module-scoped fixtures)
 
 posix = pytest.mark.skipif(os.name != "posix", reason="POSIX file types and flock")
 CHILD_MEMORY = 4 << 30  # bytes of address space for a loading child (importing takes ~2 GiB)
-
-
-@pytest.fixture(scope="module")
-def xb(clustered):
-    return clustered[0]
-
-
-@pytest.fixture(scope="module")
-def flat(xb):
-    return build(xb)
-
-
-@pytest.fixture(scope="module")
-def ivf(xb):
-    return build(xb, storage="ivf")
 
 
 def tree(path: Path) -> dict:
