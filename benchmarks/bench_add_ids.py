@@ -33,7 +33,7 @@ D, HASH_LENGTH, NLIST = 128, 32, 256
 
 
 def trained_index(storage: str) -> BioHashIndex:
-    index = BioHashIndex(D, HASH_LENGTH, storage=storage, nlist=NLIST, epochs=1)
+    index = BioHashIndex(D, HASH_LENGTH, storage=storage, nlist=NLIST, epochs=1, task="labels")
     index.train(synthetic(40 * NLIST, D, seed=1))
     return index
 

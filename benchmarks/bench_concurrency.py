@@ -67,7 +67,7 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     xb = rng.standard_normal((20000, 64)).astype(np.float32)
     xq = rng.standard_normal((2000, 64)).astype(np.float32)
-    index = BioHashIndex(64, 16, epochs=1)
+    index = BioHashIndex(64, 16, epochs=1, task="labels")
     index.train(xb[:5000])
     index.add(xb)
     exclusive = copy.deepcopy(index)

@@ -78,7 +78,7 @@ def main() -> None:
     if any(n % args.block for n in args.sizes):
         ap.error("every size must be a multiple of --block")
 
-    template = BioHashIndex(D_IN, 16, epochs=2)
+    template = BioHashIndex(D_IN, 16, epochs=2, task="labels")
     template.train(make_block(0, 20_000))
     xq = make_block(QUERY_BLOCK, args.nq)
     single = copy.deepcopy(template)

@@ -35,7 +35,8 @@ def biohash_rows(xt, xb, xq, gt, nlist, repeat):
     rows = []
     for storage in ("flat", "inverted", "ivf"):
         t0 = time.perf_counter()
-        index = BioHashIndex(d, 16, n_hidden=320, epochs=20, storage=storage, nlist=nlist)
+        index = BioHashIndex(d, 16, n_hidden=320, epochs=20, storage=storage, nlist=nlist,
+                             task="labels")
         index.train(xt)
         for s in range(0, n, 100_000):
             index.add(xb[s:s + 100_000])

@@ -35,7 +35,7 @@ def rss():
 
 base = rss()
 t0 = time.perf_counter()
-index = BioHashIndex(d, 16, n_hidden=320, epochs=2, storage=storage)
+index = BioHashIndex(d, 16, n_hidden=320, epochs=2, storage=storage, task="labels")
 index.model.train_blocks(blocks)
 t1 = time.perf_counter()
 for xb in blocks():

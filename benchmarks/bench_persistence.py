@@ -34,7 +34,8 @@ def main():
 
     rng = np.random.default_rng(0)
     xb = rng.standard_normal((args.n, args.d)).astype(np.float32)
-    index = BioHashIndex(args.d, args.hash_length, n_hidden=args.n_hidden, epochs=1)
+    index = BioHashIndex(args.d, args.hash_length, n_hidden=args.n_hidden, epochs=1,
+                         task="labels")
     index.train(xb[:5000])
     index.add(xb)
     model, codes = index.model, index.storage.index

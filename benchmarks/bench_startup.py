@@ -31,7 +31,7 @@ import numpy as np
 from biohash_index import BioHashIndex
 x = np.random.default_rng(0).standard_normal((2000, 32)).astype(np.float32)
 for storage in ("flat", "inverted"):
-    index = BioHashIndex(32, 4, n_hidden=64, epochs=1, storage=storage)
+    index = BioHashIndex(32, 4, n_hidden=64, epochs=1, storage=storage, task="labels")
     timed(storage + " train", lambda: index.train(x))
     timed(storage + " add", lambda: index.add(x))
     timed(storage + " search", lambda: index.search(x[:10], 5))

