@@ -243,8 +243,8 @@ def info(args) -> int:
              ("p", "spread", "delta", "rank", "epochs", "batch_size", "learning_rate", "seed",
               "init", "center", "scoring")]
     for name, values in model.train_stats_.items():
-        rows.append((name, f"{len(values)} epochs: first {values[0]:.4g}, last "
-                           f"{values[-1]:.4g}" if len(values) else "0 epochs (weights as initialised)"))
+        rows.append((name, f"{len(values)} epochs: first {values[0]:.4g}, last {values[-1]:.4g}"
+                     if len(values) else "0 epochs (weights as initialised)"))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

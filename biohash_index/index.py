@@ -319,8 +319,9 @@ class BioHashIndex(NotAFaissIndex):
         Hamming distances of the query's unit inputs to the stored codes (``scoring.py``).
         params: this call's faiss search parameters, ``faiss.SearchParametersIVF(nprobe=16)``
         or ``{"nprobe": 16}`` (IVF storage), ``faiss.SearchParameters(sel=selector)`` or
-        ``{"sel": selector}`` (flat and inverted: only the selected ids, in Hamming order); D, I: preallocated
-        float32 / int64 (nq, k) arrays to write the results into, as in faiss.
+        ``{"sel": selector}`` (flat and inverted: only the selected ids, in Hamming order);
+        D, I: preallocated float32 / int64 (nq, k) arrays to write the results into, as in
+        faiss.
         """
         self._require_trained("search")
         xq = check_vectors(xq, self.d, "xq")
