@@ -85,12 +85,14 @@ def reported(method):
 
 
 class BioHashIndex(NotAFaissIndex):
-    """Index of m-bit sparse codes learned with BioHash; a drop-in for ``faiss.IndexLSH``.
+    """Index of m-bit codes with k ones (BioHash); a drop-in for ``faiss.IndexLSH``.
 
     d: input dimension; hash_length: k, active units per code (the ``nbits`` of IndexLSH);
-    n_hidden: m, hidden units (default ``round(k / activity)``); storage: "flat" (exact
-    Hamming search) or "ivf" (``IndexBinaryIVF`` with ``nlist`` clusters learned in ``train``,
-    ``nprobe`` visited per query) or "inverted" (exact, same results as "flat", searched
+    n_hidden: m, hidden units (default ``round(k / activity)``); task: what the index is
+    for, which sets the keywords left at None (``TASKS``: "neighbors", nearest-neighbour
+    search, the default; "labels", retrieval by class); storage: "flat" (exact search) or
+    "ivf" (``IndexBinaryIVF`` with ``nlist`` clusters learned in ``train``, ``nprobe``
+    visited per query, Hamming order) or "inverted" (exact, same results as "flat", searched
     through one posting list per hidden unit: faster for sparse codes, see storage.py);
     n_threads: threads of the numba kernels, faiss searches and numpy's BLAS products in
     each call (None: their current settings); the other keywords are the learning-rule
