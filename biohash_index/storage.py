@@ -88,13 +88,12 @@ class FlatCodeStorage:
         """Nothing to learn for exhaustive search."""
 
     def ids(self) -> np.ndarray:
-        """int64 (ntotal,) ids in storage order."""
-        return faiss.vector_to_array(self.index.id_map).astype(np.int64, copy=False)
+        """int64 (ntotal,) ids in storage order (a copy)."""
+        return self._id_view().copy()
 
     def codes(self) -> np.ndarray:
-        """uint8 (ntotal, code_size) codes in storage order."""
-        inner = faiss.downcast_IndexBinary(self.index.index)
-        return faiss.vector_to_array(inner.xb).reshape(self.ntotal, inner.code_size)
+        """uint8 (ntotal, code_size) codes in storage order (a copy)."""
+        return self.code_view().copy()
 
     def add(self, codes: np.ndarray, ids: np.ndarray) -> None:
         """Store uint8 (n, c) codes under int64 (n,) ids, distinct and new."""
@@ -122,12 +121,19 @@ class FlatCodeStorage:
         return faiss.rev_swig_ptr(inner.xb.data(), self.ntotal * self.code_size).reshape(
             self.ntotal, self.code_size)
 
+    def _id_view(self) -> np.ndarray:
+        """int64 (ntotal,): the stored ids in storage order, without a copy (valid until the
+        next add or removal)."""
+        if self.ntotal == 0:
+            return np.zeros(0, np.int64)
+        return faiss.rev_swig_ptr(self.index.id_map.data(), self.ntotal)
+
     def ids_at(self, pos: np.ndarray) -> np.ndarray:
         """int64 ids at storage positions ``pos`` (any shape), -1 where pos is -1."""
-        if self.ntotal == 0:
+        ids = self._id_view()
+        if len(ids) == 0:
             return np.full(pos.shape, -1, np.int64)
-        ids = faiss.rev_swig_ptr(self.index.id_map.data(), self.ntotal)
-        return np.where(pos < 0, np.int64(-1), ids[np.maximum(pos, 0)]).astype(np.int64)
+        return np.where(pos < 0, np.int64(-1), ids[np.maximum(pos, 0)])
 
     def remove_ids(self, ids: np.ndarray) -> int:
         removed = int(self.index.remove_ids(ids))
