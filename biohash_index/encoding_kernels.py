@@ -1,13 +1,13 @@
 """Numba kernels that turn hidden-unit inputs into packed sparse binary codes.
 
-A code has one bit per hidden unit, set for the k units with the largest input (ties go to
-the lower unit index). Bits are packed little-endian like faiss binary codes: unit j is
+A code has one bit per hidden unit, set for the n_active units with the largest input (ties
+go to the lower unit index); n_active is the hash length. Bits are packed little-endian like faiss binary codes: unit j is
 bit (j % 8) of byte (j // 8).
 
 Selection per row, exact whatever the data: a threshold from the row's mean and standard
-deviation keeps about 2k candidates (the Gaussian quantile; lowered until at least k pass),
-then a quickselect on the candidates finds the k-th largest value, and unless units tied
-with it must be split, the code is the bits of row >= k-th. The two passes over the m
+deviation keeps about 2 n_active candidates (the Gaussian quantile; lowered until at least
+n_active pass), then a quickselect on the candidates finds the n_active-th largest value, the
+cut, and unless units tied with it must be split, the code is the bits of row >= cut. The two passes over the m
 inputs compare 8 at a time (``simd``); nothing in them branches on the data.
 """
 import functools
@@ -19,24 +19,26 @@ from numba import njit
 from .simd import compress8, ge_mask8
 
 
-def top_k_codes(tot: np.ndarray, k: int, code_size: int, bias: np.ndarray | None = None):
-    """Pack the top-k units of each row of ``tot - bias`` into binary codes.
+def top_k_codes(tot: np.ndarray, n_active: int, code_size: int,
+                bias: np.ndarray | None = None):
+    """Pack the top n_active units of each row of ``tot - bias`` into binary codes.
 
     tot: float32 (n, m) hidden-unit inputs; bias: float32 (m,) subtracted on the fly
-    (None: zeros). Returns uint8 (n, code_size) with exactly k bits set per row (a NaN
-    input counts as the smallest value). Runs on the calling thread, without the GIL.
+    (None: zeros). Returns uint8 (n, code_size) with exactly n_active bits set per row (a
+    NaN input counts as the smallest value). Runs on the calling thread, without the GIL.
     """
-    return _top_k_codes(tot, bias, k, code_size, _threshold_z(k, tot.shape[1]))
+    return _top_k_codes(tot, bias, n_active, code_size, _threshold_z(n_active, tot.shape[1]))
 
 
 @functools.lru_cache(maxsize=64)
-def _threshold_z(k: int, m: int) -> np.float32:
-    """z such that about 2k of m normal values exceed mean + z * sd: the first threshold."""
-    return np.float32(NormalDist().inv_cdf(1 - min(0.5, 2 * k / m)))
+def _threshold_z(n_active: int, m: int) -> np.float32:
+    """z such that about 2 n_active of m normal values exceed mean + z * sd: the first
+    threshold."""
+    return np.float32(NormalDist().inv_cdf(1 - min(0.5, 2 * n_active / m)))
 
 
 @njit(cache=True, nogil=True)
-def _top_k_codes(tot, bias, k, code_size, z):
+def _top_k_codes(tot, bias, n_active, code_size, z):
     n, m = tot.shape
     codes = np.zeros((n, code_size), np.uint8)
     v = np.empty(m, tot.dtype)
@@ -45,13 +47,13 @@ def _top_k_codes(tot, bias, k, code_size, z):
     b = np.empty(m, tot.dtype)
     w = np.empty(m, tot.dtype)
     for i in range(n):
-        _select_row(tot[i], bias, k, z, v, cand, a, b, w, codes[i])
+        _select_row(tot[i], bias, n_active, z, v, cand, a, b, w, codes[i])
     return codes
 
 
 @njit(cache=True, nogil=True)
-def _select_row(row, bias, k, z, v, cand, a, b, w, code):
-    """Set the bits of the k largest ``row - bias`` in ``code`` (zeros on entry).
+def _select_row(row, bias, n_active, z, v, cand, a, b, w, code):
+    """Set the bits of the n_active largest ``row - bias`` in ``code`` (zeros on entry).
 
     v, a, b, w: float32 scratch (m,); cand: int32 scratch (m + 8,).
     """
@@ -63,7 +65,7 @@ def _select_row(row, bias, k, z, v, cand, a, b, w, code):
     t = np.float32(mu + z * sd)
     while True:  # candidates: the units with row >= t, in unit order
         c = _candidates(row, t, cand)
-        if c >= k:
+        if c >= n_active:
             break
         if t == -np.inf:  # only NaN falls short of -inf: rank it below everything
             for j in range(row.shape[0]):
@@ -73,20 +75,20 @@ def _select_row(row, bias, k, z, v, cand, a, b, w, code):
         t = lower if lower < t else np.float32(-np.inf)  # -inf takes every unit
     for i in range(c):
         a[i] = w[i] = row[cand[i]]
-    kth = _kth_largest(a, b, c, k - 1)
+    cut = _kth_largest(a, b, c, n_active - 1)
     n_gt = 0
     n_ge = 0
     for i in range(c):
-        n_gt += w[i] > kth
-        n_ge += w[i] >= kth
-    if n_ge == k:  # no unit tied with the k-th is left out: the code is row >= kth
-        _pack_ge(row, kth, code)
+        n_gt += w[i] > cut
+        n_ge += w[i] >= cut
+    if n_ge == n_active:  # no unit tied with the cut is left out: the code is row >= cut
+        _pack_ge(row, cut, code)
         return
-    n_eq = k - n_gt  # units equal to kth that still fit, lowest units first
+    n_eq = n_active - n_gt  # units equal to the cut that still fit, lowest units first
     for i in range(c):
         u = cand[i]
-        eq = w[i] == kth
-        take = (w[i] > kth) | (eq & (n_eq > 0))
+        eq = w[i] == cut
+        take = (w[i] > cut) | (eq & (n_eq > 0))
         n_eq -= eq
         code[u >> 3] |= np.uint8(take << (u & 7))
 
