@@ -7,6 +7,7 @@ distances between m-bit codes with k ones each, so they are even numbers in [0, 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import time
 
@@ -15,7 +16,8 @@ import numpy as np
 
 from .faiss_compat import NotAFaissIndex, result_arrays, search_params, selected_ids
 from .locking import LockPerInstance, reads, writes
-from .model import BioHashModel, BioHashParams
+from .model import HYPERPARAMETERS, BioHashModel, BioHashParams, task_params
+from .model import TASKS, n_hidden_for  # noqa: F401 (still imported from here)
 from .scoring import rerank, shortlist_size
 from .storage import (FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, pad_codes,
                       padded_code_size)
@@ -27,27 +29,23 @@ from .validation import (MAX_ID, check_ids, check_k, check_n_threads, check_new_
 log = logging.getLogger(__name__)
 MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max
 STORAGES = ("flat", "ivf", "inverted")
-# Defaults by what the index is for (``task``); a keyword given explicitly wins.
-# "neighbors": nearest-neighbour search (the IndexLSH swap, RAG): half the units active,
-#   centred inputs, orthogonal initial weights, asymmetric scoring (benchmarks/ann_text.py).
-# "labels": retrieval by content class (the BioHash paper's MNIST protocol): sparse codes,
-#   the rule tuned on MNIST (benchmarks/mnist_map.py), Hamming scoring.
-TASKS = {
-    "neighbors": dict(activity=0.5, p=2.0, spread=0.0, delta=0.0, epochs=0, init="orthogonal",
-                      center=True, scoring="asymmetric"),
-    "labels": dict(activity=0.05, p=1.5, spread=0.03, delta=0.0, epochs=None, init="sample",
-                   center=False, scoring="hamming"),
-}
 
 
-def n_hidden_for(hash_length: int, activity: float | None = None,
-                 task: str = "neighbors") -> int:
-    """m = round(k / activity): the number of hidden units for a hash length and activity
-    (None: the task's)."""
-    if activity is None:
-        activity = TASKS[task]["activity"]
-    check_real(activity, "activity", low=0.0, high=1.0, low_inclusive=False)
-    return max(hash_length + 1, int(round(hash_length / activity)))
+def with_hyperparameter_keywords(init):
+    """Give ``init`` (which takes ``**hyperparameters``) the signature that lists every
+    hyperparameter of ``BioHashParams`` as a keyword after ``task``, with its default (None:
+    the task's), for ``help``, IDEs and ``inspect.signature``."""
+    sig = inspect.signature(init)
+    params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    at = [p.name for p in params].index("task") + 1
+    params[at:at] = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                          default=None if f.metadata["tasks"] else f.default,
+                          annotation=f.type if not f.metadata["tasks"] or "None" in f.type
+                          else f"{f.type} | None")
+        for f in HYPERPARAMETERS]
+    init.__signature__ = sig.replace(parameters=params)
+    return init
 
 
 def make_storage(kind: str, nbits: int, nlist: int, nprobe: int):
@@ -109,27 +107,12 @@ class BioHashIndex(NotAFaissIndex):
     _lock = LockPerInstance()   # made on first use, however the index was made; not pickled
     _verbose = False
 
+    @with_hyperparameter_keywords
     def __init__(self, d: int, hash_length: int, n_hidden: int | None = None,
                  activity: float | None = None, *, task: str = "neighbors",
-                 p: float | None = None, spread: float | None = None,
-                 delta: float | None = None, rank: int = 2, epochs: int | None = None,
-                 batch_size: int = 200, learning_rate: float = 0.04, seed: int = 0,
-                 init: str | None = None, center: bool | None = None,
-                 scoring: str | None = None, storage: str = "flat", nlist: int = 256,
-                 nprobe: int = 8, n_threads: int | None = None):
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {tuple(TASKS)}, got {task!r}")
-        given = dict(activity=activity, p=p, spread=spread, delta=delta, epochs=epochs,
-                     init=init, center=center, scoring=scoring)
-        hyper = {name: TASKS[task][name] if value is None else value
-                 for name, value in given.items()}
-        hash_length = check_positive_int(hash_length, "hash_length")
-        activity = hyper.pop("activity")
-        if n_hidden is None:
-            n_hidden = n_hidden_for(hash_length, activity)
-        params = BioHashParams(d=d, hash_length=hash_length, n_hidden=n_hidden, rank=rank,
-                               batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                               **hyper)
+                 storage: str = "flat", nlist: int = 256, nprobe: int = 8,
+                 n_threads: int | None = None, **hyperparameters):
+        params = task_params(task, d, hash_length, n_hidden, activity, **hyperparameters)
         self._setup(params, storage, nlist, nprobe, n_threads)
 
     @classmethod

@@ -1,8 +1,9 @@
 """The BioHash model: a sparse expansive layer learned with the Krotov-Hopfield rule.
 
-``BioHashModel`` owns the hyperparameters (``BioHashParams``), the learned state
-(``mean_``, ``weights_``, ``train_stats_``) and the two operations on it: ``train`` and
-``encode``. It knows nothing of ids or storage; ``BioHashIndex`` builds on it.
+``BioHashParams`` declares every hyperparameter once (constraint, help text, default by
+task: ``TASKS``). ``BioHashModel`` owns the hyperparameters, the learned state (``mean_``,
+``weights_``, ``train_stats_``) and the two operations on it: ``train`` and ``encode``. It
+knows nothing of ids or storage; ``BioHashIndex`` builds on it.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numba
 import numpy as np
@@ -37,66 +38,119 @@ def encode_block_rows(n_hidden: int) -> int:
     return max(64, ENCODE_BYTES // (4 * n_hidden))
 
 
+# ---------------------------------------------------------------- hyperparameter declarations
+# Each hyperparameter is declared once, as a field of BioHashParams: its constraint, help text
+# and default, or its default for each task where the tasks differ. BioHashIndex's keywords,
+# the task presets (TASKS) and the command line's options are derived from the declarations.
+@dataclass(frozen=True)
+class Int:
+    """An integer in [minimum, INT64_MAX] (every int is saved as an int64); None if optional."""
+    minimum: int = 1
+    optional: bool = False
+
+    def check(self, value, name: str) -> None:
+        if value is not None or not self.optional:
+            check_positive_int(value, name, minimum=self.minimum, maximum=INT64_MAX)
+
+
+@dataclass(frozen=True)
+class Real:
+    """A finite real number >= low (> low if not inclusive)."""
+    low: float
+    inclusive: bool = True
+
+    def check(self, value, name: str) -> None:
+        check_real(value, name, low=self.low, low_inclusive=self.inclusive)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a few values."""
+    values: tuple
+
+    def check(self, value, name: str) -> None:
+        if value not in self.values:
+            raise ValueError(f"{name} must be one of {self.values}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Bool:
+    """A bool (numpy's too)."""
+
+    def check(self, value, name: str) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+
+
+# What an index is for (``BioHashIndex(task=...)``) and its activity, hash_length / n_hidden:
+# "neighbors": nearest-neighbour search (the IndexLSH swap, RAG): half the units active,
+#   centred inputs, orthogonal initial weights, asymmetric scoring (benchmarks/ann_text.py).
+# "labels": retrieval by content class (the BioHash paper's MNIST protocol): sparse codes,
+#   the rule tuned on MNIST (benchmarks/mnist_map.py), Hamming scoring.
+ACTIVITY = {"neighbors": 0.5, "labels": 0.05}
+PARAMS_TASK = "labels"  # the task whose defaults are BioHashParams's own
+
+
+def hyperparameter(constraint, help: str, default=dataclasses.MISSING, tasks: dict | None = None):
+    """A BioHashParams field: its constraint, help text and default, or ``tasks``, its
+    default for each task (the field's own default is that of PARAMS_TASK)."""
+    if tasks is not None:
+        default = tasks[PARAMS_TASK]
+    return dataclasses.field(default=default,
+                             metadata={"constraint": constraint, "help": help, "tasks": tasks})
+
+
 @dataclass(frozen=True)
 class BioHashParams:
     """Hyperparameters of a BioHash model, validated once at construction.
 
-    d: input dimension; hash_length: k, the number of active units per code;
-    n_hidden: m, the number of hidden units (m > k); p: the Lebesgue norm of the rule
-    (>= 1); spread: the Hebbian term moves each sample's top units, the unit at rank
-    r = 1..k with factor exp(-(r - 1) / (spread * k)) where that is >= MIN_FACTOR (0: only
-    the top unit, the rule of Krotov & Hopfield); delta: strength of the anti-Hebbian push
-    on the unit at ``rank``; rank: r >= 2;
-    epochs: passes of the plasticity rule over the training set (None: chosen from m and
-    n, see ``auto_epochs``; 0: none, the weights keep their initial values and training
-    learns the mean only);
-    batch_size, learning_rate (initial, annealed linearly to 0), seed; init: "sample"
-    (weights start at random training vectors, on the unit p-sphere) or "gaussian"
-    (standard normal weights, as in Krotov & Hopfield's code); center: subtract the
-    training mean from every input.
-
-    The field defaults are those of ``BioHashIndex(task="labels")``; ``index.TASKS`` holds
-    each task's, and the README says how they were chosen.
+    Each field declares its constraint, help text and default (by task where they differ,
+    ``TASKS``); d, hash_length and n_hidden have none. To add a hyperparameter, declare it
+    here and use it in ``BioHashModel``: ``BioHashIndex``'s keywords, the task presets, the
+    command line's options and the saved file follow. The README says how the defaults were
+    chosen.
     """
 
-    d: int
-    hash_length: int
-    n_hidden: int
-    p: float = 1.5
-    spread: float = 0.03
-    delta: float = 0.0
-    rank: int = 2
-    epochs: int | None = None
-    batch_size: int = 200
-    learning_rate: float = 0.04
-    seed: int = 0
-    init: str = "sample"
-    center: bool = False
-    scoring: str = "hamming"
+    d: int = hyperparameter(Int(), "input dimension")
+    hash_length: int = hyperparameter(Int(), "the number of active units per code")
+    n_hidden: int = hyperparameter(Int(), "the number of hidden units (> hash_length)")
+    p: float = hyperparameter(Real(1.0), "Lebesgue norm of the learning rule",
+                              tasks={"neighbors": 2.0, "labels": 1.5})
+    spread: float = hyperparameter(
+        Real(0.0), "Hebbian factor exp(-(r-1)/(spread hash_length)) on the unit at rank r <= "
+        f"hash_length, where that is >= {MIN_FACTOR:g} (0: top unit only, the rule of Krotov "
+        "& Hopfield)",
+        tasks={"neighbors": 0.0, "labels": 0.03})
+    delta: float = hyperparameter(Real(0.0), "anti-Hebbian strength, on the unit at rank",
+                                  tasks={"neighbors": 0.0, "labels": 0.0})
+    rank: int = hyperparameter(Int(2), "rank of the anti-Hebbian unit", 2)
+    epochs: int | None = hyperparameter(
+        Int(0, optional=True), "training epochs: passes of the rule over the training set "
+        "(0: none, training learns the mean only; None: chosen from n_hidden and the number "
+        "of training vectors, auto_epochs)",
+        tasks={"neighbors": 0, "labels": None})
+    batch_size: int = hyperparameter(Int(), "training vectors per update of the rule", 200)
+    learning_rate: float = hyperparameter(Real(0.0, inclusive=False),
+                                          "initial learning rate, annealed linearly to 0", 0.04)
+    seed: int = hyperparameter(Int(0), "seed of the random initial weights and shuffles", 0)
+    init: str = hyperparameter(
+        OneOf(INITS), "initial weights: random training vectors on the unit p-sphere (sample), "
+        "standard normal as in Krotov & Hopfield's code (gaussian), or random rotations "
+        "(orthogonal)", tasks={"neighbors": "orthogonal", "labels": "sample"})
+    center: bool = hyperparameter(Bool(), "subtract the training mean from every input",
+                                  tasks={"neighbors": True, "labels": False})
+    scoring: str = hyperparameter(
+        OneOf(SCORINGS), "rank by Hamming or weighted (asymmetric) Hamming distance",
+        tasks={"neighbors": "asymmetric", "labels": "hamming"})
 
     def __post_init__(self):
-        check_positive_int(self.d, "d", maximum=INT64_MAX)  # every int is saved as an int64
-        k = check_positive_int(self.hash_length, "hash_length", maximum=INT64_MAX)
-        m = check_positive_int(self.n_hidden, "n_hidden", maximum=INT64_MAX)
-        if k >= m:
-            raise ValueError(f"hash_length ({k}) must be smaller than n_hidden ({m})")
-        check_real(self.p, "p", low=1.0)
-        check_real(self.spread, "spread", low=0.0)
-        check_real(self.delta, "delta", low=0.0)
-        r = check_positive_int(self.rank, "rank", minimum=2, maximum=INT64_MAX)
-        if r > m:
-            raise ValueError(f"rank ({r}) must be <= n_hidden ({m})")
-        if self.epochs is not None:
-            check_positive_int(self.epochs, "epochs", minimum=0, maximum=INT64_MAX)
-        check_positive_int(self.batch_size, "batch_size", maximum=INT64_MAX)
-        check_real(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
-        check_positive_int(self.seed, "seed", minimum=0, maximum=INT64_MAX)
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        if not isinstance(self.center, (bool, np.bool_)):
-            raise TypeError(f"center must be a bool, got {type(self.center).__name__}")
-        if self.scoring not in SCORINGS:
-            raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}")
+        for f in dataclasses.fields(self):
+            f.metadata["constraint"].check(getattr(self, f.name), f.name)
+        if self.hash_length >= self.n_hidden:
+            raise ValueError(f"hash_length ({self.hash_length}) must be smaller than n_hidden "
+                             f"({self.n_hidden})")
+        if self.rank > self.n_hidden:
+            raise ValueError(f"rank ({self.rank}) must be <= n_hidden ({self.n_hidden})")
 
     @property
     def code_size(self) -> int:
@@ -115,6 +169,48 @@ class BioHashParams:
 
     def replace(self, **changes) -> "BioHashParams":
         return dataclasses.replace(self, **changes)
+
+
+# the hyperparameters proper: every field but d, hash_length and n_hidden
+HYPERPARAMETERS = tuple(f for f in dataclasses.fields(BioHashParams)
+                        if f.default is not dataclasses.MISSING)
+# each task's activity and the defaults of the hyperparameters declared per task
+TASKS = {task: {"activity": activity, **{f.name: f.metadata["tasks"][task]
+                                          for f in HYPERPARAMETERS if f.metadata["tasks"]}}
+         for task, activity in ACTIVITY.items()}
+
+
+def n_hidden_for(hash_length: int, activity: float | None = None,
+                 task: str = "neighbors") -> int:
+    """round(hash_length / activity): the number of hidden units for a hash length and
+    activity (None: the task's)."""
+    if activity is None:
+        activity = TASKS[task]["activity"]
+    check_real(activity, "activity", low=0.0, high=1.0, low_inclusive=False)
+    return max(hash_length + 1, int(round(hash_length / activity)))
+
+
+def task_params(task: str, d: int, hash_length: int, n_hidden: int | None = None,
+                activity: float | None = None, **hyperparameters) -> BioHashParams:
+    """The hyperparameters of ``BioHashIndex(d, hash_length, n_hidden, activity, task=task,
+    **hyperparameters)``: those declared per task and left at None take the task's default,
+    n_hidden None is ``n_hidden_for(hash_length, activity)``. An unknown keyword raises a
+    TypeError naming it."""
+    names = [f.name for f in HYPERPARAMETERS]
+    for name in hyperparameters:
+        if name not in names:
+            raise TypeError(f"unexpected keyword argument {name!r}; the hyperparameters are "
+                            f"{', '.join(names)}")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {tuple(TASKS)}, got {task!r}")
+    preset = TASKS[task]
+    hyper = {f.name: preset[f.name] for f in HYPERPARAMETERS if f.metadata["tasks"]}
+    hyper.update((name, value) for name, value in hyperparameters.items()
+                 if value is not None or name not in preset)
+    hash_length = check_positive_int(hash_length, "hash_length")
+    if n_hidden is None:
+        n_hidden = n_hidden_for(hash_length, preset["activity"] if activity is None else activity)
+    return BioHashParams(d=d, hash_length=hash_length, n_hidden=n_hidden, **hyper)
 
 
 def auto_epochs(n_hidden: int, n_train: int, d: int) -> int:

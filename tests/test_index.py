@@ -1,10 +1,13 @@
 """BioHashIndex: the faiss IndexLSH API and its conventions."""
 import copy
+import dataclasses
+import inspect
 
 import numpy as np
 import pytest
 
-from biohash_index import BioHashIndex
+from biohash_index import BioHashIndex, BioHashParams
+from biohash_index.model import HYPERPARAMETERS, TASKS, Bool, OneOf
 
 SENTINEL = np.float32(2**31 - 1)
 
@@ -192,6 +195,49 @@ def test_train_needs_vectors():
 def test_bad_hyperparameters(kwargs, word):
     with pytest.raises(ValueError, match=word):
         BioHashIndex(**kwargs)
+
+
+def changed_value(f, value):
+    """A valid value of hyperparameter field f other than ``value``."""
+    constraint = f.metadata["constraint"]
+    if isinstance(constraint, OneOf):
+        return next(v for v in constraint.values if v != value)
+    if isinstance(constraint, Bool):
+        return not value
+    return (value or 0) + 1
+
+
+def test_hyperparameters_are_declared_once():
+    """BioHashIndex's keywords are BioHashParams's fields: each hyperparameter is a keyword
+    with the field's default, or None where the tasks set it, and reaches the params."""
+    keywords = inspect.signature(BioHashIndex).parameters
+    names = [f.name for f in dataclasses.fields(BioHashParams)]
+    assert [f.name for f in HYPERPARAMETERS] == names[3:]
+    assert list(keywords)[:3] == names[:3] == ["d", "hash_length", "n_hidden"]
+    for f in HYPERPARAMETERS:
+        kw = keywords[f.name]
+        tasks = f.metadata["tasks"]
+        assert kw.kind is kw.KEYWORD_ONLY and kw.default == (None if tasks else f.default)
+        assert f.metadata["help"]
+        for task in TASKS:
+            value = getattr(BioHashIndex(32, 4, task=task).params, f.name)
+            assert value == (tasks[task] if tasks else f.default)
+            assert TASKS[task].get(f.name, value) == value
+            other = changed_value(f, value)
+            assert getattr(BioHashIndex(32, 4, task=task, **{f.name: other}).params,
+                           f.name) == other
+        with pytest.raises((TypeError, ValueError), match=f"^{f.name} must be"):
+            BioHashIndex(32, 4, **{f.name: "x"})
+        with pytest.raises((TypeError, ValueError), match=f"^{f.name} must be"):
+            BioHashParams(32, 4, 64, **{f.name: "x"})
+    assert BioHashParams(32, 4, 80) == BioHashIndex(32, 4, task="labels").params
+
+
+def test_unknown_keyword_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match="'spred'.*spread, delta"):
+        BioHashIndex(32, 4, spred=0.1)
+    with pytest.raises(TypeError, match="'nbits'"):
+        BioHashIndex(32, 4, task="labels", nbits=8)
 
 
 def test_pickle_round_trip_keeps_everything(index, clustered):
