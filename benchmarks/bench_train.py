@@ -4,8 +4,8 @@
 
 Per configuration (n training vectors, d, m hidden units, k = m / 20, batch 100, p, delta,
 spread) it times:
-- ours: ``BioHashModel._run_epoch`` over the mini-batches of one epoch;
-- prep: making those batches (shuffle, centre, normalise: ``BioHashModel._batches``), which
+- ours: ``BioHashModel.epoch`` over the mini-batches of one epoch;
+- prep: making those batches (shuffle, centre, normalise: ``BioHashModel.batches``), which
   training repeats each epoch; reported apart because every method below takes the same
   prepared batches;
 - matmul: numpy ``X_b @ W.T`` for the same batches, the products the epoch cannot avoid,
@@ -54,17 +54,15 @@ def bench(x, m, p, delta, spread, repeat):
     prm = BioHashParams(d=d, hash_length=max(1, m // 20), n_hidden=m, p=p, delta=delta,
                         spread=spread, epochs=1, batch_size=100, seed=0)  # the notebook's batch
     model = BioHashModel(prm)
-    rng = np.random.default_rng(0)
-    _, mean, sample = model._first_pass(lambda: (x,), rng)
-    W0 = model._init_weights(model._prepare(sample, mean), rng)
-    batches = list(model._batches(lambda: (x,), mean, np.random.default_rng(1)))
+    _, mean, W0 = model.init_weights(lambda: (x,), np.random.default_rng(0))
+    batches = list(model.batches(lambda: (x,), mean, np.random.default_rng(1)))
     lr, g = prm.learning_rate, prm.rank_factors()
 
     def ours():
-        model._run_epoch(W0.copy(), iter(batches), lr)
+        model.epoch(W0.copy(), iter(batches), lr, n)
 
     def prep():
-        for _ in model._batches(lambda: (x,), mean, np.random.default_rng(1)):
+        for _ in model.batches(lambda: (x,), mean, np.random.default_rng(1)):
             pass
 
     def matmul():
@@ -100,7 +98,7 @@ def step_check(model, W0, batches, p, g, lr):
         ref = np.argsort(-tot64, axis=1, kind="stable")[:, :len(g)]
         top = rank_units(xb @ p_weights(W, p).T, len(g))
         kh_epoch(W64, [xb.astype(np.float64)], p, g, lr)
-        model._run_epoch(W, iter([xb]), lr)
+        model.epoch(W, iter([xb]), lr, len(xb))
         b, r = np.nonzero(top != ref)
         if len(b):
             swaps += len(b)

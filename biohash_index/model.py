@@ -293,21 +293,18 @@ class BioHashModel:
         training set and yields validated float32 (n_i, d) arrays.
 
         Memory is bounded by the largest block: one pass finds the mean and the initial
-        weights, then each epoch is one pass, shuffling rows within each block (a single
-        block, as ``train`` gives, is a full shuffle).
+        weights (``init_weights``), then each epoch (``epoch``) is one pass, shuffling rows
+        within each block (``batches``; a single block, as ``train`` gives, is a full shuffle).
         """
         prm = self.params
         rng = np.random.default_rng(prm.seed)
-        n, mean, sample = self._first_pass(blocks, rng)
-        if n == 0:
-            raise ValueError("the training data holds no vectors")
-        W = self._init_weights(self._prepare(sample, mean), rng)
+        n, mean, W = self.init_weights(blocks, rng)
         epochs = auto_epochs(prm.n_hidden, n, prm.d) if prm.epochs is None else prm.epochs
         win_frac = np.zeros(epochs, np.float64)
         norm_err = np.zeros(epochs, np.float64)
         for ep in progress(range(epochs), "training", "epoch"):
             lr = prm.learning_rate * (1.0 - ep / epochs)
-            win_frac[ep] = self._run_epoch(W, self._batches(blocks, mean, rng), lr, n)
+            win_frac[ep] = self.epoch(W, self.batches(blocks, mean, rng), lr, n)
             norms = np.einsum("ij,ij->i", W, p_weights(W, prm.p), dtype=np.float64)  # |W|^p
             norm_err[ep] = np.abs(norms ** (1 / prm.p) - 1.0).max()
         log.info("trained %d epochs on %d vectors; units that won in the last epoch: %s",
@@ -316,6 +313,42 @@ class BioHashModel:
         self.train_stats_ = {"won_fraction": win_frac, "max_norm_error": norm_err}
         self._proj = None
         return self
+
+    # The steps of training, public for benchmarks/bench_train.py, which times one epoch:
+    # ``n, mean, W = model.init_weights(blocks, rng)``, then
+    # ``model.epoch(W, model.batches(blocks, mean, rng), lr, n)`` for each epoch.
+    def init_weights(self, blocks: Callable[[], Iterable[np.ndarray]],
+                     rng: np.random.Generator) -> tuple[int, np.ndarray, np.ndarray]:
+        """One pass over the training data (``blocks()`` as in ``train_blocks``): n, the
+        number of vectors; mean, float32 (d,), the training mean if ``center`` else zeros;
+        W, float32 (m, d), the initial weights."""
+        n, mean, sample = self._first_pass(blocks, rng)
+        if n == 0:
+            raise ValueError("the training data holds no vectors")
+        return n, mean, self._initial_weights(self._prepare(sample, mean), rng)
+
+    def batches(self, blocks: Callable[[], Iterable[np.ndarray]], mean: np.ndarray,
+                rng: np.random.Generator) -> Iterator[np.ndarray]:
+        """Mini-batches of one epoch, float32 (<= batch_size, d): rows prepared as
+        ``_prepare`` says, shuffled within each block."""
+        for xb in blocks():
+            xb = self._prepare(xb, mean)[rng.permutation(len(xb))]
+            for s in range(0, len(xb), self.params.batch_size):
+                yield xb[s:s + self.params.batch_size]
+
+    def epoch(self, W: np.ndarray, batches: Iterable[np.ndarray], lr: float, n: int) -> float:
+        """One pass of the plasticity rule over ``batches`` of n vectors in all, updating
+        the float32 (m, d) weights W in place; returns the fraction of units that won."""
+        prm = self.params
+        won = np.zeros(prm.n_hidden, bool)
+        g = prm.rank_factors()
+        Wp = p_weights(W, prm.p)  # W itself for p = 2; else kept in step with W, row by row
+        rows = min(prm.batch_size, n)  # no batch is larger
+        buf = np.empty((rows, prm.n_hidden), np.float32)  # reused: no page faults
+        for xb in batches:
+            tot = np.matmul(xb, Wp.T, out=buf[:len(xb)])
+            learn_batch(W, Wp, xb, tot, g, prm.p, lr, won)
+        return float(won.mean())
 
     def _first_pass(self, blocks, rng):
         """Count, mean and a uniform sample of up to n_hidden rows (smallest random keys)."""
@@ -329,13 +362,6 @@ class BioHashModel:
                 sample.add(xb, rng)
         mean = (total / max(n, 1)).astype(np.float32) if prm.center else np.zeros(prm.d, np.float32)
         return n, mean, sample.rows
-
-    def _batches(self, blocks, mean, rng):
-        """Mini-batches of one epoch: prepared rows, shuffled within each block."""
-        for xb in blocks():
-            xb = self._prepare(xb, mean)[rng.permutation(len(xb))]
-            for s in range(0, len(xb), self.params.batch_size):
-                yield xb[s:s + self.params.batch_size]
 
     def _prepare(self, x: np.ndarray, mean: np.ndarray) -> np.ndarray:
         """Training vectors (centred if ``center``) scaled to unit L2 norm, so each sample
@@ -353,7 +379,7 @@ class BioHashModel:
         norms[norms == 0] = 1.0
         return (xt / norms).astype(np.float32)
 
-    def _init_weights(self, sample: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _initial_weights(self, sample: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Initial (m, d) weights: prepared training rows plus a little noise (repeated if
         fewer rows than units), standard normal, or orthonormal in blocks of d rows."""
         prm = self.params
@@ -366,29 +392,15 @@ class BioHashModel:
             return p_normalize(orthonormal_rows(m, prm.d, rng), prm.p)
         return rng.standard_normal((m, prm.d)).astype(np.float32)  # as Krotov & Hopfield
 
-    def _run_epoch(self, W: np.ndarray, batches: Iterable[np.ndarray], lr: float,
-                   n: int) -> float:
-        """One pass of the plasticity rule over ``batches`` of n vectors in all; returns the
-        fraction of units that won."""
-        prm = self.params
-        won = np.zeros(prm.n_hidden, bool)
-        g = prm.rank_factors()
-        Wp = p_weights(W, prm.p)  # W itself for p = 2; else kept in step with W, row by row
-        rows = min(prm.batch_size, n)  # no batch is larger
-        buf = np.empty((rows, prm.n_hidden), np.float32)  # reused: no page faults
-        for xb in batches:
-            tot = np.matmul(xb, Wp.T, out=buf[:len(xb)])
-            learn_batch(W, Wp, xb, tot, g, prm.p, lr, won)
-        return float(won.mean())
-
     # ---------------------------------------------------------------- encoding
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """Codes of float32 (n, d) vectors: uint8 (n, code_size), exactly k bits set per row.
+        """Codes of float32 (n, d) vectors: uint8 (n, code_size), exactly hash_length bits
+        set per row.
 
         Blocks of about ENCODE_BYTES of products are encoded whole (product, then selection)
         by numba's number of threads, each with one BLAS thread (a process-wide setting while
-        they run): two thread pools taking turns on every block (BLAS's and OpenMP's) can
-        cost ten times as much where OpenMP threads spin while they wait.
+        they run), so that BLAS's and OpenMP's thread pools do not take turns on every block
+        (README, Performance).
         """
         if not self.is_trained:
             raise RuntimeError("the model is not trained: call train() first")
