@@ -20,14 +20,17 @@ import numpy as np
 from . import __version__, plots
 from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
 from .evaluation import mean_average_precision, recall_at_k
-from .index import STORAGES, TASKS, BioHashIndex
-from .model import INITS, SCORINGS
+from .index import STORAGES, BioHashIndex
+from .model import HYPERPARAMETERS, TASKS, Bool, Int, OneOf
 from .persistence import FORMAT_VERSION, BioHashFormatError, read_index, write_index
 from .progress import set_progress
 from .streaming import IPC_SUFFIXES, vector_blocks, vector_column
 
 RESULT_FORMATS = (".npy",) + TABLES
 WARMUP_QUERIES = 10  # eval searches these first, untimed, so QPS is that of a warm index
+# the BioHashIndex keywords that index options set (index_kwargs)
+INDEX_OPTIONS = ("n_hidden", "activity", "task", *(f.name for f in HYPERPARAMETERS),
+                 "storage", "nlist", "nprobe")
 
 
 # ---------------------------------------------------------------- reading and writing
@@ -155,11 +158,7 @@ def write_results(path: str, D: np.ndarray, I: np.ndarray) -> None:
 
 def index_kwargs(args) -> dict:
     """BioHashIndex keywords from the parsed index options (those not given are left out)."""
-    kw = dict(n_hidden=args.n_hidden, activity=args.activity, task=args.task, p=args.p,
-              spread=args.spread, delta=args.delta, rank=args.rank, epochs=args.epochs,
-              batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-              init=args.init, center=args.center, scoring=args.scoring,
-              storage=args.storage, nlist=args.nlist, nprobe=args.nprobe)
+    kw = {name: getattr(args, name) for name in INDEX_OPTIONS}
     return {name: value for name, value in kw.items() if value is not None}
 
 
@@ -239,9 +238,7 @@ def info(args) -> int:
         codes = index.ntotal * (prm.code_size + 8)  # a code and an int64 id per vector
         rows.append(("memory", f"{(model.weights_.nbytes + model.mean_.nbytes) / 2**20:.2f} MiB "
                                f"model + {codes / 2**20:.2f} MiB codes and ids"))
-    rows += [(name, getattr(prm, name)) for name in
-             ("p", "spread", "delta", "rank", "epochs", "batch_size", "learning_rate", "seed",
-              "init", "center", "scoring")]
+    rows += [(f.name, getattr(prm, f.name)) for f in HYPERPARAMETERS]
     for name, values in model.train_stats_.items():
         rows.append((name, f"{len(values)} epochs: first {values[0]:.4g}, last {values[-1]:.4g}"
                      if len(values) else "0 epochs (weights as initialised)"))
@@ -404,7 +401,22 @@ def demo_neighbors(xb: np.ndarray, xq: np.ndarray, hash_lengths, seed: int) -> N
 
 # ---------------------------------------------------------------- parser
 DEFAULTS = {name: prm.default for name, prm in
-            inspect.signature(BioHashIndex.__init__).parameters.items()}  # one source of truth
+            inspect.signature(BioHashIndex).parameters.items()}  # one source of truth
+
+
+def hyperparameter_option(f) -> dict:
+    """argparse keywords of the option of a BioHashParams field, from its declaration."""
+    constraint = f.metadata["constraint"]
+    if isinstance(constraint, Bool):
+        kind = dict(action=argparse.BooleanOptionalAction)
+    elif isinstance(constraint, OneOf):
+        kind = dict(choices=constraint.values)
+    else:
+        kind = dict(type=int if isinstance(constraint, Int) else float)
+    default = "by --task" if f.metadata["tasks"] else DEFAULTS[f.name]
+    return dict(kind, default=DEFAULTS[f.name], help=f"{f.metadata['help']} (default: {default})")
+
+
 def add_index_options(p: argparse.ArgumentParser) -> None:
     """Hyperparameters and storage of a new index (see BioHashIndex)."""
     g = p.add_argument_group("index options (see BioHashIndex)")
@@ -414,22 +426,8 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-hidden", type=int, metavar="M",
                    help="hidden units m (default: k / activity)")
     g.add_argument("--activity", type=float, help="k / m (default: by --task)")
-    g.add_argument("--epochs", type=int, help="training epochs (default: from m and n)")
-    g.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    g.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"])
-    g.add_argument("--p", type=float, help="Lebesgue norm of the learning rule")
-    g.add_argument("--spread", type=float,
-                   help="Hebbian factor exp(-(r-1)/(spread k)) on the unit at rank r <= k "
-                        "(0: top unit only)")
-    g.add_argument("--delta", type=float, help="anti-Hebbian strength")
-    g.add_argument("--rank", type=int, default=DEFAULTS["rank"],
-                   help="rank of the anti-Hebbian unit")
-    g.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    g.add_argument("--init", choices=INITS)
-    g.add_argument("--center", action=argparse.BooleanOptionalAction,
-                   help="subtract the training mean from every input")
-    g.add_argument("--scoring", choices=SCORINGS,
-                   help="rank by Hamming or weighted (asymmetric) Hamming distance")
+    for f in HYPERPARAMETERS:
+        g.add_argument("--" + f.name.replace("_", "-"), **hyperparameter_option(f))
     g.add_argument("--storage", choices=STORAGES, default=DEFAULTS["storage"])
     g.add_argument("--nlist", type=int, default=DEFAULTS["nlist"], help="IVF clusters")
 

@@ -14,11 +14,14 @@ import pytest
 
 from biohash_index import BioHashIndex
 from biohash_index import progress as progress_mod
+from biohash_index.cli import build_parser, index_kwargs
 from biohash_index.datasets import load_vectors, read_fvecs, read_ivecs
 from biohash_index.evaluation import mean_average_precision, recall_at_k
+from biohash_index.model import HYPERPARAMETERS, Bool, OneOf
 from biohash_index.persistence import read_index
 
 from .conftest import data_path
+from .test_index import changed_value
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -396,3 +399,46 @@ def test_eval_times_a_warm_search(monkeypatch, tmp_path, clustered):
     _, _, _, qps = cli.eval_row(index, clustered[0][:50], 5, lambda I: 0.0, None)
     assert calls == [cli.WARMUP_QUERIES, 50]
     assert qps == 50                                    # the clock ticked for one search only
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_every_hyperparameter_is_an_option(command, capsys):
+    """The index options come from BioHashParams's declarations: one per hyperparameter, in
+    -h with its help, choices as declared, and each reaches BioHashIndex."""
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, "-h"])
+    usage = " ".join(capsys.readouterr().out.split())
+    required = ["--input", "x", "--out", "y"] if command == "train" else []
+    defaults = index_kwargs(parser.parse_args([command, *required]))
+    argv, expected = [command, *required, "--task", "labels"], {}
+    labels = BioHashIndex(32, 4, task="labels").params
+    for f in HYPERPARAMETERS:
+        option = "--" + f.name.replace("_", "-")
+        help_start = " ".join(f.metadata["help"].split())[:30]
+        assert f"{option} " in usage and help_start in usage
+        constraint = f.metadata["constraint"]
+        if isinstance(constraint, OneOf):
+            assert "{" + ",".join(constraint.values) + "}" in usage
+        assert (f.name in defaults) == (not f.metadata["tasks"])
+        value = expected[f.name] = changed_value(f, getattr(labels, f.name))
+        if isinstance(constraint, Bool):
+            argv.append(option if value else f"--no-{f.name}")
+        else:
+            argv += [option, str(value)]
+    kwargs = index_kwargs(parser.parse_args(argv))
+    assert {name: kwargs[name] for name in expected} == expected
+    params = BioHashIndex(32, 4, **kwargs).params
+    assert {name: getattr(params, name) for name in expected} == expected
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, *required, "--init", "zeros"])
+
+
+def test_info_prints_every_hyperparameter(tmp_path, capsys):
+    from biohash_index import cli
+    index = BioHashIndex(8, 2, task="labels", spread=0.25, seed=7)
+    index.save(tmp_path / "index")
+    assert cli.main(["info", str(tmp_path / "index")]) == 0
+    rows = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines()
+                if line.split(None, 1)[0] in {f.name for f in HYPERPARAMETERS})
+    assert rows == {f.name: str(getattr(index.params, f.name)) for f in HYPERPARAMETERS}
