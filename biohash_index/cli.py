@@ -14,10 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-import faiss
 import numpy as np
 
-from . import __version__, plots
+from . import __version__, evaluation, plots
 from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
 from .evaluation import mean_average_precision, recall_at_k
 from .index import STORAGES, BioHashIndex
@@ -27,7 +26,6 @@ from .progress import set_progress
 from .streaming import IPC_SUFFIXES, vector_blocks, vector_column
 
 RESULT_FORMATS = (".npy",) + TABLES
-WARMUP_QUERIES = 10  # eval searches these first, untimed, so QPS is that of a warm index
 # the BioHashIndex keywords that index options set (index_kwargs)
 INDEX_OPTIONS = ("n_hidden", "activity", "task", *(f.name for f in HYPERPARAMETERS),
                  "storage", "nlist", "nprobe")
@@ -278,10 +276,7 @@ def evaluate(args) -> int:
             args.task = "labels"
         for k in args.hash_lengths:
             index = BioHashIndex(xb.shape[1], k, **index_kwargs(args))
-            t = time.perf_counter()
-            index.train(xt)
-            t_train = time.perf_counter() - t
-            index.add(xb)
+            t_train = evaluation.fit(index, xt, xb)
             rows.append(eval_row(index, xq, args.k if args.gt else args.R, score, t_train))
     if args.plot:
         ks, _, scores, qps = zip(*rows)
@@ -324,14 +319,9 @@ def eval_data(args):
 
 def eval_row(index: BioHashIndex, xq: np.ndarray, k: int | None, score, t_train) -> tuple:
     """Search the top k (None: everything) of each query, print and return
-    (hash_length, n_hidden, score, queries per second). Queries per second are timed after
-    an untimed warm-up search of the first few queries (the first search of an index
-    compiles, builds posting lists and pages the codes in)."""
+    (hash_length, n_hidden, score, queries per second of a warm index)."""
     k = min(k or index.ntotal, max(index.ntotal, 1))
-    index.search(xq[:WARMUP_QUERIES], k)
-    t = time.perf_counter()
-    _, I = index.search(xq, k)
-    qps = len(xq) / max(time.perf_counter() - t, 1e-9)
+    I, qps = evaluation.timed_search(index, xq, k)
     value = score(I)
     t_text = "-" if t_train is None else f"{t_train:.2f}"
     print(f"{index.hash_length:>4} {index.n_hidden:>6} {100 * value:>10.2f} {qps:>10.0f} "
@@ -358,19 +348,7 @@ def demo(args) -> int:
     print(f"{'k':>4} {'BioHash mAP%':>13} {'IndexLSH mAP%':>14} {'train s':>8}")
     maps = {"BioHash": [], "faiss IndexLSH": []}
     for k in args.hash_lengths:
-        index = BioHashIndex(x.shape[1], k, task="labels", seed=args.seed)
-        t = time.perf_counter()
-        index.train(xb)
-        t_train = time.perf_counter() - t
-        index.add(xb)
-        _, I = index.search(xq, len(xb))
-        ours = mean_average_precision(I, y[db], y[q])
-        lsh = faiss.IndexLSH(x.shape[1], k, True, True)
-        mean = xb.mean(axis=0)
-        lsh.train(xb - mean)
-        lsh.add(xb - mean)
-        _, I = lsh.search(xq - mean, len(xb))
-        base = mean_average_precision(I, y[db], y[q])
+        ours, base, t_train = evaluation.labels_vs_lsh(xb, y[db], xq, y[q], k, args.seed)
         print(f"{k:>4} {100 * ours:>13.2f} {100 * base:>14.2f} {t_train:>8.2f}", flush=True)
         maps["BioHash"].append(ours)
         maps["faiss IndexLSH"].append(base)
@@ -383,20 +361,13 @@ def demo(args) -> int:
 
 def demo_neighbors(xb: np.ndarray, xq: np.ndarray, hash_lengths, seed: int) -> None:
     """Print recall@10 of the exact L2 neighbours: the IndexLSH swap (task="neighbors")."""
-    _, gt = faiss.knn(xq, xb, 10)
     print("\nnearest neighbours (recall@10 of the exact L2 top 10), the swap IndexLSH(d, n) ->"
           " BioHashIndex(d, n), no train call:")
     print(f"{'n':>4} {'BioHash':>8} {'IndexLSH':>9} {'IndexLSH same bytes':>20} {'bytes':>6}")
-    for n in hash_lengths:
-        index = BioHashIndex(xb.shape[1], n, seed=seed)
-        index.add(xb)
-        lsh, same_bytes = faiss.IndexLSH(xb.shape[1], n), faiss.IndexLSH(xb.shape[1],
-                                                                          8 * index.code_size)
-        lsh.add(xb)
-        same_bytes.add(xb)
-        recalls = [recall_at_k(i.search(xq, 10)[1], gt, 10) for i in (index, lsh, same_bytes)]
+    rows = evaluation.neighbors_vs_lsh(xb, xq, hash_lengths, seed)
+    for n, (recalls, code_size) in zip(hash_lengths, rows):
         print(f"{n:>4} {recalls[0]:>8.3f} {recalls[1]:>9.3f} {recalls[2]:>20.3f} "
-              f"{index.code_size:>6}", flush=True)
+              f"{code_size:>6}", flush=True)
 
 
 # ---------------------------------------------------------------- parser

@@ -387,17 +387,17 @@ def test_eval_plot_without_matplotlib_fails_before_the_work(tmp_path, clustered)
 
 def test_eval_times_a_warm_search(monkeypatch, tmp_path, clustered):
     """The timed search is not the first one: a warm-up search runs before it."""
-    from biohash_index import cli
+    from biohash_index import cli, evaluation
     calls = []
     real = BioHashIndex.search
     monkeypatch.setattr(BioHashIndex, "search",
                         lambda self, xq, k, **kw: calls.append(len(xq)) or real(self, xq, k))
-    monkeypatch.setattr(cli.time, "perf_counter", lambda: len(calls))
+    monkeypatch.setattr(evaluation.time, "perf_counter", lambda: len(calls))
     index = BioHashIndex(32, 4, n_hidden=64, epochs=2)
     index.train(clustered[0])
     index.add(clustered[0])
     _, _, _, qps = cli.eval_row(index, clustered[0][:50], 5, lambda I: 0.0, None)
-    assert calls == [cli.WARMUP_QUERIES, 50]
+    assert calls == [evaluation.WARMUP_QUERIES, 50]
     assert qps == 50                                    # the clock ticked for one search only
 
 
