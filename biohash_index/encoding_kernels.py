@@ -1,14 +1,14 @@
 """Numba kernels that turn hidden-unit inputs into packed sparse binary codes.
 
 A code has one bit per hidden unit, set for the n_active units with the largest input (ties
-go to the lower unit index); n_active is the hash length. Bits are packed little-endian like faiss binary codes: unit j is
-bit (j % 8) of byte (j // 8).
+go to the lower unit index); n_active is the hash length. Bits are packed little-endian like
+faiss binary codes: unit j is bit (j % 8) of byte (j // 8).
 
 Selection per row, exact whatever the data: a threshold from the row's mean and standard
 deviation keeps about 2 n_active candidates (the Gaussian quantile; lowered until at least
 n_active pass), then a quickselect on the candidates finds the n_active-th largest value, the
-cut, and unless units tied with it must be split, the code is the bits of row >= cut. The two passes over the m
-inputs compare 8 at a time (``simd``); nothing in them branches on the data.
+cut, and unless units tied with it must be split, the code is the bits of row >= cut. The two
+passes over the m inputs compare 8 at a time (``simd``); nothing in them branches on the data.
 """
 import functools
 from statistics import NormalDist
