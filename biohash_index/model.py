@@ -107,8 +107,9 @@ class BioHashParams:
     Each field declares its constraint, help text and default (by task where they differ,
     ``TASKS``); d, hash_length and n_hidden have none. To add a hyperparameter, declare it
     here and use it in ``BioHashModel``: ``BioHashIndex``'s keywords, the task presets, the
-    command line's options and the saved file follow. The README says how the defaults were
-    chosen.
+    command line's options, ``info`` and the saved file follow (files saved before it need
+    the value they imply in ``persistence.ADDED_PARAMS``). The README says how the defaults
+    were chosen.
     """
 
     d: int = hyperparameter(Int(), "input dimension")
