@@ -20,9 +20,9 @@ import numpy as np
 from . import __version__, plots
 from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
 from .evaluation import mean_average_precision, recall_at_k
-from .index import STORAGES, TASKS, BioHashIndex
+from .index import STORAGES, TASKS, BioHashIndex, read_index, write_index
 from .model import INITS, SCORINGS
-from .persistence import FORMAT_VERSION, BioHashFormatError, read_index, write_index
+from .persistence import FORMAT_VERSION, BioHashFormatError
 from .progress import set_progress
 from .streaming import IPC_SUFFIXES, vector_blocks, vector_column
 

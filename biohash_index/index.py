@@ -16,6 +16,8 @@ import numpy as np
 from .faiss_compat import NotAFaissIndex, result_arrays, search_params, selected_ids
 from .locking import LockPerInstance, reads, writes
 from .model import BioHashModel, BioHashParams
+from .persistence import (IndexState, deserialize_state, read_state, serialize_state,
+                          write_state)
 from .scoring import rerank, shortlist_size
 from .storage import (FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, pad_codes,
                       padded_code_size)
@@ -423,26 +425,43 @@ class BioHashIndex(NotAFaissIndex):
     # ---------------------------------------------------------------- saving and pickling
     @reads
     def save(self, path) -> None:
-        """Save to the directory ``path`` atomically (see ``persistence.write_index``)."""
-        from .persistence import write_index
+        """Save to the directory ``path`` atomically (see ``write_index``)."""
         write_index(self, path)
 
     @classmethod
     def load(cls, path) -> "BioHashIndex":
         """Load an index saved with ``save``; raises ``BioHashFormatError`` on a bad file."""
-        from .persistence import read_index
         return read_index(path)
 
     @reads
     def __getstate__(self) -> dict:
         """The index in its saved format as bytes, so it can be pickled and deep-copied
         (faiss binary indexes themselves cannot)."""
-        from .persistence import serialize_index
         return {"index": serialize_index(self)}
 
     def __setstate__(self, state: dict) -> None:
-        from .persistence import deserialize_index
-        self.__dict__.update(deserialize_index(state["index"]).__dict__)
+        self._set_state(deserialize_state(state["index"]))
+
+    def _state(self) -> IndexState:
+        """What saving writes: the model's learned state, the storage and the settings."""
+        m = self.model
+        return IndexState(m.params, m.mean_, m.weights_, m.train_stats_, self.storage,
+                          self._next_id, self.n_threads)
+
+    @classmethod
+    def _from_state(cls, state: IndexState) -> "BioHashIndex":
+        index = cls.__new__(cls)
+        index._set_state(state)
+        return index
+
+    def _set_state(self, state: IndexState) -> None:
+        """Become the index ``state`` describes (as loading decoded and checked it)."""
+        model = BioHashModel(state.params)
+        if state.weights is not None:
+            model.mean_, model.weights_ = state.mean, state.weights
+        model.train_stats_ = dict(state.train_stats)
+        self.model, self.storage = model, state.storage
+        self.n_threads, self._next_id = state.n_threads, state.next_id
 
     def _require_empty(self, what: str) -> None:
         if self.ntotal:
@@ -452,3 +471,37 @@ class BioHashIndex(NotAFaissIndex):
     def _require_trained(self, what: str) -> None:
         if not self.is_trained:
             raise RuntimeError(f"{what}() needs a trained index: call train() first")
+
+
+# -------------------------------------------------------------------- saving and loading
+def write_index(index: BioHashIndex, path) -> None:
+    """Save ``index`` to the directory ``path`` atomically (layout: docs/format.md).
+
+    ``path`` must not exist, be an empty directory, or hold a saved index (which is
+    replaced). If the save fails, ``path`` still holds the previous index, complete.
+    Anything else is refused with a ValueError before anything is touched.
+    """
+    if not isinstance(index, BioHashIndex):
+        raise TypeError(f"index must be a BioHashIndex, got {type(index).__name__}")
+    write_state(index._state(), path)
+
+
+def read_index(path) -> BioHashIndex:
+    """Load an index saved by ``write_index``; raises ``BioHashFormatError`` naming the
+    file when anything is missing, corrupted or inconsistent.
+
+    ``path`` may also be a single generation directory (one holding manifest.json).
+    """
+    return BioHashIndex._from_state(read_state(path))
+
+
+def serialize_index(index: BioHashIndex) -> bytes:
+    """The files of one saved generation in an uncompressed tar archive, as bytes."""
+    if not isinstance(index, BioHashIndex):
+        raise TypeError(f"index must be a BioHashIndex, got {type(index).__name__}")
+    return serialize_state(index._state())
+
+
+def deserialize_index(data: bytes) -> BioHashIndex:
+    """Inverse of ``serialize_index``, with all the checks of ``read_index``."""
+    return BioHashIndex._from_state(deserialize_state(data))

@@ -16,7 +16,7 @@ from biohash_index import BioHashIndex
 from biohash_index import progress as progress_mod
 from biohash_index.datasets import load_vectors, read_fvecs, read_ivecs
 from biohash_index.evaluation import mean_average_precision, recall_at_k
-from biohash_index.persistence import read_index
+from biohash_index import read_index
 
 from .conftest import data_path
 
