@@ -21,7 +21,7 @@ from .persistence import (IndexState, deserialize_state, read_state, serialize_s
 from .scoring import rerank, shortlist_size
 from .storage import (FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, pad_codes,
                       padded_code_size)
-from .streaming import DEFAULT_BATCH_SIZE, add_from, train_from
+from .streaming import DEFAULT_BATCH_SIZE, MAX_POINTS_PER_CENTROID, add_from, train_from
 from .threads import uses_threads
 from .validation import (MAX_ID, check_ids, check_k, check_n_threads, check_new_ids,
                          check_positive_int, check_real, check_vectors, next_ids)
@@ -242,8 +242,12 @@ class BioHashIndex(NotAFaissIndex):
         self._train(x)
 
     def _train(self, x: np.ndarray) -> None:
-        model = BioHashModel(self.params).train(x)   # the index changes only if all succeeds
-        storage = self.storage.fresh()   # IVF: clusters learned anew, from the new codes
+        self._use_trained(BioHashModel(self.params).train(x), self.storage.fresh(), x)
+
+    def _use_trained(self, model: BioHashModel, storage, x: np.ndarray | None) -> None:
+        """Swap in a trained model and a fresh, empty storage, after training the storage
+        (IVF: its clusters, learned anew) on the codes of float (n, d) x if it needs it;
+        the index changes only if all succeeds."""
         if not storage.is_trained:
             storage.train(model.encode(x))
         self.model, self.storage = model, storage
@@ -295,9 +299,16 @@ class BioHashIndex(NotAFaissIndex):
     @reported
     def train_from(self, source, *, column: str | None = None,
                    batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        """Train from a re-readable streaming source (arrays, Arrow/Parquet; see ``streaming``)."""
+        """Train from a re-readable streaming source (arrays, Arrow/Parquet; see ``streaming``).
+
+        IVF storage learns its clusters from a uniform sample of at most 256 vectors per
+        list, drawn in one more pass (``seed`` picks it)."""
         self._require_empty("train_from")
-        train_from(self, source, column=column, batch_size=batch_size, seed=self.params.seed)
+        storage = self.storage.fresh()
+        n_sample = 0 if storage.is_trained else MAX_POINTS_PER_CENTROID * storage.nlist
+        model, sample = train_from(source, self.params, column=column, batch_size=batch_size,
+                                   n_sample=n_sample)
+        self._use_trained(model, storage, sample)
 
     def add_from(self, source, *, column: str | None = None, ids_column: str | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE) -> int:

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from .model import BioHashModel, RowSample
+from .model import BioHashModel, BioHashParams, RowSample
 from .validation import check_ids, check_positive_int, check_vectors
 
 DEFAULT_BATCH_SIZE = 65536
@@ -37,25 +37,23 @@ MAX_POINTS_PER_CENTROID = 256  # as faiss k-means: more training codes per IVF l
 Block = tuple[np.ndarray, "np.ndarray | None"]  # float32 (n, d) vectors, int64 (n,) ids or None
 
 
-def train_from(index, source, *, column: str | None = None,
-               batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0) -> None:
-    """Train ``index`` (a ``BioHashIndex``) from a re-readable source, block by block.
-
-    IVF storage learns its clusters from a uniform sample of at most 256 codes per list,
-    drawn in one more pass (``seed`` picks the sample).
+def train_from(source, params: BioHashParams, *, column: str | None = None,
+               batch_size: int = DEFAULT_BATCH_SIZE,
+               n_sample: int = 0) -> tuple[BioHashModel, np.ndarray | None]:
+    """A model of ``params`` trained from a re-readable source, block by block, and a
+    uniform sample of at most ``n_sample`` of its vectors, float32 (n, d), drawn in one
+    more pass (``params.seed`` picks it; None when n_sample is 0), e.g. for IVF storage to
+    learn its clusters from.
     """
     if is_one_shot(source):
         raise TypeError("source is a one-shot iterator (e.g. a generator), but training reads "
                         "the data 1 + epochs times: pass a callable that returns a new iterator, "
                         "a list of blocks, an array, or an Arrow/Parquet dataset")
-    blocks = vector_blocks(source, index.d, column=column, batch_size=batch_size)
-    model = BioHashModel(index.params).train_blocks(blocks)  # the index changes only if all succeeds
-    storage = index.storage.fresh()   # IVF: clusters learned anew, from the new codes
-    if not storage.is_trained:
-        n_max = MAX_POINTS_PER_CENTROID * storage.nlist
-        sample = uniform_sample(blocks(), n_max, np.random.default_rng(seed))
-        storage.train(model.encode(sample))
-    index.model, index.storage = model, storage
+    blocks = vector_blocks(source, params.d, column=column, batch_size=batch_size)
+    model = BioHashModel(params).train_blocks(blocks)
+    if not n_sample:
+        return model, None
+    return model, uniform_sample(blocks(), n_sample, np.random.default_rng(params.seed))
 
 
 def add_from(index, source, *, column: str | None = None, ids_column: str | None = None,
