@@ -52,6 +52,12 @@ def n_hidden_for(hash_length: int, activity: float | None = None,
     return max(hash_length + 1, int(round(hash_length / activity)))
 
 
+def next_id_after(next_id: int, ids: np.ndarray) -> int:
+    """The id ``add`` gives next once int64 (n,) ids were added where it gave ``next_id``:
+    one more than the largest id ever added."""
+    return max(next_id, int(ids.max()) + 1) if len(ids) else next_id
+
+
 def make_storage(kind: str, nbits: int, nlist: int, nprobe: int):
     """An empty code storage of the given kind for nbits-bit codes."""
     if kind == "flat":
@@ -319,7 +325,7 @@ class BioHashIndex(NotAFaissIndex):
         if len(ids) == 0:
             return
         self.storage.add(codes, ids)
-        self._next_id = max(self._next_id, int(ids.max()) + 1)
+        self._next_id = next_id_after(self._next_id, ids)
 
     # ---------------------------------------------------------------- searching
     @reads

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from .faiss_compat import METRICS, NotAFaissIndex, check_metric, result_arrays, selected_ids
 from .files import BioHashFormatError, write_table_atomic
-from .index import BioHashIndex, deserialize_index, serialize_index
+from .index import BioHashIndex, deserialize_index, next_id_after, serialize_index
 from .locking import LockPerInstance, reads, writes
 from .validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
 
@@ -100,8 +100,7 @@ class BioHashIndexRefine(NotAFaissIndex):
         ids = check_ids(ids, len(x))
         self.base_index.add_with_ids(x, ids)    # validates ids and refuses clashes first
         self.refine_index.add_with_ids(x, ids)
-        if len(ids):
-            self._next_id = max(self._next_id, int(ids.max()) + 1)
+        self._next_id = next_id_after(self._next_id, ids)
 
     @reads
     def search(self, xq, k: int, *, params=None, D=None, I=None):
