@@ -185,7 +185,7 @@ def vector_column(schema: pa.Schema, column: str | None, ids_column: str | None 
         if column not in schema.names:
             raise ValueError(f"column {column!r} is not in the data; columns: {schema.names}")
         return column
-    lists = [f.name for f in schema if _is_list(f.type) and f.name != ids_column]
+    lists = [f.name for f in schema if is_list_type(f.type) and f.name != ids_column]
     if len(lists) != 1:
         raise ValueError(f"column=None needs exactly one list-typed column, found {lists} "
                          f"among {schema.names}: pass column=")
@@ -196,7 +196,7 @@ def arrow_vectors(arr: pa.Array | pa.ChunkedArray, d: int, name: str) -> np.ndar
     """float32 (n, d) from an Arrow list column of d numbers per row, or raise."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    if not _is_list(arr.type) or not (pa.types.is_floating(arr.type.value_type)
+    if not is_list_type(arr.type) or not (pa.types.is_floating(arr.type.value_type)
                                       or pa.types.is_integer(arr.type.value_type)):
         raise TypeError(f"{name} must be a FixedSizeList<float32> (or list of numbers) column, "
                         f"got {arr.type}")
@@ -223,5 +223,6 @@ def arrow_ids(arr: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
     return check_ids(arr.to_numpy(), len(arr), f"ids column {name!r}")
 
 
-def _is_list(t: pa.DataType) -> bool:
+def is_list_type(t: pa.DataType) -> bool:
+    """Whether ``t`` is an Arrow list type: fixed-size, variable or large."""
     return pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t)
