@@ -197,7 +197,7 @@ def arrow_vectors(arr: pa.Array | pa.ChunkedArray, d: int, name: str) -> np.ndar
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if not is_list_type(arr.type) or not (pa.types.is_floating(arr.type.value_type)
-                                      or pa.types.is_integer(arr.type.value_type)):
+                                          or pa.types.is_integer(arr.type.value_type)):
         raise TypeError(f"{name} must be a FixedSizeList<float32> (or list of numbers) column, "
                         f"got {arr.type}")
     if pa.types.is_fixed_size_list(arr.type) and arr.type.list_size != d:
