@@ -8,10 +8,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .factory import index_factory  # noqa: E402
-from .index import BioHashIndex
+from .files import BioHashFormatError
+from .index import BioHashIndex, deserialize_index, read_index, serialize_index, write_index
 from .model import BioHashModel, BioHashParams
-from .persistence import (BioHashFormatError, deserialize_index, read_index, serialize_index,
-                          write_index)
 from .refine import BioHashIndexRefine
 
 __version__ = "0.1.0"

@@ -19,9 +19,9 @@ import numpy as np
 from . import __version__, evaluation, plots
 from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
 from .evaluation import mean_average_precision, recall_at_k
-from .index import STORAGES, BioHashIndex
+from .index import STORAGES, BioHashIndex, read_index, write_index
 from .model import HYPERPARAMETERS, TASKS, Bool, Int, OneOf
-from .persistence import FORMAT_VERSION, BioHashFormatError, read_index, write_index
+from .persistence import FORMAT_VERSION, BioHashFormatError
 from .progress import set_progress
 from .streaming import IPC_SUFFIXES, vector_blocks, vector_column
 

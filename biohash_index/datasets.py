@@ -193,7 +193,7 @@ def _table_column(path: Path, column: str | None) -> np.ndarray:
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from .streaming import _is_list, arrow_vectors, vector_column
+    from .streaming import arrow_vectors, is_list_type, vector_column
 
     ipc = path.suffix.lower() in (".arrow", ".feather", ".ipc")
     dataset = ds.dataset(path, format="ipc" if ipc else "parquet")
@@ -204,7 +204,7 @@ def _table_column(path: Path, column: str | None) -> np.ndarray:
     col = dataset.to_table(columns=[column]).column(column)
     col = col.combine_chunks()
     name = f"{path}: column {column!r}"
-    if _is_list(col.type):
+    if is_list_type(col.type):
         return arrow_vectors(col, pc.max(pc.list_value_length(col)).as_py() or 0, name)
     if col.null_count:
         raise ValueError(f"{name} contains {col.null_count} nulls")

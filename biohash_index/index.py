@@ -18,10 +18,12 @@ from .faiss_compat import NotAFaissIndex, result_arrays, search_params, selected
 from .locking import LockPerInstance, reads, writes
 from .model import HYPERPARAMETERS, BioHashModel, BioHashParams, task_params
 from .model import TASKS, n_hidden_for  # noqa: F401 (still imported from here)
+from .persistence import (IndexState, deserialize_state, read_state, serialize_state,
+                          write_state)
 from .scoring import rerank, shortlist_size
 from .storage import (FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, pad_codes,
                       padded_code_size)
-from .streaming import DEFAULT_BATCH_SIZE, add_from, train_from
+from .streaming import DEFAULT_BATCH_SIZE, MAX_POINTS_PER_CENTROID, add_from, train_from
 from .threads import uses_threads
 from .validation import (MAX_ID, check_ids, check_k, check_n_threads, check_new_ids,
                          check_positive_int, check_real, check_vectors, next_ids)
@@ -46,6 +48,12 @@ def with_hyperparameter_keywords(init):
         for f in HYPERPARAMETERS]
     init.__signature__ = sig.replace(parameters=params)
     return init
+
+
+def next_id_after(next_id: int, ids: np.ndarray) -> int:
+    """The id ``add`` gives next once int64 (n,) ids were added where it gave ``next_id``:
+    one more than the largest id ever added."""
+    return max(next_id, int(ids.max()) + 1) if len(ids) else next_id
 
 
 def make_storage(kind: str, nbits: int, nlist: int, nprobe: int):
@@ -223,8 +231,12 @@ class BioHashIndex(NotAFaissIndex):
         self._train(x)
 
     def _train(self, x: np.ndarray) -> None:
-        model = BioHashModel(self.params).train(x)   # the index changes only if all succeeds
-        storage = self.storage.fresh()   # IVF: clusters learned anew, from the new codes
+        self._use_trained(BioHashModel(self.params).train(x), self.storage.fresh(), x)
+
+    def _use_trained(self, model: BioHashModel, storage, x: np.ndarray | None) -> None:
+        """Swap in a trained model and a fresh, empty storage, after training the storage
+        (IVF: its clusters, learned anew) on the codes of float (n, d) x if it needs it;
+        the index changes only if all succeeds."""
         if not storage.is_trained:
             storage.train(model.encode(x))
         self.model, self.storage = model, storage
@@ -276,9 +288,16 @@ class BioHashIndex(NotAFaissIndex):
     @reported
     def train_from(self, source, *, column: str | None = None,
                    batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        """Train from a re-readable streaming source (arrays, Arrow/Parquet; see ``streaming``)."""
+        """Train from a re-readable streaming source (arrays, Arrow/Parquet; see ``streaming``).
+
+        IVF storage learns its clusters from a uniform sample of at most 256 vectors per
+        list, drawn in one more pass (``seed`` picks it)."""
         self._require_empty("train_from")
-        train_from(self, source, column=column, batch_size=batch_size, seed=self.params.seed)
+        storage = self.storage.fresh()
+        n_sample = 0 if storage.is_trained else MAX_POINTS_PER_CENTROID * storage.nlist
+        model, sample = train_from(source, self.params, column=column, batch_size=batch_size,
+                                   n_sample=n_sample)
+        self._use_trained(model, storage, sample)
 
     def add_from(self, source, *, column: str | None = None, ids_column: str | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE) -> int:
@@ -289,7 +308,7 @@ class BioHashIndex(NotAFaissIndex):
         if len(ids) == 0:
             return
         self.storage.add(codes, ids)
-        self._next_id = max(self._next_id, int(ids.max()) + 1)
+        self._next_id = next_id_after(self._next_id, ids)
 
     # ---------------------------------------------------------------- searching
     @reads
@@ -406,26 +425,43 @@ class BioHashIndex(NotAFaissIndex):
     # ---------------------------------------------------------------- saving and pickling
     @reads
     def save(self, path) -> None:
-        """Save to the directory ``path`` atomically (see ``persistence.write_index``)."""
-        from .persistence import write_index
+        """Save to the directory ``path`` atomically (see ``write_index``)."""
         write_index(self, path)
 
     @classmethod
     def load(cls, path) -> "BioHashIndex":
         """Load an index saved with ``save``; raises ``BioHashFormatError`` on a bad file."""
-        from .persistence import read_index
         return read_index(path)
 
     @reads
     def __getstate__(self) -> dict:
         """The index in its saved format as bytes, so it can be pickled and deep-copied
         (faiss binary indexes themselves cannot)."""
-        from .persistence import serialize_index
         return {"index": serialize_index(self)}
 
     def __setstate__(self, state: dict) -> None:
-        from .persistence import deserialize_index
-        self.__dict__.update(deserialize_index(state["index"]).__dict__)
+        self._set_state(deserialize_state(state["index"]))
+
+    def _state(self) -> IndexState:
+        """What saving writes: the model's learned state, the storage and the settings."""
+        m = self.model
+        return IndexState(m.params, m.mean_, m.weights_, m.train_stats_, self.storage,
+                          self._next_id, self.n_threads)
+
+    @classmethod
+    def _from_state(cls, state: IndexState) -> "BioHashIndex":
+        index = cls.__new__(cls)
+        index._set_state(state)
+        return index
+
+    def _set_state(self, state: IndexState) -> None:
+        """Become the index ``state`` describes (as loading decoded and checked it)."""
+        model = BioHashModel(state.params)
+        if state.weights is not None:
+            model.mean_, model.weights_ = state.mean, state.weights
+        model.train_stats_ = dict(state.train_stats)
+        self.model, self.storage = model, state.storage
+        self.n_threads, self._next_id = state.n_threads, state.next_id
 
     def _require_empty(self, what: str) -> None:
         if self.ntotal:
@@ -435,3 +471,37 @@ class BioHashIndex(NotAFaissIndex):
     def _require_trained(self, what: str) -> None:
         if not self.is_trained:
             raise RuntimeError(f"{what}() needs a trained index: call train() first")
+
+
+# -------------------------------------------------------------------- saving and loading
+def write_index(index: BioHashIndex, path) -> None:
+    """Save ``index`` to the directory ``path`` atomically (layout: docs/format.md).
+
+    ``path`` must not exist, be an empty directory, or hold a saved index (which is
+    replaced). If the save fails, ``path`` still holds the previous index, complete.
+    Anything else is refused with a ValueError before anything is touched.
+    """
+    if not isinstance(index, BioHashIndex):
+        raise TypeError(f"index must be a BioHashIndex, got {type(index).__name__}")
+    write_state(index._state(), path)
+
+
+def read_index(path) -> BioHashIndex:
+    """Load an index saved by ``write_index``; raises ``BioHashFormatError`` naming the
+    file when anything is missing, corrupted or inconsistent.
+
+    ``path`` may also be a single generation directory (one holding manifest.json).
+    """
+    return BioHashIndex._from_state(read_state(path))
+
+
+def serialize_index(index: BioHashIndex) -> bytes:
+    """The files of one saved generation in an uncompressed tar archive, as bytes."""
+    if not isinstance(index, BioHashIndex):
+        raise TypeError(f"index must be a BioHashIndex, got {type(index).__name__}")
+    return serialize_state(index._state())
+
+
+def deserialize_index(data: bytes) -> BioHashIndex:
+    """Inverse of ``serialize_index``, with all the checks of ``read_index``."""
+    return BioHashIndex._from_state(deserialize_state(data))

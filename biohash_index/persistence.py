@@ -17,6 +17,10 @@ regular files only (no symbolic links, FIFOs or devices), knows every file's siz
 reading it, checks the manifest and every checksum before it hands any bytes to pyarrow or
 faiss, then checks that the files agree. Nothing is unpickled: loading never runs code from
 the files.
+
+This module knows the files, not the index: it encodes an ``IndexState`` (everything a saved
+index holds) into them and decodes them into one; ``BioHashIndex`` produces the state it saves
+and builds itself from the state it loads (``index.write_index``, ``index.read_index``).
 """
 from __future__ import annotations
 
@@ -25,7 +29,6 @@ import errno
 import hashlib
 import io
 import json
-import mmap
 import os
 import re
 import secrets
@@ -41,20 +44,21 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from .index import BioHashIndex
+from .files import (SAFE_OPEN, BioHashFormatError, fsync_dir, ipc_bytes, map_regular_file,
+                    read_regular_file, write_new_file)
 from .model import BioHashParams
-from .storage import storage_from_faiss
+from .storage import FlatCodeStorage, padded_code_size, storage_from_faiss
+from .validation import check_n_threads
 
 try:
     import fcntl
 except ImportError:  # not POSIX: saves to one path must not run concurrently
     fcntl = None
 
-FORMAT = "biohash-index"
-FORMAT_VERSION = 2        # 2: ``scoring`` (version 1 files rank by Hamming distance)
+FORMAT_NAME = "biohash-index"
+FORMAT_VERSION = 2
 READS_VERSIONS = (1, 2)
-# hyperparameters added after files of version 1 were first written, with the value that
-# earlier files were trained and searched with (their library had no such parameter)
+# hyperparameters a file may lack (docs/format.md), read with these values
 ADDED_PARAMS = {"spread": 0.0, "scoring": "hamming"}
 FILES = ("model.arrow", "meta.arrow", "codes.faiss")
 MANIFEST = "manifest.json"
@@ -66,28 +70,31 @@ GENERATION = re.compile(r"gen-[0-9a-f]{16}")
 POINTER_TMP = re.compile(r"\.CURRENT\.tmp-gen-[0-9a-f]{16}")  # a save's CURRENT before the rename
 MAX_MANIFEST_BYTES = 1 << 16
 MAX_CURRENT_BYTES = 64
-# opening a file to read never follows a symbolic link, nor waits for a FIFO's writer
-SAFE_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+# faiss's type tags (fourcc) of codes.faiss by storage kind, the first the one written
+# (docs/format.md): IndexBinaryIDMap or IndexBinaryIDMap2 of IndexBinaryFlat, IndexBinaryIVF
+STORAGE_TAGS = {"flat": (b"IBMp", b"IBM2"), "ivf": (b"IBwF",), "inverted": (b"IBMp", b"IBM2")}
 # Arrow type of each BioHashParams field, by its annotation
 PARAM_TYPES = {"int": pa.int64(), "int | None": pa.int64(), "float": pa.float64(),
                "str": pa.string(), "bool": pa.bool_()}
 
 
-class BioHashFormatError(ValueError):
-    """A saved index is missing, incomplete, corrupted or inconsistent; names the file."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class IndexState:
+    """Everything a saved index holds: what ``encode_files`` writes and ``decode_files``
+    returns, checked to agree."""
+    params: BioHashParams
+    mean: np.ndarray | None            # float32 (d,) centring mean; None if untrained
+    weights: np.ndarray | None         # float32 (n_hidden, d); None if untrained
+    train_stats: Mapping[str, np.ndarray]   # float64 (epochs,) per training statistic
+    storage: FlatCodeStorage           # the codes and their ids, of any storage kind
+    next_id: int                       # the id ``add`` gives next
+    n_threads: int | None              # threads per call, None for the current settings
 
 
-# ==================================================================== public API
-def write_index(index: BioHashIndex, path) -> None:
-    """Save ``index`` to the directory ``path`` atomically.
-
-    ``path`` must not exist, be an empty directory, or hold a saved index (which is
-    replaced). If the save fails, ``path`` still holds the previous index, complete.
-    Anything else is refused with a ValueError before anything is touched.
-    """
-    if not isinstance(index, BioHashIndex):
-        raise TypeError(f"index must be a BioHashIndex, got {type(index).__name__}")
-    files = encode_files(index)
+# ==================================================================== files and bytes
+def write_state(state: IndexState, path) -> None:
+    """Save ``state`` to the directory ``path`` atomically (see ``index.write_index``)."""
+    files = encode_files(state)
     root = Path(path)
     while True:  # at most twice: a concurrent save may create ``root`` meanwhile
         if root.is_dir():
@@ -101,12 +108,9 @@ def write_index(index: BioHashIndex, path) -> None:
             return
 
 
-def read_index(path) -> BioHashIndex:
-    """Load an index saved by ``write_index``; raises ``BioHashFormatError`` naming the
-    file when anything is missing, corrupted or inconsistent.
-
-    ``path`` may also be a single generation directory (one holding manifest.json).
-    """
+def read_state(path) -> IndexState:
+    """The state saved in the directory ``path`` (see ``index.read_index``), or a
+    ``BioHashFormatError`` naming the file."""
     root = Path(path)
     if os.path.lexists(root / MANIFEST):
         return _read_generation(root)
@@ -121,19 +125,19 @@ def read_index(path) -> BioHashIndex:
                 raise
 
 
-def serialize_index(index: BioHashIndex) -> bytes:
+def serialize_state(state: IndexState) -> bytes:
     """The files of one saved generation in an uncompressed tar archive, as bytes."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in encode_files(index).items():
+        for name, data in encode_files(state).items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
-def deserialize_index(data: bytes) -> BioHashIndex:
-    """Inverse of ``serialize_index``, with all the checks of ``read_index``."""
+def deserialize_state(data: bytes) -> IndexState:
+    """Inverse of ``serialize_state``, with all the checks of ``read_state``."""
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             files = {m.name: pa.py_buffer(tar.extractfile(m).read()) for m in tar.getmembers()
@@ -147,13 +151,13 @@ def deserialize_index(data: bytes) -> BioHashIndex:
 
 
 # ==================================================================== encoding
-def encode_files(index: BioHashIndex) -> dict[str, bytes]:
+def encode_files(state: IndexState) -> dict[str, bytes]:
     """The bytes of every file of one generation, manifest.json included."""
     from . import __version__
-    files = {"model.arrow": _ipc_bytes(_model_table(index.model, __version__)),
-             "meta.arrow": _ipc_bytes(_meta_table(index)),
-             "codes.faiss": faiss.serialize_index_binary(index.storage.index).tobytes()}
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
+    files = {"model.arrow": ipc_bytes(_model_table(state, __version__)),
+             "meta.arrow": ipc_bytes(_meta_table(state)),
+             "codes.faiss": faiss.serialize_index_binary(state.storage.index).tobytes()}
+    manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                 "library_version": __version__,
                 "files": {name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
                           for name, data in files.items()}}
@@ -161,54 +165,47 @@ def encode_files(index: BioHashIndex) -> dict[str, bytes]:
     return files
 
 
-def _model_table(model, version: str) -> pa.Table:
-    prm = model.params
+def _model_table(state: IndexState, version: str) -> pa.Table:
+    prm = state.params
     cols = {"format_version": pa.array([FORMAT_VERSION], pa.int32()),
             "library_version": pa.array([version], pa.string())}
     for f in dataclasses.fields(BioHashParams):
         cols[f.name] = pa.array([getattr(prm, f.name)], PARAM_TYPES[f.type])
     vec = pa.list_(pa.float32(), prm.d)
-    if model.is_trained:
-        cols["mean"] = pa.FixedSizeListArray.from_arrays(pa.array(model.mean_), prm.d)
-        rows = pa.FixedSizeListArray.from_arrays(pa.array(model.weights_.ravel()), prm.d)
+    if state.weights is not None:
+        cols["mean"] = pa.FixedSizeListArray.from_arrays(pa.array(state.mean), prm.d)
+        rows = pa.FixedSizeListArray.from_arrays(pa.array(state.weights.ravel()), prm.d)
         cols["weights"] = pa.ListArray.from_arrays(pa.array([0, len(rows)], pa.int32()), rows)
     else:
         cols["mean"] = pa.nulls(1, vec)
         cols["weights"] = pa.nulls(1, pa.list_(vec))
     stats = {k: pa.array([np.asarray(v, np.float64)], pa.list_(pa.float64()))
-             for k, v in model.train_stats_.items()}
+             for k, v in state.train_stats.items()}
     cols["train_stats"] = (pa.StructArray.from_arrays(list(stats.values()), list(stats))
                            if stats else pa.array([{}], pa.struct([])))
     return pa.table(cols)
 
 
-def _meta_table(index: BioHashIndex) -> pa.Table:
-    storage = index.storage
+def _meta_table(state: IndexState) -> pa.Table:
+    storage = state.storage
     ivf = storage.kind == "ivf"
     ids = pa.array(storage.ids(), pa.int64())
     return pa.table({
-        "ntotal": pa.array([index.ntotal], pa.int64()),
-        "next_id": pa.array([index._next_id], pa.int64()),
+        "ntotal": pa.array([storage.ntotal], pa.int64()),
+        "next_id": pa.array([state.next_id], pa.int64()),
         "storage": pa.array([storage.kind], pa.string()),
         "nlist": pa.array([storage.nlist if ivf else None], pa.int64()),
         "nprobe": pa.array([storage.nprobe if ivf else None], pa.int64()),
-        "n_threads": pa.array([index.n_threads], pa.int64()),
+        "n_threads": pa.array([state.n_threads], pa.int64()),
         "ids": pa.LargeListArray.from_arrays(pa.array([0, len(ids)], pa.int64()), ids),
     })
 
 
-def _ipc_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
 # ==================================================================== decoding
-def decode_files(files: Mapping[str, pa.Buffer], where: str) -> BioHashIndex:
-    """Build the index from the buffers of manifest.json, model.arrow, meta.arrow and
-    codes.faiss, after checking the manifest and every checksum; ``where`` (the directory)
-    prefixes file names in error messages."""
+def decode_files(files: Mapping[str, pa.Buffer], where: str) -> IndexState:
+    """The state in the buffers of manifest.json, model.arrow, meta.arrow and codes.faiss,
+    after checking the manifest and every checksum, then that the files agree; ``where``
+    (the directory) prefixes file names in error messages."""
     manifest = _parse_manifest(files[MANIFEST].to_pybytes(), os.path.join(where, MANIFEST))
     for name in FILES:
         _verify(files[name], manifest[name], os.path.join(where, name))
@@ -216,23 +213,12 @@ def decode_files(files: Mapping[str, pa.Buffer], where: str) -> BioHashIndex:
     model = _read_table(files["model.arrow"], model_file)
     meta = _read_table(files["meta.arrow"], meta_file)
     params = _params(model, model_file)
-    kind, nlist, nprobe, n_threads = (_scalar(meta, col, meta_file)
-                                      for col in ("storage", "nlist", "nprobe", "n_threads"))
-    if not isinstance(kind, str) or (kind == "ivf") != (nlist is not None and nprobe is not None):
-        raise BioHashFormatError(f"{meta_file}: bad storage {kind!r} "
-                                 f"(nlist={nlist}, nprobe={nprobe})")
-    if isinstance(n_threads, int) and n_threads > numba.config.NUMBA_NUM_THREADS:
-        n_threads = numba.config.NUMBA_NUM_THREADS  # a setting of the machine that saved it
-    try:  # nlist=1: the storage comes from codes.faiss, whose nlist must equal meta.arrow's
-        index = BioHashIndex.from_params(params, storage=kind, n_threads=n_threads,
-                                         **({"nlist": 1, "nprobe": 1} if kind == "ivf" else {}))
-    except (TypeError, ValueError) as e:
-        raise BioHashFormatError(f"{meta_file}: {e}") from None
-    _restore_model(index.model, model, model_file)
-    index.storage = _read_storage(files["codes.faiss"], index.storage, codes_file)
-    _check_meta(index, meta, meta_file, codes_file)
-    index._next_id = _scalar(meta, "next_id", meta_file)
-    return index
+    kind, n_threads = _storage_settings(meta, meta_file)
+    mean, weights, stats = _model_arrays(model, params, model_file)
+    storage = _read_storage(files["codes.faiss"], kind, padded_code_size(params.code_size),
+                            codes_file)
+    next_id = _check_meta(meta, storage, weights is not None, meta_file, codes_file)
+    return IndexState(params, mean, weights, stats, storage, next_id, n_threads)
 
 
 def _read_table(buf: pa.Buffer, name: str) -> pa.Table:
@@ -270,9 +256,27 @@ def _params(table: pa.Table, name: str) -> BioHashParams:
         raise BioHashFormatError(f"{name}: bad hyperparameters ({e})") from None
 
 
-def _restore_model(model, table: pa.Table, name: str) -> None:
-    """Set mean_, weights_ (read-only views of ``table``'s buffers) and train_stats_."""
-    prm = model.params
+def _storage_settings(meta: pa.Table, name: str) -> tuple[str, int | None]:
+    """The storage kind and n_threads of meta.arrow, checked; n_threads is lowered to what
+    numba has here (a setting of the machine that saved it)."""
+    kind, nlist, nprobe, n_threads = (_scalar(meta, col, name)
+                                      for col in ("storage", "nlist", "nprobe", "n_threads"))
+    if not isinstance(kind, str) or (kind == "ivf") != (nlist is not None and nprobe is not None):
+        raise BioHashFormatError(f"{name}: bad storage {kind!r} (nlist={nlist}, nprobe={nprobe})")
+    if kind not in STORAGE_TAGS:
+        raise BioHashFormatError(f"{name}: storage must be one of {tuple(STORAGE_TAGS)}, "
+                                 f"got {kind!r}")
+    if isinstance(n_threads, int) and n_threads > numba.config.NUMBA_NUM_THREADS:
+        n_threads = numba.config.NUMBA_NUM_THREADS
+    try:
+        return kind, check_n_threads(n_threads)
+    except (TypeError, ValueError) as e:
+        raise BioHashFormatError(f"{name}: {e}") from None
+
+
+def _model_arrays(table: pa.Table, prm: BioHashParams, name: str):
+    """(mean, weights, train_stats) of model.arrow: mean and weights read-only views of
+    ``table``'s buffers, or None for an untrained model."""
     vec = pa.list_(pa.float32(), prm.d)
     mean, weights = _column(table, "mean", name), _column(table, "weights", name)
     stats = _column(table, "train_stats", name)
@@ -285,6 +289,7 @@ def _restore_model(model, table: pa.Table, name: str) -> None:
                                  f"got {stats.type}")
     if mean.null_count != weights.null_count:
         raise BioHashFormatError(f"{name}: mean and weights must both be present or both null")
+    mu = W = None
     if weights.null_count == 0:
         mu, W = mean.flatten(), weights.flatten().flatten()
         if mu.null_count or W.null_count or len(W) != prm.n_hidden * prm.d:
@@ -293,20 +298,19 @@ def _restore_model(model, table: pa.Table, name: str) -> None:
         mu, W = mu.to_numpy(zero_copy_only=True), W.to_numpy(zero_copy_only=True)
         if not (np.isfinite(mu).all() and np.isfinite(W).all()):
             raise BioHashFormatError(f"{name}: mean or weights hold NaN or infinite values")
-        model.mean_, model.weights_ = mu, W.reshape(prm.n_hidden, prm.d)
-    model.train_stats_ = {f.name: np.asarray(stats.field(i)[0].as_py(), np.float64)
-                          for i, f in enumerate(stats.type)}
+        W = W.reshape(prm.n_hidden, prm.d)
+    stats = {f.name: np.asarray(stats.field(i)[0].as_py(), np.float64)
+             for i, f in enumerate(stats.type)}
+    return mu, W, stats
 
 
-def _read_storage(buf: pa.Buffer, empty, name: str):
-    """The faiss storage in ``buf`` (already checksum-verified), checked to be of the kind
-    and code size of ``empty``, a new storage as the index's parameters make it."""
-    kind, code_size = empty.kind, empty.index.code_size
-    fourcc = faiss.serialize_index_binary(empty.index)[:4].tobytes()  # faiss's type tag
-    tags = {fourcc, b"IBM2"} if fourcc == b"IBMp" else {fourcc}  # IDMap2: earlier revisions
+def _read_storage(buf: pa.Buffer, kind: str, code_size: int, name: str) -> FlatCodeStorage:
+    """The faiss storage in ``buf`` (already checksum-verified), checked to be of ``kind``
+    and of ``code_size``-byte codes."""
+    tags = STORAGE_TAGS[kind]
     if buf.size < 4 or buf[:4].to_pybytes() not in tags:
         raise BioHashFormatError(f"{name}: not a faiss {kind} binary index "
-                                 f"(expected the tag {fourcc!r})")
+                                 f"(expected the tag {tags[0]!r})")
     try:
         storage = storage_from_faiss(faiss.deserialize_index_binary(np.frombuffer(buf, np.uint8)),
                                      kind)
@@ -321,8 +325,10 @@ def _read_storage(buf: pa.Buffer, empty, name: str):
     return storage
 
 
-def _check_meta(index: BioHashIndex, meta: pa.Table, meta_file: str, codes_file: str) -> None:
-    storage = index.storage
+def _check_meta(meta: pa.Table, storage, trained: bool, meta_file: str,
+                codes_file: str) -> int:
+    """Check that meta.arrow agrees with the storage of codes.faiss and the model (trained
+    or not); returns next_id."""
     ntotal = _scalar(meta, "ntotal", meta_file)
     if ntotal != storage.ntotal:
         raise BioHashFormatError(f"{codes_file}: holds {storage.ntotal} codes, {meta_file} says "
@@ -330,7 +336,7 @@ def _check_meta(index: BioHashIndex, meta: pa.Table, meta_file: str, codes_file:
     if storage.kind == "ivf" and (storage.nlist, storage.nprobe) != (
             _scalar(meta, "nlist", meta_file), _scalar(meta, "nprobe", meta_file)):
         raise BioHashFormatError(f"{codes_file}: nlist/nprobe differ from {meta_file}")
-    if not index.model.is_trained and (ntotal or (storage.kind == "ivf" and storage.is_trained)):
+    if not trained and (ntotal or (storage.kind == "ivf" and storage.is_trained)):
         raise BioHashFormatError(f"{codes_file}: trained or filled storage for an untrained model")
     ids_col = _column(meta, "ids", meta_file)
     if ids_col.type != pa.large_list(pa.int64()):
@@ -341,6 +347,7 @@ def _check_meta(index: BioHashIndex, meta: pa.Table, meta_file: str, codes_file:
     next_id = _scalar(meta, "next_id", meta_file)
     if not isinstance(next_id, int) or (len(ids) and next_id <= ids.max()) or next_id < 0:
         raise BioHashFormatError(f"{meta_file}: next_id={next_id} must exceed every stored id")
+    return next_id
 
 
 # ==================================================================== verification
@@ -352,8 +359,8 @@ def _parse_manifest(data: bytes, name: str) -> dict:
         fmt, version = manifest["format"], manifest["format_version"]
     except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise BioHashFormatError(f"{name}: not a valid manifest ({e!r})") from None
-    if fmt != FORMAT:
-        raise BioHashFormatError(f"{name}: format {fmt!r}, expected {FORMAT!r}")
+    if fmt != FORMAT_NAME:
+        raise BioHashFormatError(f"{name}: format {fmt!r}, expected {FORMAT_NAME!r}")
     if version not in READS_VERSIONS:
         raise BioHashFormatError(f"{name}: format version {version!r}, this library reads "
                                  f"{READS_VERSIONS} (library {manifest.get('library_version')!r})")
@@ -392,64 +399,7 @@ def _generation_dir(root: Path, gen: str) -> Path:
     return path
 
 
-def _open_regular(path: Path) -> int:
-    """A read-only file descriptor of ``path``, which must be a regular file: a symbolic
-    link is not followed, and a FIFO or a device is refused without waiting on it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | SAFE_OPEN)
-    except FileNotFoundError:
-        raise BioHashFormatError(f"{path}: missing") from None
-    except OSError as e:
-        why = "a symbolic link (not followed)" if e.errno == errno.ELOOP else e.strerror or e
-        raise BioHashFormatError(f"{path}: cannot read it ({why})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise BioHashFormatError(f"{path}: not a regular file")
-    return fd
-
-
-def _file_size(fd: int, path: Path, size: int | None, limit: int | None) -> int:
-    """The size of the open file, checked to be ``size`` exactly or at most ``limit``."""
-    have = os.fstat(fd).st_size
-    if size is not None and have != size:
-        raise BioHashFormatError(f"{path}: {have} bytes, the manifest says {size} "
-                                 "(truncated or replaced)")
-    if limit is not None and have > limit:
-        raise BioHashFormatError(f"{path}: too large ({have} bytes, at most {limit})")
-    return have
-
-
-def read_regular_file(path: Path, size: int | None = None, limit: int | None = None) -> bytes:
-    """The bytes of the regular file ``path`` (not a link, FIFO or device), of ``size`` bytes
-    or at most ``limit``, or a BioHashFormatError naming it: the size is checked before
-    anything is read, and no more than it is read."""
-    fd = _open_regular(path)
-    try:
-        have = _file_size(fd, path, size, limit)
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(have + 1)
-    except OSError as e:
-        raise BioHashFormatError(f"{path}: cannot read it ({e.strerror or e})") from None
-    finally:
-        os.close(fd)
-    if len(data) != have:
-        raise BioHashFormatError(f"{path}: changed while it was read")
-    return data
-
-
-def _map(path: Path, size: int) -> pa.Buffer:
-    """The regular file ``path`` of ``size`` bytes, memory-mapped read-only."""
-    fd = _open_regular(path)
-    try:
-        _file_size(fd, path, size, None)
-        return pa.py_buffer(mmap.mmap(fd, size, access=mmap.ACCESS_READ) if size else b"")
-    except OSError as e:
-        raise BioHashFormatError(f"{path}: cannot map it ({e.strerror or e})") from None
-    finally:
-        os.close(fd)
-
-
-def _read_generation(gen: Path) -> BioHashIndex:
+def _read_generation(gen: Path) -> IndexState:
     """Load one generation directory.
 
     The manifest is read first: it gives the size of each file, checked before the file is
@@ -462,53 +412,17 @@ def _read_generation(gen: Path) -> BioHashIndex:
     buffers = {MANIFEST: pa.py_buffer(manifest)}
     for name in FILES:
         size = entries[name]["size"]
-        buffers[name] = (_map(gen / name, size) if name.endswith(".arrow")
+        buffers[name] = (map_regular_file(gen / name, size) if name.endswith(".arrow")
                          else pa.py_buffer(read_regular_file(gen / name, size=size)))
     return decode_files(buffers, str(gen))
 
 
-# ==================================================================== atomic writing
-def _write_file(path: Path, data: bytes) -> None:
-    """Write a new file and fsync it."""
-    with open(path, "xb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def write_table_atomic(table: pa.Table, path) -> None:
-    """Write ``table`` as one Arrow IPC file at ``path``, atomically (``write_bytes_atomic``)."""
-    write_bytes_atomic(_ipc_bytes(table), path)
-
-
-def write_bytes_atomic(data: bytes, path) -> None:
-    """Write ``data`` to ``path`` atomically: into a temporary sibling, fsynced, then renamed
-    over ``path``. A failed write leaves the old file intact."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(8)}")
-    try:
-        _write_file(tmp, data)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a directory's entries (created, renamed files) durable."""
-    if os.name == "posix":
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
+# ==================================================================== writing a generation
 def _write_files(gen: Path, files: Mapping[str, bytes]) -> None:
     os.mkdir(gen)
     for name, data in files.items():
-        _write_file(gen / name, data)
-    _fsync_dir(gen)
+        write_new_file(gen / name, data)
+    fsync_dir(gen)
 
 
 def _new_generation() -> str:
@@ -528,18 +442,18 @@ def _create_index_dir(root: Path, files: Mapping[str, bytes]) -> bool:
             raise FileNotFoundError(errno.ENOENT, "cannot save the index: its parent directory "
                                     f"{str(root.parent)!r} does not exist", str(root)) from None
         gen = _new_generation()
-        _write_file(tmp / MARKER, MARKER_TEXT)
+        write_new_file(tmp / MARKER, MARKER_TEXT)
         _write_files(tmp / gen, files)
-        _write_file(tmp / CURRENT, f"{gen}\n".encode())
-        _write_file(tmp / LOCK, b"")
-        _fsync_dir(tmp)
+        write_new_file(tmp / CURRENT, f"{gen}\n".encode())
+        write_new_file(tmp / LOCK, b"")
+        fsync_dir(tmp)
         try:
             os.rename(tmp, root)
         except OSError:
             if root.is_dir():
                 return False
             raise
-        _fsync_dir(root.parent)
+        fsync_dir(root.parent)
         return True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # nothing left to remove after the rename
@@ -555,7 +469,7 @@ def _write_generation(root: Path, files: Mapping[str, bytes]) -> None:
     """
     with _locked(root):
         if not os.path.lexists(root / MARKER):
-            _write_file(root / MARKER, MARKER_TEXT)
+            write_new_file(root / MARKER, MARKER_TEXT)
         elif not _holds_marker(root):
             raise BioHashFormatError(f"{root / MARKER}: not this library's marker; refusing "
                                      "to save into the directory")
@@ -563,14 +477,14 @@ def _write_generation(root: Path, files: Mapping[str, bytes]) -> None:
         pointer = root / f".{CURRENT}.tmp-{gen}"
         try:
             _write_files(root / gen, files)
-            _write_file(pointer, f"{gen}\n".encode())
+            write_new_file(pointer, f"{gen}\n".encode())
             os.replace(pointer, root / CURRENT)
         except BaseException:
             _remove_generation(root / gen)
             if pointer.exists():
                 pointer.unlink()
             raise
-        _fsync_dir(root)
+        fsync_dir(root)
         _remove_leftovers(root, gen)
 
 
@@ -615,8 +529,8 @@ def _holds_marker(root: Path) -> bool:
 
 def _holds_index(root: Path) -> bool:
     """Whether the directory ``root`` holds an index this library saved: it has the marker,
-    or (indexes saved before the marker existed) CURRENT names a generation directory
-    whose manifest is of this format."""
+    or, without one, CURRENT names a generation directory whose manifest is of this
+    format (docs/format.md)."""
     if os.path.lexists(root / MARKER):
         return _holds_marker(root)
     try:
@@ -624,7 +538,7 @@ def _holds_index(root: Path) -> bool:
         manifest = json.loads(read_regular_file(gen / MANIFEST, limit=MAX_MANIFEST_BYTES))
     except (BioHashFormatError, ValueError, RecursionError):
         return False
-    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME
 
 
 def _is_empty(root: Path) -> bool:

@@ -12,15 +12,14 @@ import numpy as np
 import pyarrow as pa
 
 from .faiss_compat import METRICS, NotAFaissIndex, check_metric, result_arrays, selected_ids
-from .index import BioHashIndex
+from .files import BioHashFormatError, write_table_atomic
+from .index import BioHashIndex, deserialize_index, next_id_after, serialize_index
 from .locking import LockPerInstance, reads, writes
-from .persistence import (BioHashFormatError, deserialize_index, serialize_index,
-                          write_table_atomic)
 from .validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
 
 REFINE_BLOCK = 1 << 22  # floats of candidate vectors gathered at once
 FLT_MAX = np.finfo(np.float32).max  # faiss's distance for a missing result (-FLT_MAX for "ip")
-FORMAT = b"biohash-index-refine"
+FORMAT_NAME = "biohash-index-refine"   # the file's "format" metadata
 
 
 class BioHashIndexRefine(NotAFaissIndex):
@@ -101,8 +100,7 @@ class BioHashIndexRefine(NotAFaissIndex):
         ids = check_ids(ids, len(x))
         self.base_index.add_with_ids(x, ids)    # validates ids and refuses clashes first
         self.refine_index.add_with_ids(x, ids)
-        if len(ids):
-            self._next_id = max(self._next_id, int(ids.max()) + 1)
+        self._next_id = next_id_after(self._next_id, ids)
 
     @reads
     def search(self, xq, k: int, *, params=None, D=None, I=None):
@@ -182,7 +180,7 @@ def write_index_refine(index: BioHashIndexRefine, path) -> None:
     table = pa.table({"id": pa.array(ids, pa.int64()),
                       "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors), index.d)})
     table = table.replace_schema_metadata({
-        "format": FORMAT, "metric": index.metric, "k_factor": repr(index.k_factor),
+        "format": FORMAT_NAME, "metric": index.metric, "k_factor": repr(index.k_factor),
         "next_id": str(index._next_id), "base": serialize_index(index.base_index)})
     write_table_atomic(table, path)
 
@@ -196,7 +194,7 @@ def read_index_refine(path) -> BioHashIndexRefine:
     except (pa.ArrowInvalid, OSError) as e:
         raise BioHashFormatError(f"{path}: not an Arrow IPC file ({e})") from None
     meta = table.schema.metadata or {}
-    if meta.get(b"format") != FORMAT or table.column_names != ["id", "vector"]:
+    if meta.get(b"format") != FORMAT_NAME.encode() or table.column_names != ["id", "vector"]:
         raise BioHashFormatError(f"{path}: not a BioHashIndexRefine file")
     base = deserialize_index(meta[b"base"])
     ids = table["id"].to_numpy()

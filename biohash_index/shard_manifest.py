@@ -35,11 +35,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .index import BioHashIndex
-from .persistence import (BioHashFormatError, deserialize_index, read_regular_file,
-                          serialize_index, write_bytes_atomic)
+from .files import BioHashFormatError, read_regular_file, write_bytes_atomic
+from .index import BioHashIndex, deserialize_index, serialize_index
 
-FORMAT = "biohash-sharded-index"
+FORMAT_NAME = "biohash-sharded-index"
 FORMAT_VERSION = 1
 MANIFEST = "shards.json"
 TEMPLATE = "template.bhx"
@@ -106,7 +105,7 @@ def read_shard(root, entry: dict, digest: str) -> BioHashIndex:
 
 # ---------------------------------------------------------------------- manifest
 def new_manifest(template: BioHashIndex, template_entry: dict) -> dict:
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "version": 0,
+    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "version": 0,
             "model_digest": model_digest(template), "next_id": 0, "next_serial": 0,
             "template": {k: template_entry[k] for k in ("file", "size", "sha256")},
             "shards": []}
@@ -154,8 +153,8 @@ def _check_manifest(m, path) -> None:
     def bad(what):
         raise BioHashFormatError(f"{path}: {what}")
 
-    if not isinstance(m, dict) or m.get("format") != FORMAT:
-        bad(f"not a sharded index manifest (format {FORMAT!r} expected)")
+    if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
+        bad(f"not a sharded index manifest (format {FORMAT_NAME!r} expected)")
     if m.get("format_version") != FORMAT_VERSION:
         bad(f"format version {m.get('format_version')!r}, this library reads {FORMAT_VERSION}")
     for key in ("version", "next_id", "next_serial"):

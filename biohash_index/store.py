@@ -41,16 +41,16 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
+from .files import BioHashFormatError, ipc_bytes, write_table_atomic
 from .filters import compile_filter
-from .index import BioHashIndex, n_hidden_for
+from .index import BioHashIndex, deserialize_index, n_hidden_for, serialize_index
 from .locking import ReadWriteLock
-from .persistence import BioHashFormatError, deserialize_index, serialize_index, write_table_atomic
 from .refine import METRICS as INDEX_METRICS, BioHashIndexRefine
 from .validation import as_array, check_positive_int, check_real, check_vectors
 
 METRICS = ("cosine", "l2")
-FORMAT = b"biohash-store"
-FORMAT_VERSION = b"1"
+FORMAT_NAME = "biohash-store"   # the file's "format" and "version" metadata
+FORMAT_VERSION = 1
 COLUMNS = ["id", "key", "text", "metadata", "extra", "vector"]
 
 
@@ -443,7 +443,7 @@ class BioHashStore:
             records = [self._records[key] for key in keys.tolist()]
             d = self.dim or 0
             x = self._reconstruct(keys) if len(keys) else np.zeros((0, max(d, 1)), np.float32)
-            meta = {"format": FORMAT, "version": FORMAT_VERSION, "dim": str(d),
+            meta = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION), "dim": str(d),
                     "next_key": str(self._next_key), "config": json.dumps(self.config)}
             if self.is_hashed:
                 meta["biohash_index"] = serialize_index(self.index.base_index)
@@ -463,11 +463,7 @@ class BioHashStore:
 
     def to_bytes(self) -> bytes:
         """The store as the bytes of the file ``save`` writes."""
-        sink = pa.BufferOutputStream()
-        table = self.to_table()
-        with pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        return sink.getvalue().to_pybytes()
+        return ipc_bytes(self.to_table())
 
     @classmethod
     def load(cls, path) -> "BioHashStore":
@@ -495,9 +491,9 @@ class BioHashStore:
         """A store from ``to_table``'s table; raises ``BioHashFormatError`` when it is not
         one or its parts disagree."""
         meta = table.schema.metadata or {}
-        if meta.get(b"format") != FORMAT or meta.get(b"version") != FORMAT_VERSION:
-            raise BioHashFormatError(f"{where}: not a {FORMAT.decode()} "
-                                     f"v{FORMAT_VERSION.decode()} file")
+        if (meta.get(b"format") != FORMAT_NAME.encode()
+                or meta.get(b"version") != str(FORMAT_VERSION).encode()):
+            raise BioHashFormatError(f"{where}: not a {FORMAT_NAME} v{FORMAT_VERSION} file")
         if table.column_names != COLUMNS:
             raise BioHashFormatError(f"{where}: columns {table.column_names}, expected {COLUMNS}")
         try:
@@ -514,7 +510,7 @@ class BioHashStore:
             x = table["vector"].combine_chunks().flatten().to_numpy().reshape(-1, max(d, 1))
             base = deserialize_index(meta[b"biohash_index"]) if b"biohash_index" in meta else None
         except (AttributeError, KeyError, TypeError, ValueError, pa.ArrowException) as e:
-            raise BioHashFormatError(f"{where}: damaged {FORMAT.decode()} file ({e})") from None
+            raise BioHashFormatError(f"{where}: damaged {FORMAT_NAME} file ({e})") from None
         if d < 0 or next_key < 0:
             raise BioHashFormatError(f"{where}: negative dimension or key")
         if len(x) != len(records) or len(set(keys.tolist())) != len(keys) or (

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from .model import BioHashModel, RowSample
+from .model import BioHashModel, BioHashParams, RowSample
 from .validation import check_ids, check_positive_int, check_vectors
 
 DEFAULT_BATCH_SIZE = 65536
@@ -37,25 +37,23 @@ MAX_POINTS_PER_CENTROID = 256  # as faiss k-means: more training codes per IVF l
 Block = tuple[np.ndarray, "np.ndarray | None"]  # float32 (n, d) vectors, int64 (n,) ids or None
 
 
-def train_from(index, source, *, column: str | None = None,
-               batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0) -> None:
-    """Train ``index`` (a ``BioHashIndex``) from a re-readable source, block by block.
-
-    IVF storage learns its clusters from a uniform sample of at most 256 codes per list,
-    drawn in one more pass (``seed`` picks the sample).
+def train_from(source, params: BioHashParams, *, column: str | None = None,
+               batch_size: int = DEFAULT_BATCH_SIZE,
+               n_sample: int = 0) -> tuple[BioHashModel, np.ndarray | None]:
+    """A model of ``params`` trained from a re-readable source, block by block, and a
+    uniform sample of at most ``n_sample`` of its vectors, float32 (n, d), drawn in one
+    more pass (``params.seed`` picks it; None when n_sample is 0), e.g. for IVF storage to
+    learn its clusters from.
     """
     if is_one_shot(source):
         raise TypeError("source is a one-shot iterator (e.g. a generator), but training reads "
                         "the data 1 + epochs times: pass a callable that returns a new iterator, "
                         "a list of blocks, an array, or an Arrow/Parquet dataset")
-    blocks = vector_blocks(source, index.d, column=column, batch_size=batch_size)
-    model = BioHashModel(index.params).train_blocks(blocks)  # the index changes only if all succeeds
-    storage = index.storage.fresh()   # IVF: clusters learned anew, from the new codes
-    if not storage.is_trained:
-        n_max = MAX_POINTS_PER_CENTROID * storage.nlist
-        sample = uniform_sample(blocks(), n_max, np.random.default_rng(seed))
-        storage.train(model.encode(sample))
-    index.model, index.storage = model, storage
+    blocks = vector_blocks(source, params.d, column=column, batch_size=batch_size)
+    model = BioHashModel(params).train_blocks(blocks)
+    if not n_sample:
+        return model, None
+    return model, uniform_sample(blocks(), n_sample, np.random.default_rng(params.seed))
 
 
 def add_from(index, source, *, column: str | None = None, ids_column: str | None = None,
@@ -187,7 +185,7 @@ def vector_column(schema: pa.Schema, column: str | None, ids_column: str | None 
         if column not in schema.names:
             raise ValueError(f"column {column!r} is not in the data; columns: {schema.names}")
         return column
-    lists = [f.name for f in schema if _is_list(f.type) and f.name != ids_column]
+    lists = [f.name for f in schema if is_list_type(f.type) and f.name != ids_column]
     if len(lists) != 1:
         raise ValueError(f"column=None needs exactly one list-typed column, found {lists} "
                          f"among {schema.names}: pass column=")
@@ -198,8 +196,8 @@ def arrow_vectors(arr: pa.Array | pa.ChunkedArray, d: int, name: str) -> np.ndar
     """float32 (n, d) from an Arrow list column of d numbers per row, or raise."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    if not _is_list(arr.type) or not (pa.types.is_floating(arr.type.value_type)
-                                      or pa.types.is_integer(arr.type.value_type)):
+    if not is_list_type(arr.type) or not (pa.types.is_floating(arr.type.value_type)
+                                          or pa.types.is_integer(arr.type.value_type)):
         raise TypeError(f"{name} must be a FixedSizeList<float32> (or list of numbers) column, "
                         f"got {arr.type}")
     if pa.types.is_fixed_size_list(arr.type) and arr.type.list_size != d:
@@ -225,5 +223,6 @@ def arrow_ids(arr: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
     return check_ids(arr.to_numpy(), len(arr), f"ids column {name!r}")
 
 
-def _is_list(t: pa.DataType) -> bool:
+def is_list_type(t: pa.DataType) -> bool:
+    """Whether ``t`` is an Arrow list type: fixed-size, variable or large."""
     return pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t)

@@ -463,7 +463,7 @@ def test_a_failed_save_over_an_index_leaves_it_loadable_and_unchanged(flat, ivf,
     def fail(*args, **kw):
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(persistence, "_fsync_dir", fail)
+    monkeypatch.setattr(persistence, "fsync_dir", fail)
     with pytest.raises(OSError, match="disk on fire"):
         ivf.save(path)
     assert tree(path) == before

@@ -17,8 +17,8 @@ from biohash_index import progress as progress_mod
 from biohash_index.cli import build_parser, index_kwargs
 from biohash_index.datasets import load_vectors, read_fvecs, read_ivecs
 from biohash_index.evaluation import mean_average_precision, recall_at_k
+from biohash_index import read_index
 from biohash_index.model import HYPERPARAMETERS, Bool, OneOf
-from biohash_index.persistence import read_index
 
 from .conftest import data_path
 from .test_index import changed_value

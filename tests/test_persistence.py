@@ -396,7 +396,7 @@ class Injected(Exception):
     pass
 
 
-STEPS = [(persistence, "_write_file"), (persistence, "_fsync_dir"), (os, "mkdir"),
+STEPS = [(persistence, "write_new_file"), (persistence, "fsync_dir"), (os, "mkdir"),
          (os, "rename"), (os, "replace")]
 
 
