@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .scoring_kernels import weighted_distances
-from .locking import numba_parallel
+from .threads import numba_parallel
 
 SHORTLIST = 8
 MIN_SHORTLIST = 64

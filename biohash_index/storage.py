@@ -25,7 +25,7 @@ import numpy as np
 
 from .id_set import IdSet
 from .inverted_kernels import build_postings, inverted_search
-from .locking import numba_parallel
+from .threads import numba_parallel
 
 FAST_CODE_SIZES = (4, 8, 16, 20, 32, 64)  # bytes; faiss's specialised HammingComputers
 PAD_TO_64_FROM = 42  # bytes; below, the generic kernel is as fast as the 64-byte one
