@@ -22,6 +22,7 @@ from __future__ import annotations
 import faiss
 import numba
 import numpy as np
+from faiss.contrib.inspect_tools import get_invlist
 
 from .id_set import IdSet
 from .inverted_kernels import build_postings, inverted_search
@@ -187,22 +188,18 @@ class IVFCodeStorage(FlatCodeStorage):
                              f"got {len(codes)}")
         self.index.train(pad_codes(codes, self.code_size))
 
-    def _lists(self):
-        invlists = self.index.invlists
-        for lst in range(self.nlist):
-            n = invlists.list_size(lst)
-            if n:
-                ids = faiss.rev_swig_ptr(invlists.get_ids(lst), n).copy()
-                codes = faiss.rev_swig_ptr(invlists.get_codes(lst), n * invlists.code_size)
-                yield ids, codes.reshape(n, invlists.code_size).copy()
+    def _invlist_contents(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(ids int64 (n_l,), codes uint8 (n_l, code_size)) of each inverted list l, copies
+        (faiss's ``get_invlist``)."""
+        return [get_invlist(self.index.invlists, lst) for lst in range(self.nlist)]
 
     def ids(self) -> np.ndarray:
-        parts = [ids for ids, _ in self._lists()]
-        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        """int64 (ntotal,) ids, list by list (a copy)."""
+        return np.concatenate([ids for ids, _ in self._invlist_contents()])
 
     def codes(self) -> np.ndarray:
-        parts = [codes for _, codes in self._lists()]
-        return np.concatenate(parts) if parts else np.zeros((0, self.code_size), np.uint8)
+        """uint8 (ntotal, code_size) codes, list by list (a copy)."""
+        return np.concatenate([codes for _, codes in self._invlist_contents()])
 
 
 class InvertedCodeStorage(FlatCodeStorage):
