@@ -72,6 +72,22 @@ def test_inverted_follows_adds_and_removals_and_any_popcount():
     assert (I == -1).all() and inv.ntotal == 0
 
 
+def test_posting_lists_take_the_documented_memory():
+    """4 bytes per set bit and 12 per code (+ 8 per bit for the list starts): the ids stay in
+    faiss's IndexBinaryIDMap alone, and searches map positions to ids through it."""
+    rng = np.random.default_rng(3)
+    xb, xq = sparse_codes(rng, 1000, 64, 4), sparse_codes(rng, 20, 64, 4)
+    ids = rng.permutation(10**6)[:1000].astype(np.int64)
+    flat, inv = FlatCodeStorage(64), InvertedCodeStorage(64)
+    for s in (flat, inv):
+        s.add(xb, ids)
+        s.remove_ids(ids[::7])
+    for a, b in zip(inv.search(xq, 50), flat.search(xq, 50)):
+        np.testing.assert_array_equal(a, b)
+    n = inv.ntotal
+    assert sum(a.nbytes for a in inv.posting_lists()) == 4 * 4 * n + 12 * n + 8 * 65
+
+
 @pytest.mark.parametrize("nlist", [1, 4, 64])
 def test_ivf_ids_and_codes_are_the_stored_pairs(nlist):
     """ids() and codes() of IVF storage read every inverted list, empty ones included."""
