@@ -10,7 +10,7 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from data_dir import DATA  # noqa: F401  (the scripts take it from here)
+from data_dir import DATA
 
 
 def machine() -> str:
