@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import lsh as centred_lsh  # noqa: E402
-from common import add_threads_option, apply_threads, machine  # noqa: E402
+from common import DATA, add_threads_option, apply_threads, machine  # noqa: E402
 from report import markdown_table, median_seconds  # noqa: E402
 
 from biohash_index import BioHashIndex  # noqa: E402
@@ -312,7 +312,7 @@ def main(argv=None) -> None:
     ap.add_argument("--plot-ns", default="32,128",
                     help="n of the recall / QPS run (a subset of --ns)")
     ap.add_argument("--candidates", type=int, default=100, help="candidates re-ranked exactly")
-    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--plot", default=None, help="PNG file of the recall / QPS picture")
     add_threads_option(ap)
     args = ap.parse_args(argv)

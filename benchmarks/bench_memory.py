@@ -69,7 +69,7 @@ def main():
                      round(r["peak"] / mib), round((r["peak"] - r["base"]) / mib),
                      round(args.n * args.d * 4 / mib), round(args.block * args.d * 4 / mib),
                      round(r["stored"], 1), round(r["train_s"]), round(r["add_s"])])
-    print("k = 16 of m = 320 units (40-byte codes), 2 epochs; stored bytes/vector = stored "
+    print("hash_length 16 of m = 320 units (40-byte codes), 2 epochs; stored bytes/vector = stored "
           "code + 8-byte id + 8-byte id-set entry (+ posting lists); MiB = 2**20 bytes")
     print_table(["storage", "n", "d", "block", "RSS after import MiB", "peak RSS MiB",
                  "peak - import MiB", "raw data MiB", "one block MiB", "stored bytes/vector",

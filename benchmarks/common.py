@@ -4,14 +4,13 @@ from __future__ import annotations
 import os
 import platform
 import time
-from pathlib import Path
 
 import faiss
 import numba
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-DATA = Path(os.environ.get("BIOHASH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from data_dir import DATA
 
 
 def machine() -> str:

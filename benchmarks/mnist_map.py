@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import METHODS, make_index  # noqa: E402
+from data_dir import DATA  # noqa: E402
 from report import markdown_table, plot_lines  # noqa: E402
 
 from biohash_index.datasets import label_split, load_mnist  # noqa: E402
@@ -46,7 +47,7 @@ def evaluate(method: str, k: int, xq, xb, yq, yb) -> tuple[float, float]:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default="../shared/data/mnist")
+    ap.add_argument("--data", default=str(DATA / "mnist"))
     ap.add_argument("--split-seed", type=int, default=None,
                     help="draw the 100 queries per digit at random with this seed "
                          "(default: the first 100 of each digit, as BENCHMARKS.md)")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
@@ -148,12 +147,6 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
                           "pip install 'biohash-index[demo]'") from e
     ds = sk_digits()
     return (ds.data / 16.0).astype(np.float32), ds.target.astype(np.int64)
-
-
-def shared_data_dir() -> Path | None:
-    """The benchmark data folder named by BIOHASH_DATA, if it exists."""
-    p = os.environ.get("BIOHASH_DATA")
-    return Path(p) if p and Path(p).is_dir() else None
 
 
 TABLES = (".parquet", ".arrow", ".feather", ".ipc")  # Parquet and Arrow IPC files

@@ -97,13 +97,14 @@ def _search_one(q, ptr, pos, pop, by_pop, k, cnt, touched, keys, D, I):
 
 
 @njit(cache=True, nogil=True)
-def _select_smallest(a, n, k):
-    """Reorder a[:n] in place so that a[:k] holds its k smallest values, 0 < k < n.
+def _select_smallest(a, size, count):
+    """Reorder a[:size] in place so that a[:count] holds its count smallest values,
+    0 < count < size.
 
-    Wirth's selection (Hoare's partition around a[k - 1] until it is in place); compiles
+    Wirth's selection (Hoare's partition around a[count - 1] until it is in place); compiles
     in a fraction of the time ``np.partition`` takes.
     """
-    lo, hi, r = 0, n - 1, k - 1
+    lo, hi, r = 0, size - 1, count - 1
     while lo < hi:
         x = a[r]
         i, j = lo, hi

@@ -10,20 +10,12 @@ The lock prefers writers (a waiting writer lets no new reader in, so a stream of
 cannot starve an ``add``). A thread may take the lock again while it holds it (a writer
 may read or write, a reader may read); a reader asking to write raises ``RuntimeError``
 instead of deadlocking.
-
-Numba's "workqueue" threading layer (its fallback where neither OpenMP nor TBB loads)
-aborts the process when a ``parallel=True`` kernel is entered from two threads at once;
-``numba_parallel()`` runs such kernels one at a time in that case.
 """
 from __future__ import annotations
 
 import functools
 import threading
 from contextlib import contextmanager
-
-import numba
-
-_WORKQUEUE_LOCK = threading.Lock()
 
 
 class ReadWriteLock:
@@ -115,19 +107,3 @@ def writes(method):
         with self._lock.write():
             return method(self, *args, **kwargs)
     return locked
-
-
-@contextmanager
-def numba_parallel():
-    """Context for calling a numba ``parallel=True`` kernel from any thread: a no-op under the
-    thread-safe layers (omp, tbb), one call at a time under "workqueue" or before numba has
-    chosen its layer (the first parallel call chooses it)."""
-    try:
-        threadsafe = numba.threading_layer() != "workqueue"
-    except ValueError:                     # no parallel kernel has run yet
-        threadsafe = False
-    if threadsafe:
-        yield
-    else:
-        with _WORKQUEUE_LOCK:
-            yield

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .scoring_kernels import weighted_distances
-from .locking import numba_parallel
+from .threads import numba_parallel
 
 SHORTLIST = 8
 MIN_SHORTLIST = 64
@@ -24,12 +24,12 @@ def shortlist_size(k: int, ntotal: int) -> int:
     return max(k, min(ntotal, max(MIN_SHORTLIST, SHORTLIST * k)))
 
 
-def query_offsets(acts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """c float32 (nq, m): unit inputs less each query's threshold (midway between its k-th
-    and (k+1)-th largest); scale float32 (nq,): mean |c| per query (> 0)."""
-    m = acts.shape[1]
-    part = np.partition(acts, (m - k - 1, m - k), axis=1)
-    c = (acts - (part[:, m - k - 1:m - k] + part[:, m - k:m - k + 1]) / 2).astype(np.float32)
+def query_offsets(acts: np.ndarray, hash_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """c float32 (nq, m): unit inputs less each query's threshold (midway between its h-th
+    and (h+1)-th largest, h = hash_length); scale float32 (nq,): mean |c| per query (> 0)."""
+    m, h = acts.shape[1], hash_length
+    part = np.partition(acts, (m - h - 1, m - h), axis=1)
+    c = (acts - (part[:, m - h - 1:m - h] + part[:, m - h:m - h + 1]) / 2).astype(np.float32)
     scale = np.maximum(np.abs(c).mean(axis=1), np.finfo(np.float32).tiny)  # constant row: D = 0
     return c, scale.astype(np.float32)
 

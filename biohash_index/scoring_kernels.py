@@ -1,8 +1,8 @@
 """Numba kernel of asymmetric scoring: a query's real unit inputs against stored binary codes.
 
-For a query whose unit inputs, less its own threshold (midway between its k-th and
-(k+1)-th largest), are c (m,), and a stored code b in {0, 1}^m, the weighted Hamming
-distance is
+For a query whose unit inputs, less its own threshold (midway between its h-th and
+(h+1)-th largest, h = hash_length), are c (m,), and a stored code b in {0, 1}^m, the
+weighted Hamming distance is
 
     D = sum_j |c_j| [sign(c_j) != (2 b_j - 1)] / mean_j |c_j|:
 

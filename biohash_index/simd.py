@@ -4,8 +4,8 @@ Both compare 8 consecutive float32 values with a threshold in one vector instruc
 read the result as a byte, bit l for value l (``movmskps`` on x86; LLVM lowers the same IR
 on any CPU):
 
-- ``ge_mask8``: that byte, which is also a packed code byte when the threshold is the k-th
-  largest value;
+- ``ge_mask8``: that byte, which is also a packed code byte when the threshold is the
+  hash_length-th largest value;
 - ``compress8``: appends the indices of the values that pass to an int32 buffer, a table
   lookup and one 8-wide store instead of a compare-and-store per value.
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 import faiss
 import numba
 import numpy as np
+from faiss.contrib.inspect_tools import get_invlist
 
 from .id_set import IdSet
 from .inverted_kernels import build_postings, inverted_search
-from .locking import numba_parallel
+from .threads import numba_parallel
 
 FAST_CODE_SIZES = (4, 8, 16, 20, 32, 64)  # bytes; faiss's specialised HammingComputers
 PAD_TO_64_FROM = 42  # bytes; below, the generic kernel is as fast as the 64-byte one
@@ -187,22 +188,18 @@ class IVFCodeStorage(FlatCodeStorage):
                              f"got {len(codes)}")
         self.index.train(pad_codes(codes, self.code_size))
 
-    def _lists(self):
-        invlists = self.index.invlists
-        for lst in range(self.nlist):
-            n = invlists.list_size(lst)
-            if n:
-                ids = faiss.rev_swig_ptr(invlists.get_ids(lst), n).copy()
-                codes = faiss.rev_swig_ptr(invlists.get_codes(lst), n * invlists.code_size)
-                yield ids, codes.reshape(n, invlists.code_size).copy()
+    def _invlist_contents(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(ids int64 (n_l,), codes uint8 (n_l, code_size)) of each inverted list l, copies
+        (faiss's ``get_invlist``)."""
+        return [get_invlist(self.index.invlists, lst) for lst in range(self.nlist)]
 
     def ids(self) -> np.ndarray:
-        parts = [ids for ids, _ in self._lists()]
-        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        """int64 (ntotal,) ids, list by list (a copy)."""
+        return np.concatenate([ids for ids, _ in self._invlist_contents()])
 
     def codes(self) -> np.ndarray:
-        parts = [codes for _, codes in self._lists()]
-        return np.concatenate(parts) if parts else np.zeros((0, self.code_size), np.uint8)
+        """uint8 (ntotal, code_size) codes, list by list (a copy)."""
+        return np.concatenate([codes for _, codes in self._invlist_contents()])
 
 
 class InvertedCodeStorage(FlatCodeStorage):
@@ -211,47 +208,47 @@ class InvertedCodeStorage(FlatCodeStorage):
     The codes and ids live in the same ``IndexBinaryIDMap(IndexBinaryFlat)`` as for flat
     storage (so saving, ``range_search`` and ``remove_ids`` are those of faiss); the posting
     lists are derived from it, rebuilt by the first search after an add or a removal (one
-    pass over the codes). A query costs the total length of its k posting lists, about
-    n * k**2 / m entries for codes with k of m bits set, instead of n * m / 8 bytes.
-    Memory: 4 bytes per set bit per stored code (+ 12 bytes per code) on top of the codes.
+    pass over the codes). A query costs the total length of the posting lists of its set
+    bits, about n * h**2 / m entries for codes with h = hash_length of m bits set, instead of
+    n * m / 8 bytes. Memory: 4 bytes per set bit per stored code (+ 12 bytes per code) on top
+    of the codes; the ids stay in the faiss index alone.
     """
 
     kind = "inverted"
 
     def __init__(self, nbits: int, index: faiss.IndexBinary | None = None):
         super().__init__(nbits, index)
-        self._lists = None  # (ptr, pos, pop, by_pop, ids), None when stale
+        self._postings = None  # posting_lists(), None when stale
 
     def add(self, codes: np.ndarray, ids: np.ndarray) -> None:
         super().add(codes, ids)
-        self._lists = None
+        self._postings = None
 
     def remove_ids(self, ids: np.ndarray) -> int:
-        self._lists = None
+        self._postings = None
         return super().remove_ids(ids)
 
     def reset(self) -> None:
         super().reset()
-        self._lists = None
+        self._postings = None
 
     def posting_lists(self):
-        """(ptr int64 (nbits + 1,), pos int32, pop int32 (n,), by_pop int64 (n,), ids int64
-        (n + 1,)): the codes with bit j set are at storage positions pos[ptr[j]:ptr[j + 1]];
-        ids[-1] is -1, so that position -1 (no result) maps to id -1."""
-        if self._lists is None:
-            ptr, pos, pop = build_postings(self.codes(), self.nbits)
-            by_pop = np.argsort(pop, kind="stable")
-            self._lists = (ptr, pos, pop, by_pop, np.append(self.ids(), np.int64(-1)))
-        return self._lists
+        """(ptr int64 (nbits + 1,), pos int32, pop int32 (n,), by_pop int64 (n,)): the codes
+        with bit j set are at storage positions pos[ptr[j]:ptr[j + 1]]; pop is each code's
+        popcount, by_pop the positions sorted by (popcount, position)."""
+        if self._postings is None:
+            ptr, pos, pop = build_postings(self.code_view(), self.nbits)
+            self._postings = (ptr, pos, pop, np.argsort(pop, kind="stable"))
+        return self._postings
 
     def search(self, codes: np.ndarray, k: int):
         """int32 (nq, k) Hamming distances and int64 (nq, k) ids, ordered as flat search."""
         D, P = self.search_positions(codes, k)
-        return D, self.posting_lists()[-1][P]
+        return D, self.ids_at(P)
 
     def search_positions(self, codes: np.ndarray, k: int):
         """As ``search``, with storage positions (-1 for none) in place of ids."""
-        ptr, pos, pop, by_pop, _ = self.posting_lists()
+        ptr, pos, pop, by_pop = self.posting_lists()
         with numba_parallel():
             return inverted_search(pad_codes(codes, self.code_size), ptr, pos, pop, by_pop, k,
                                    numba.get_num_threads())

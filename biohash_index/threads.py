@@ -1,4 +1,10 @@
-"""The ``n_threads`` knob: one number for numba's, faiss's and BLAS's thread pools."""
+"""Thread policy: the ``n_threads`` knob (one number for numba's, faiss's and BLAS's thread
+pools) and ``numba_parallel``, the guard around numba's parallel kernels.
+
+Numba's "workqueue" threading layer (its fallback where neither OpenMP nor TBB loads)
+aborts the process when a ``parallel=True`` kernel is entered from two threads at once;
+``numba_parallel()`` runs such kernels one at a time in that case.
+"""
 from __future__ import annotations
 
 import functools
@@ -38,6 +44,25 @@ def thread_limit(n_threads: int | None):
     finally:
         numba.set_num_threads(old_numba)
         faiss.omp_set_num_threads(old_faiss)
+
+
+_workqueue_lock = threading.Lock()
+
+
+@contextmanager
+def numba_parallel():
+    """Context for calling a numba ``parallel=True`` kernel from any thread: a no-op under the
+    thread-safe layers (omp, tbb), one call at a time under "workqueue" or before numba has
+    chosen its layer (the first parallel call chooses it)."""
+    try:
+        threadsafe = numba.threading_layer() != "workqueue"
+    except ValueError:                     # no parallel kernel has run yet
+        threadsafe = False
+    if threadsafe:
+        yield
+    else:
+        with _workqueue_lock:
+            yield
 
 
 _blas_lock = threading.Lock()

@@ -1,10 +1,11 @@
 """Top-k in a deterministic order, and exact merging of top-k lists from shards.
 
-Hamming distances between k-sparse codes are small even integers, so ties are the rule: faiss
-returns tied vectors in an order (and, at the k-th distance, a selection) that depends on how the
-data is laid out. Here results are ordered by (distance, id) ascending, a total order. Under it the
-global top-k is made of every shard's own top-k, so merging the shards' lists gives exactly the
-top-k of one index holding all the vectors, ties included.
+Hamming distances between sparse codes (hash_length bits set in each) are small even integers,
+so ties are the rule: faiss returns tied vectors in an order (and, at the k-th distance, a
+selection) that depends on how the data is laid out. Here results are ordered by (distance, id)
+ascending, a total order. Under it the global top-k is made of every shard's own top-k, so
+merging the shards' lists gives exactly the top-k of one index holding all the vectors, ties
+included.
 """
 from __future__ import annotations
 

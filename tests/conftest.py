@@ -1,11 +1,9 @@
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-# The team's benchmark data sits beside the repository; BIOHASH_DATA may point elsewhere.
-DATA = Path(os.environ.get("BIOHASH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from benchmarks.data_dir import DATA
 
 
 def data_path(*parts) -> Path:

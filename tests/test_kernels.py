@@ -76,14 +76,14 @@ def test_kernels_run_concurrently_from_threads():
 
 
 @pytest.mark.parametrize("order", ["random", "sorted", "reversed"])
-def test_select_smallest_puts_the_k_smallest_first(order):
+def test_select_smallest_puts_the_count_smallest_first(order):
     rng = np.random.default_rng(7)
     for n in (2, 3, 17, 200):
         a = rng.permutation(5 * n)[:n].astype(np.int64)
         if order != "random":
             a = np.sort(a) if order == "sorted" else np.sort(a)[::-1].copy()
-        for k in (1, n // 2 or 1, n - 1):
+        for count in (1, n // 2 or 1, n - 1):
             b = a.copy()
-            _select_smallest(b, n, k)
-            np.testing.assert_array_equal(np.sort(b[:k]), np.sort(a)[:k])
+            _select_smallest(b, n, count)
+            np.testing.assert_array_equal(np.sort(b[:count]), np.sort(a)[:count])
             np.testing.assert_array_equal(np.sort(b), np.sort(a))

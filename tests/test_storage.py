@@ -10,14 +10,14 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from biohash_index import BioHashIndex
-from biohash_index.storage import FlatCodeStorage, InvertedCodeStorage
+from biohash_index.storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage
 from biohash_index.threads import blas_limit, thread_limit
 
 
-def sparse_codes(rng, n, m, k):
-    """uint8 (n, ceil(m / 8)) codes with exactly k of the first m bits set."""
+def sparse_codes(rng, n, m, active):
+    """uint8 (n, ceil(m / 8)) codes with exactly ``active`` of the first m bits set."""
     bits = np.zeros((n, 8 * ((m + 7) // 8)), np.uint8)
-    np.put_along_axis(bits, np.argsort(rng.random((n, m)), axis=1)[:, :k], 1, axis=1)
+    np.put_along_axis(bits, np.argsort(rng.random((n, m)), axis=1)[:, :active], 1, axis=1)
     return np.packbits(bits, axis=1, bitorder="little")
 
 
@@ -28,23 +28,24 @@ def lexicographic_knn(xq, xb, k):
     return np.take_along_axis(H, order, axis=1), order
 
 
-@pytest.mark.parametrize("n,m,k,K", [(3000, 40, 3, 10), (500, 64, 4, 700), (4000, 320, 16, 25)])
-def test_inverted_equals_flat_including_ties(n, m, k, K):
+@pytest.mark.parametrize("n,m,active,k", [(3000, 40, 3, 10), (500, 64, 4, 700),
+                                          (4000, 320, 16, 25)])
+def test_inverted_equals_flat_including_ties(n, m, active, k):
     rng = np.random.default_rng(n)
-    xb, xq = sparse_codes(rng, n, m, k), sparse_codes(rng, 60, m, k)
+    xb, xq = sparse_codes(rng, n, m, active), sparse_codes(rng, 60, m, active)
     ids = rng.permutation(10 * n)[:n].astype(np.int64)
     flat, inv = FlatCodeStorage(8 * xb.shape[1]), InvertedCodeStorage(8 * xb.shape[1])
     for s in (flat, inv):
         s.add(xb[: n // 2], ids[: n // 2])
         s.add(xb[n // 2:], ids[n // 2:])
-    Df, If = flat.search(xq, K)
-    Di, Ii = inv.search(xq, K)
+    Df, If = flat.search(xq, k)
+    Di, Ii = inv.search(xq, k)
     np.testing.assert_array_equal(Di, Df)
     np.testing.assert_array_equal(Ii, If)
-    D, order = lexicographic_knn(xq, xb, K)   # the tie order both follow
+    D, order = lexicographic_knn(xq, xb, k)   # the tie order both follow
     np.testing.assert_array_equal(If[:, :n], ids[order])
     np.testing.assert_array_equal(Df[:, :n], D)
-    if K > n:
+    if k > n:
         assert (Ii[:, n:] == -1).all() and (Di[:, n:] == np.iinfo(np.int32).max).all()
 
 
@@ -61,14 +62,49 @@ def test_inverted_follows_adds_and_removals_and_any_popcount():
     for s in (flat, inv):
         s.add(xb[1000:], np.arange(1000, 2000))
         assert s.remove_ids(np.arange(0, 2000, 3)) == 667
-    for K in (1, 30, 1400):
-        for a, b in zip(inv.search(xq, K), flat.search(xq, K)):
+    for k in (1, 30, 1400):
+        for a, b in zip(inv.search(xq, k), flat.search(xq, k)):
             np.testing.assert_array_equal(a, b)
     for a, b in zip(inv.range_search(xq, 20), flat.range_search(xq, 20)):
         np.testing.assert_array_equal(a, b)
     inv.reset()
     D, I = inv.search(xq, 3)
     assert (I == -1).all() and inv.ntotal == 0
+
+
+def test_posting_lists_take_the_documented_memory():
+    """4 bytes per set bit and 12 per code (+ 8 per bit for the list starts): the ids stay in
+    faiss's IndexBinaryIDMap alone, and searches map positions to ids through it."""
+    rng = np.random.default_rng(3)
+    xb, xq = sparse_codes(rng, 1000, 64, 4), sparse_codes(rng, 20, 64, 4)
+    ids = rng.permutation(10**6)[:1000].astype(np.int64)
+    flat, inv = FlatCodeStorage(64), InvertedCodeStorage(64)
+    for s in (flat, inv):
+        s.add(xb, ids)
+        s.remove_ids(ids[::7])
+    for a, b in zip(inv.search(xq, 50), flat.search(xq, 50)):
+        np.testing.assert_array_equal(a, b)
+    n = inv.ntotal
+    assert sum(a.nbytes for a in inv.posting_lists()) == 4 * 4 * n + 12 * n + 8 * 65
+
+
+@pytest.mark.parametrize("nlist", [1, 4, 64])
+def test_ivf_ids_and_codes_are_the_stored_pairs(nlist):
+    """ids() and codes() of IVF storage read every inverted list, empty ones included."""
+    rng = np.random.default_rng(nlist)
+    xb = rng.integers(0, 256, (300, 8), dtype=np.uint8)
+    ids = rng.permutation(10**6)[:300].astype(np.int64)
+    ivf = IVFCodeStorage(64, nlist)
+    assert ivf.ids().shape == (0,) and ivf.codes().shape == (0, 8)
+    ivf.train(xb)
+    ivf.add(xb[:200], ids[:200])
+    assert ivf.remove_ids(ids[:200:3]) == 67
+    got_ids, got_codes = ivf.ids(), ivf.codes()
+    assert got_ids.dtype == np.int64 and got_codes.shape == (133, 8)
+    order, kept = np.argsort(got_ids), np.setdiff1d(np.arange(200), np.arange(0, 200, 3))
+    want = kept[np.argsort(ids[kept])]
+    np.testing.assert_array_equal(got_ids[order], ids[want])
+    np.testing.assert_array_equal(got_codes[order], xb[want])
 
 
 def test_index_inverted_storage_equals_flat_and_survives_pickle(trained, clustered):
