@@ -20,7 +20,7 @@ from .model import HYPERPARAMETERS, BioHashModel, BioHashParams, task_params
 from .model import TASKS, n_hidden_for  # noqa: F401 (still imported from here)
 from .persistence import (IndexState, deserialize_state, read_state, serialize_state,
                           write_state)
-from .scoring import rerank, shortlist_size
+from .scoring import search_asymmetric
 from .storage import (FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, pad_codes,
                       padded_code_size)
 from .streaming import DEFAULT_BATCH_SIZE, MAX_POINTS_PER_CENTROID, add_from, train_from
@@ -348,8 +348,8 @@ class BioHashIndex(NotAFaissIndex):
         """D float32 (nq, k) weighted Hamming distances and I int64 (nq, k) ids of the
         best of each query's Hamming shortlist (``scoring.py``)."""
         codes, acts = self.model.encode_queries(xq)
-        _, P = self.storage.search_positions(codes, shortlist_size(k, self.ntotal))
-        D, P = rerank(acts, self.hash_length, self.storage.code_view(), P, k)
+        D, P = search_asymmetric(codes, acts, self.hash_length, self.storage.code_view(),
+                                 self.storage.search_positions, k)
         D[P < 0] = MISSING_DISTANCE
         return D, self.storage.ids_at(P)
 

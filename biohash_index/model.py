@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator
 import numba
 import numpy as np
 
+from .centering import K, SHARES, best_share, sample_rows
 from .encoding_kernels import top_k_codes
 from .learning_kernels import learn_batch, p_power
 from .progress import progress
@@ -299,7 +300,8 @@ class BioHashModel:
         """
         prm = self.params
         rng = np.random.default_rng(prm.seed)
-        n, mean, W = self.init_weights(blocks, rng)
+        n, mean, sample, check = self._first_pass(blocks, rng)
+        W = self._initial_weights(self._prepare(sample, mean), rng)
         epochs = auto_epochs(prm.n_hidden, n, prm.d) if prm.epochs is None else prm.epochs
         win_frac = np.zeros(epochs, np.float64)
         norm_err = np.zeros(epochs, np.float64)
@@ -313,7 +315,26 @@ class BioHashModel:
         self.mean_, self.weights_ = mean, W
         self.train_stats_ = {"won_fraction": win_frac, "max_norm_error": norm_err}
         self._proj = None
+        if prm.center:
+            self._choose_center_share(check)
         return self
+
+    def _choose_center_share(self, check: np.ndarray) -> None:
+        """Keep the share of the training mean that ``centering.best_share`` picks on
+        float32 (n, d) check, a uniform sample of the training rows."""
+        mean = self.mean_
+        share, recalls = best_share(lambda s: self._with_mean(s * mean), check)
+        if recalls:
+            log.info("centring: %g x the training mean (recall@%d of held-out training rows "
+                     "for shares %s: %s)", share, K, SHARES,
+                     ", ".join(f"{r:.3f}" for r in recalls))
+        self.mean_, self._proj = (share * mean).astype(np.float32), None
+
+    def _with_mean(self, mean: np.ndarray) -> "BioHashModel":
+        """A trained copy of this model with another mean (the same weights)."""
+        model = BioHashModel(self.params)
+        model.mean_, model.weights_ = mean.astype(np.float32), self.weights_
+        return model
 
     # The steps of training, public for benchmarks/bench_train.py, which times one epoch:
     # ``n, mean, W = model.init_weights(blocks, rng)``, then
@@ -323,9 +344,7 @@ class BioHashModel:
         """One pass over the training data (``blocks()`` as in ``train_blocks``): n, the
         number of vectors; mean, float32 (d,), the training mean if ``center`` else zeros;
         W, float32 (m, d), the initial weights."""
-        n, mean, sample = self._first_pass(blocks, rng)
-        if n == 0:
-            raise ValueError("the training data holds no vectors")
+        n, mean, sample, _ = self._first_pass(blocks, rng)
         return n, mean, self._initial_weights(self._prepare(sample, mean), rng)
 
     def batches(self, blocks: Callable[[], Iterable[np.ndarray]], mean: np.ndarray,
@@ -352,17 +371,26 @@ class BioHashModel:
         return float(won.mean())
 
     def _first_pass(self, blocks, rng):
-        """Count, mean and a uniform sample of up to n_hidden rows (smallest random keys)."""
+        """Count, mean, a uniform sample of up to n_hidden rows (smallest random keys) for
+        the initial weights, and if ``center`` one of ``centering.sample_rows`` rows for the
+        centring check (else None), drawn with a random stream of its own so the weights
+        are the same with or without it."""
         prm = self.params
         n, total = 0, np.zeros(prm.d, np.float64)
         sample = RowSample(prm.n_hidden, prm.d)
+        check, check_rng = RowSample(sample_rows(prm.d), prm.d), np.random.default_rng([prm.seed, 1])
         for xb in blocks():
             n += len(xb)
             total += xb.sum(axis=0, dtype=np.float64)
             if prm.init == "sample":
                 sample.add(xb, rng)
-        mean = (total / max(n, 1)).astype(np.float32) if prm.center else np.zeros(prm.d, np.float32)
-        return n, mean, sample.rows
+            if prm.center:
+                check.add(xb, check_rng)
+        if n == 0:
+            raise ValueError("the training data holds no vectors")
+        if not prm.center:
+            return n, np.zeros(prm.d, np.float32), sample.rows, None
+        return n, (total / n).astype(np.float32), sample.rows, check.rows
 
     def _prepare(self, x: np.ndarray, mean: np.ndarray) -> np.ndarray:
         """Training vectors (centred if ``center``) scaled to unit L2 norm, so each sample

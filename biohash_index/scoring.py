@@ -47,3 +47,14 @@ def rerank(acts: np.ndarray, hash_length: int, codes: np.ndarray, pos: np.ndarra
         D = weighted_distances(c, scale, codes, pos)
     order = np.argsort(D, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(D, order, 1), np.take_along_axis(pos, order, 1)
+
+
+def search_asymmetric(qcodes: np.ndarray, acts: np.ndarray, hash_length: int,
+                      codes: np.ndarray, hamming_search, k: int):
+    """The k nearest stored codes by weighted Hamming distance among each query's Hamming
+    shortlist: ``hamming_search(qcodes, K)`` returns (distances, int64 (nq, K) positions
+    into codes, -1 for none) as faiss's binary search does. qcodes: uint8 (nq, code_size)
+    query codes; acts: float32 (nq, m) their unit inputs; codes: uint8 (n, code_size)
+    stored codes. Returns D float32 (nq, k) and positions int64 (nq, k), as ``rerank``."""
+    _, P = hamming_search(qcodes, shortlist_size(k, len(codes)))
+    return rerank(acts, hash_length, codes, P, k)

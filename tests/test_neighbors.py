@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from biohash_index import BioHashIndex, read_index
+from biohash_index import BioHashIndex, centering, read_index
 from biohash_index.index import TASKS
 from biohash_index.model import BioHashParams, auto_epochs, orthonormal_rows
 from biohash_index.scoring import MIN_SHORTLIST
@@ -179,3 +179,70 @@ def test_training_plot_of_an_index_without_epochs_says_why(trained_neighbors, tm
     with pytest.raises(ValueError, match="no epochs of the learning rule"):
         plots.plot_training_stats(trained_neighbors.model.train_stats_, tmp_path / "p.png")
     assert not (tmp_path / "p.png").exists()
+
+
+def angular_set(n=4000, d=32, offset=3.0, seed=0):
+    """Unit-norm vectors sharing one strong direction, as sentence embeddings do; the
+    first 3,500 are the base, the rest queries; exact top 10 by L2 (= by angle)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32) * np.linspace(1, .2, d, dtype=np.float32)
+    x[:, 0] += offset
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    xb, xq = x[:3500], x[3500:]
+    return xb, xq, faiss.knn(xq, xb, 10)[1]
+
+
+def recall_of(index, xb, xq, gt):
+    index.add(xb)
+    I = index.search(xq, 10)[1]
+    return (I[:, :, None] == gt[:, None, :]).any(axis=2).mean()
+
+
+def test_training_learns_how_much_of_the_mean_to_subtract(monkeypatch):
+    """On vectors that share a direction, subtracting part of the mean keeps neighbours by
+    angle better than subtracting all of it or none (the untrained model)."""
+    xb, xq, gt = angular_set()
+    learned = BioHashIndex(32, 64)
+    learned.train(xb)
+    share = round(float(learned.model.mean_ @ xb.mean(0) / (xb.mean(0) @ xb.mean(0))), 4)
+    assert share in (0.25, 0.5, 0.75)
+    np.testing.assert_allclose(learned.model.mean_, share * xb.mean(0), rtol=1e-5, atol=1e-6)
+    ours = recall_of(learned, xb, xq, gt)
+    assert ours > recall_of(BioHashIndex(32, 64, center=False), xb, xq, gt)
+    monkeypatch.setattr(centering, "SHARES", (1.0,))
+    assert ours > recall_of(BioHashIndex(32, 64), xb, xq, gt)
+
+
+def test_data_far_from_the_origin_is_centred_fully():
+    xb, xq, gt = angular_set(offset=0.0)
+    xb, xq = xb + 20, xq + 20          # the same neighbours, far from the origin
+    index = BioHashIndex(32, 16)
+    index.train(xb)
+    np.testing.assert_array_equal(index.model.mean_, xb.astype(np.float64).mean(0).astype(
+        np.float32))
+    assert recall_of(index, xb, xq, gt) > 2 * recall_of(BioHashIndex(32, 16, center=False),
+                                                        xb, xq, gt)
+
+
+def test_too_few_training_rows_for_the_check_subtract_the_whole_mean(caplog):
+    xb = angular_set()[0][:centering.MIN_ROWS - 1]
+    index = BioHashIndex(32, 16)
+    with caplog.at_level(logging.INFO, logger="biohash_index"):
+        index.train(xb)
+    np.testing.assert_array_equal(index.model.mean_, xb.astype(np.float64).mean(0).astype(
+        np.float32))
+    assert "centring" not in caplog.text
+
+
+def test_a_tie_keeps_the_larger_share(monkeypatch):
+    monkeypatch.setattr(centering, "neighbour_recall", lambda model, *a: 0.5)
+    xb = angular_set()[0]
+    assert centering.best_share(lambda s: None, xb) == (1.0, [0.5] * len(centering.SHARES))
+
+
+def test_streaming_training_learns_the_same_share():
+    xb = angular_set()[0]
+    ref, streamed = BioHashIndex(32, 64), BioHashIndex(32, 64)
+    ref.train(xb)
+    streamed.train_from([xb[s:s + 500] for s in range(0, len(xb), 500)])
+    np.testing.assert_array_equal(streamed.model.mean_, ref.model.mean_)

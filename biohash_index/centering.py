@@ -1,0 +1,58 @@
+"""How much of the training mean to subtract: the share that best keeps the training
+set's own nearest neighbours.
+
+Centring balances the bits (each unit is active for about half the data), which matters
+most for short codes; on data whose neighbours are by angle (unit-norm text embeddings)
+it also moves those angles, which costs recall once codes are long enough to resolve them
+(``benchmarks/ann_text.py``). ``best_share`` settles the trade on the data: it holds out a
+tenth of a sample of training rows as queries, finds their exact L2 neighbours among the
+rest, and keeps the share of the mean (``SHARES``) whose codes find most of them, searched
+as the index searches.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import faiss
+import numpy as np
+
+from .scoring import search_asymmetric
+
+SHARES = (1.0, 0.75, 0.5, 0.25, 0.0)  # tried in this order: a tie keeps the larger share
+SAMPLE_BYTES = 1 << 26                # the sample of training rows: at most 64 MiB ...
+MAX_ROWS = 10_000                     # ... and 10,000 rows, a tenth of them queries
+MIN_ROWS = 200                        # fewer rows: no check, the whole mean is subtracted
+K = 10                                # neighbours per held-out query
+
+
+def sample_rows(d: int) -> int:
+    """Training rows the check samples for d-dimensional vectors."""
+    return min(MAX_ROWS, max(MIN_ROWS, SAMPLE_BYTES // (4 * d)))
+
+
+def best_share(model_for: Callable[[float], object], sample: np.ndarray) -> tuple[float, list]:
+    """(share, recalls): the share of the mean whose model (``model_for(share)``, a trained
+    ``BioHashModel``) best finds the exact K nearest neighbours of held-out rows of the
+    float32 (n, d) ``sample``, and the recall@K of each share in ``SHARES``.
+    """
+    if len(sample) < MIN_ROWS:
+        return 1.0, []
+    nq = len(sample) // 10
+    xq, xb = sample[:nq], sample[nq:]
+    _, gt = faiss.knn(xq, xb, K)
+    recalls = [neighbour_recall(model_for(s), xb, xq, gt) for s in SHARES]
+    return SHARES[int(np.argmax(recalls))], recalls
+
+
+def neighbour_recall(model, xb: np.ndarray, xq: np.ndarray, gt: np.ndarray) -> float:
+    """Recall@K of int64 (nq, K) true neighbours gt among the K found by searching the codes
+    of float32 (n, d) xb for float32 (nq, d) xq, with the model's scoring."""
+    codes = model.encode(xb)
+    flat = faiss.IndexBinaryFlat(8 * codes.shape[1])
+    flat.add(codes)
+    if model.params.scoring == "asymmetric":
+        qcodes, acts = model.encode_queries(xq)
+        _, I = search_asymmetric(qcodes, acts, model.params.hash_length, codes, flat.search, K)
+    else:
+        _, I = flat.search(model.encode(xq), K)
+    return float((I[:, :, None] == gt[:, None, :]).any(axis=2).mean())
