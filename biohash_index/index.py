@@ -456,11 +456,9 @@ class BioHashIndex(NotAFaissIndex):
 
     def _set_state(self, state: IndexState) -> None:
         """Become the index ``state`` describes (as loading decoded and checked it)."""
-        model = BioHashModel(state.params)
-        if state.weights is not None:
-            model.mean_, model.weights_ = state.mean, state.weights
-        model.train_stats_ = dict(state.train_stats)
-        self.model, self.storage = model, state.storage
+        self.model = BioHashModel.from_arrays(state.params, state.mean, state.weights,
+                                              state.train_stats)
+        self.storage = state.storage
         self.n_threads, self._next_id = state.n_threads, state.next_id
 
     def _require_empty(self, what: str) -> None:

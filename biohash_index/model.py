@@ -13,7 +13,7 @@ import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numba
 import numpy as np
@@ -267,6 +267,27 @@ class RowSample:
         keys = np.concatenate([self.keys, rng.random(len(xb))])
         rows = np.concatenate([self.rows, xb])
         keep = np.argsort(keys, kind="stable")[:self.n_max]
+    @classmethod
+    def from_arrays(cls, params: BioHashParams, mean: np.ndarray | None,
+                    weights: np.ndarray | None,
+                    train_stats: Mapping[str, np.ndarray] | None = None) -> "BioHashModel":
+        """A model with learned state (as a saved index holds it): float32 (d,) mean and
+        (n_hidden, d) weights, used as they are (no copy), or both None for an untrained
+        model; train_stats: float64 (epochs,) per training statistic."""
+        model = cls(params)
+        if (mean is None) != (weights is None):
+            raise ValueError("mean and weights must both be given or both be None")
+        if weights is not None:
+            for name, x, shape in (("mean", mean, (params.d,)),
+                                   ("weights", weights, (params.n_hidden, params.d))):
+                if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape != shape:
+                    raise ValueError(f"{name} must be a float32 array of shape {shape}, got "
+                                     f"{getattr(x, 'dtype', type(x).__name__)} "
+                                     f"{getattr(x, 'shape', '')}")
+            model.mean_, model.weights_ = mean, weights
+        model.train_stats_ = dict(train_stats or {})
+        return model
+
         self.keys, self.rows = keys[keep], rows[keep]
 
 
