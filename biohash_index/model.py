@@ -91,13 +91,15 @@ ACTIVITY = {"neighbors": 0.5, "labels": 0.05}
 PARAMS_TASK = "labels"  # the task whose defaults are BioHashParams's own
 
 
-def hyperparameter(constraint, help: str, default=dataclasses.MISSING, tasks: dict | None = None):
+def hyperparameter(constraint, help: str, default=dataclasses.MISSING, tasks: dict | None = None,
+                   before=dataclasses.MISSING):
     """A BioHashParams field: its constraint, help text and default, or ``tasks``, its
-    default for each task (the field's own default is that of PARAMS_TASK)."""
+    default for each task (the field's own default is that of PARAMS_TASK); ``before``: the
+    value implied by files saved before the field existed, which lack it (docs/format.md)."""
     if tasks is not None:
         default = tasks[PARAMS_TASK]
-    return dataclasses.field(default=default,
-                             metadata={"constraint": constraint, "help": help, "tasks": tasks})
+    return dataclasses.field(default=default, metadata={
+        "constraint": constraint, "help": help, "tasks": tasks, "before": before})
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,9 @@ class BioHashParams:
     Each field declares its constraint, help text and default (by task where they differ,
     ``TASKS``); d, hash_length and n_hidden have none. To add a hyperparameter, declare it
     here and use it in ``BioHashModel``: ``BioHashIndex``'s keywords, the task presets, the
-    command line's options, ``info`` and the saved file follow (files saved before it need
-    the value they imply in ``persistence.ADDED_PARAMS``). The README says how the defaults
-    were chosen.
+    command line's options, ``info`` and the saved file follow (give it ``before=``, the
+    value files saved before it imply, so that they still load). The README says how the
+    defaults were chosen.
     """
 
     d: int = hyperparameter(Int(), "input dimension")
@@ -121,7 +123,7 @@ class BioHashParams:
         Real(0.0), "Hebbian factor exp(-(r-1)/(spread hash_length)) on the unit at rank r <= "
         f"hash_length, where that is >= {MIN_FACTOR:g} (0: top unit only, the rule of Krotov "
         "& Hopfield)",
-        tasks={"neighbors": 0.0, "labels": 0.03})
+        tasks={"neighbors": 0.0, "labels": 0.03}, before=0.0)
     delta: float = hyperparameter(Real(0.0), "anti-Hebbian strength, on the unit at rank",
                                   tasks={"neighbors": 0.0, "labels": 0.0})
     rank: int = hyperparameter(Int(2), "rank of the anti-Hebbian unit", 2)
@@ -142,7 +144,7 @@ class BioHashParams:
                                   tasks={"neighbors": True, "labels": False})
     scoring: str = hyperparameter(
         OneOf(SCORINGS), "rank by Hamming or weighted (asymmetric) Hamming distance",
-        tasks={"neighbors": "asymmetric", "labels": "hamming"})
+        tasks={"neighbors": "asymmetric", "labels": "hamming"}, before="hamming")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

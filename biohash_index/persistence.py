@@ -58,8 +58,10 @@ except ImportError:  # not POSIX: saves to one path must not run concurrently
 FORMAT_NAME = "biohash-index"
 FORMAT_VERSION = 2
 READS_VERSIONS = (1, 2)
-# hyperparameters a file may lack (docs/format.md), read with these values
-ADDED_PARAMS = {"spread": 0.0, "scoring": "hamming"}
+# hyperparameters a file may lack (docs/format.md), read with the values their declarations
+# say files saved before them imply (``hyperparameter(before=...)``)
+ADDED_PARAMS = {f.name: f.metadata["before"] for f in dataclasses.fields(BioHashParams)
+                if f.metadata["before"] is not dataclasses.MISSING}
 FILES = ("model.arrow", "meta.arrow", "codes.faiss")
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
