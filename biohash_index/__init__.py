@@ -7,13 +7,13 @@ import os
 # policy, must be set before faiss loads libgomp.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .factory import index_factory  # noqa: E402
+from ._version import __version__  # noqa: E402
+from .factory import index_factory
 from .files import BioHashFormatError
 from .index import BioHashIndex, deserialize_index, read_index, serialize_index, write_index
 from .model import BioHashModel, BioHashParams
 from .refine import BioHashIndexRefine
 
-__version__ = "0.1.0"
 __all__ = ["BioHashIndex", "BioHashModel", "BioHashParams", "BioHashFormatError", "write_index",
            "read_index", "serialize_index", "deserialize_index", "__version__",
            "BioHashIndexRefine", "index_factory"]

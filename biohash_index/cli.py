@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, evaluation, plots
+from . import evaluation, plots
+from ._version import __version__
 from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
 from .evaluation import mean_average_precision, recall_at_k
 from .index import STORAGES, BioHashIndex, read_index, write_index

@@ -44,6 +44,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from ._version import __version__
 from .files import (SAFE_OPEN, BioHashFormatError, fsync_dir, ipc_bytes, map_regular_file,
                     read_regular_file, write_new_file)
 from .model import BioHashParams
@@ -155,7 +156,6 @@ def deserialize_state(data: bytes) -> IndexState:
 # ==================================================================== encoding
 def encode_files(state: IndexState) -> dict[str, bytes]:
     """The bytes of every file of one generation, manifest.json included."""
-    from . import __version__
     files = {"model.arrow": ipc_bytes(_model_table(state, __version__)),
              "meta.arrow": ipc_bytes(_meta_table(state)),
              "codes.faiss": faiss.serialize_index_binary(state.storage.index).tobytes()}
