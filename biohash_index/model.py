@@ -21,6 +21,7 @@ import numpy as np
 from .encoding_kernels import top_k_codes
 from .learning_kernels import learn_batch, p_power
 from .progress import progress
+from .sampling import RowSample
 from .threads import blas_limit
 from .validation import INT64_MAX, check_positive_int, check_real
 
@@ -256,19 +257,16 @@ def p_normalize(W: np.ndarray, p: float) -> np.ndarray:
     return (W / norms[:, None]).astype(np.float32)
 
 
-class RowSample:
-    """A uniform random sample of at most n_max rows of blocks seen one at a time: every row
-    gets a random key and the rows with the smallest keys are kept (memory n_max + a block)."""
+class BioHashModel:
+    """Learned sparse expansive layer: ``train`` on float32 (n, d), ``encode`` to uint8 codes."""
 
-    def __init__(self, n_max: int, d: int):
-        self.n_max = n_max
-        self.keys = np.zeros(0)
-        self.rows = np.zeros((0, d), np.float32)
+    def __init__(self, params: BioHashParams):
+        self.params = params
+        self.mean_: np.ndarray | None = None
+        self.weights_: np.ndarray | None = None
+        self.train_stats_: dict[str, np.ndarray] = {}
+        self._proj = None  # (W_p, mean @ W_p.T or None if the mean is 0), from the learned state
 
-    def add(self, xb: np.ndarray, rng: np.random.Generator) -> None:
-        keys = np.concatenate([self.keys, rng.random(len(xb))])
-        rows = np.concatenate([self.rows, xb])
-        keep = np.argsort(keys, kind="stable")[:self.n_max]
     @classmethod
     def from_arrays(cls, params: BioHashParams, mean: np.ndarray | None,
                     weights: np.ndarray | None,
@@ -289,19 +287,6 @@ class RowSample:
             model.mean_, model.weights_ = mean, weights
         model.train_stats_ = dict(train_stats or {})
         return model
-
-        self.keys, self.rows = keys[keep], rows[keep]
-
-
-class BioHashModel:
-    """Learned sparse expansive layer: ``train`` on float32 (n, d), ``encode`` to uint8 codes."""
-
-    def __init__(self, params: BioHashParams):
-        self.params = params
-        self.mean_: np.ndarray | None = None
-        self.weights_: np.ndarray | None = None
-        self.train_stats_: dict[str, np.ndarray] = {}
-        self._proj = None  # (W_p, mean @ W_p.T or None if the mean is 0), from the learned state
 
     @property
     def is_trained(self) -> bool:
