@@ -335,7 +335,10 @@ def test_the_exact_scaling_changes_nothing_on_ordinary_data(xb):
     for x in (xb, np.round(np.abs(xb) * 40)):  # and SIFT-like integer values
         x = x.astype(np.float32)
         plain = x / np.linalg.norm(x, axis=1, keepdims=True)
-        np.testing.assert_array_equal(model._prepare(x, np.zeros(32, np.float32)), plain)
+        # the rows training learns from: one block, shuffled by the rng, in mini-batches
+        batches = model.batches(lambda: (x,), np.zeros(32, np.float32), np.random.default_rng(0))
+        order = np.random.default_rng(0).permutation(len(x))
+        np.testing.assert_array_equal(np.concatenate(list(batches)), plain[order])
 
 
 # ==================================================================== batch size (13)
