@@ -41,11 +41,12 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
+from .faiss_compat import FAISS_METRICS
 from .files import BioHashFormatError, ipc_bytes, write_table_atomic
 from .filters import compile_filter
 from .index import BioHashIndex, deserialize_index, n_hidden_for, serialize_index
 from .locking import ReadWriteLock
-from .refine import METRICS as INDEX_METRICS, BioHashIndexRefine
+from .refine import BioHashIndexRefine
 from .validation import as_array, check_positive_int, check_real, check_vectors
 
 METRICS = ("cosine", "l2")
@@ -433,7 +434,7 @@ class BioHashStore:
         return x
 
     def _flat_index(self, d: int) -> faiss.Index:
-        return faiss.IndexIDMap2(faiss.IndexFlat(d, INDEX_METRICS[self._index_metric]))
+        return faiss.IndexIDMap2(faiss.IndexFlat(d, FAISS_METRICS[self._index_metric]))
 
     # ---------------------------------------------------------------- saving and loading
     def to_table(self) -> pa.Table:
