@@ -1,4 +1,9 @@
-"""biohash-index: learned sparse binary hash codes (BioHash) with the faiss index API."""
+"""biohash-index: learned sparse binary hash codes (BioHash) with the faiss index API.
+
+The public surface is this namespace (``__all__``) and the modules ``biohash_index.store``,
+``dask``, ``datasets``, ``evaluation``, ``plots`` and ``cli``; modules whose names begin with
+an underscore are private (docs/architecture.md).
+"""
 import os
 
 # faiss, numba and BLAS each keep a pool of OpenMP/pthreads workers. With libgomp's default
@@ -11,9 +16,11 @@ from ._version import __version__  # noqa: E402
 from .factory import index_factory
 from .files import BioHashFormatError
 from .index import BioHashIndex, deserialize_index, read_index, serialize_index, write_index
-from .model import BioHashModel, BioHashParams
-from .refine import BioHashIndexRefine
+from .model import TASKS, BioHashModel, BioHashParams, n_hidden_for
+from .progress import set_progress
+from .refine import BioHashIndexRefine, read_index_refine, write_index_refine
 
 __all__ = ["BioHashIndex", "BioHashModel", "BioHashParams", "BioHashFormatError", "write_index",
            "read_index", "serialize_index", "deserialize_index", "__version__",
-           "BioHashIndexRefine", "index_factory"]
+           "BioHashIndexRefine", "write_index_refine", "read_index_refine", "index_factory",
+           "TASKS", "n_hidden_for", "set_progress"]

@@ -26,6 +26,7 @@ from .persistence import FORMAT_VERSION, BioHashFormatError
 from .progress import set_progress
 from .streaming import IPC_SUFFIXES, vector_blocks, vector_column
 
+__all__ = ["main"]
 RESULT_FORMATS = (".npy",) + TABLES
 # the BioHashIndex keywords that index options set (index_kwargs)
 INDEX_OPTIONS = ("n_hidden", "activity", "task", *(f.name for f in HYPERPARAMETERS),

@@ -40,6 +40,7 @@ from .validation import (check_ids, check_k, check_new_ids, check_positive_int, 
 DEFAULT_TIMEOUT = 600.0  # seconds a search or a shard load may take before it is an error
 FAN_IN = 8               # shard results merged per task, in a tree on the workers
 MISSING_D = np.iinfo(np.int32).max
+__all__ = ["encode", "train_on_sample", "build_shards", "ShardedIndex"]
 # ---------------------------------------------------------------------- encoding
 def encode(model: BioHashIndex | BioHashModel, data, *, column: str | None = None) -> da.Array:
     """Codes of the vectors in ``data``: a lazy uint8 (n, code_size) dask array, one chunk per

@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 from faiss.contrib import vecs_io
 
+__all__ = ["read_fvecs", "read_ivecs", "read_bvecs", "read_idx", "load_ann", "load_mnist",
+           "label_split", "load_digits", "load_vectors"]
+
 
 def _check_vecs(path, item: int) -> None:
     """Raise a ValueError naming ``path`` unless it is a .fvecs/.ivecs/.bvecs file whose rows

@@ -53,6 +53,9 @@ METRICS = ("cosine", "l2")
 FORMAT_NAME = "biohash-store"   # the file's "format" and "version" metadata
 FORMAT_VERSION = 1
 COLUMNS = ["id", "key", "text", "metadata", "extra", "vector"]
+# what the integrations build on: the engine, its records, and the checks and filters they share
+__all__ = ["BioHashStore", "Record", "Hit", "METRICS", "default_hash_length", "check_ids",
+           "check_positive_int", "compile_filter"]
 
 
 @dataclass(frozen=True)
