@@ -24,7 +24,7 @@ import faiss
 import numpy as np
 
 from biohash_index import BioHashIndex
-from biohash_index.storage import FlatCodeStorage, InvertedCodeStorage
+from biohash_index._storage import FlatCodeStorage, InvertedCodeStorage
 from common import (add_threads_option, apply_threads, interleaved_medians, machine,
                     print_table, synthetic)
 

@@ -13,12 +13,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ._version import __version__  # noqa: E402
-from .factory import index_factory
-from .files import BioHashFormatError
-from .index import BioHashIndex, deserialize_index, read_index, serialize_index, write_index
-from .model import TASKS, BioHashModel, BioHashParams, n_hidden_for
-from .progress import set_progress
-from .refine import BioHashIndexRefine, read_index_refine, write_index_refine
+from ._factory import index_factory
+from ._files import BioHashFormatError
+from ._index import BioHashIndex, deserialize_index, read_index, serialize_index, write_index
+from ._model import TASKS, BioHashModel, BioHashParams, n_hidden_for
+from ._progress import set_progress
+from ._refine import BioHashIndexRefine, read_index_refine, write_index_refine
 
 __all__ = ["BioHashIndex", "BioHashModel", "BioHashParams", "BioHashFormatError", "write_index",
            "read_index", "serialize_index", "deserialize_index", "__version__",

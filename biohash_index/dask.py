@@ -28,14 +28,14 @@ import pyarrow as pa
 from distributed import Client, default_client, wait
 from distributed import TimeoutError as DaskTimeoutError
 
-from . import shard_manifest as sm
-from .id_set import IdSet
-from .index import BioHashIndex
-from .model import BioHashModel
-from .streaming import read_block
-from .topk import merge_topk, search_ordered
-from .validation import (check_ids, check_k, check_new_ids, check_positive_int, check_real,
-                         check_vectors, next_ids)
+from . import _shard_manifest as sm
+from ._id_set import IdSet
+from ._index import BioHashIndex
+from ._model import BioHashModel
+from ._streaming import read_block
+from ._topk import merge_topk, search_ordered
+from ._validation import (check_ids, check_k, check_new_ids, check_positive_int, check_real,
+                          check_vectors, next_ids)
 
 DEFAULT_TIMEOUT = 600.0  # seconds a search or a shard load may take before it is an error
 FAN_IN = 8               # shard results merged per task, in a tree on the workers

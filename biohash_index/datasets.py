@@ -189,7 +189,7 @@ def _table_column(path: Path, column: str | None) -> np.ndarray:
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from .streaming import arrow_vectors, is_list_type, vector_column
+    from ._streaming import arrow_vectors, is_list_type, vector_column
 
     ipc = path.suffix.lower() in (".arrow", ".feather", ".ipc")
     dataset = ds.dataset(path, format="ipc" if ipc else "parquet")

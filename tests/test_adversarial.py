@@ -22,8 +22,8 @@ from threadpoolctl import threadpool_info
 
 from biohash_index import (BioHashFormatError, BioHashIndex, deserialize_index, read_index,
                            serialize_index)
-from biohash_index.model import BioHashModel, BioHashParams
-from biohash_index.threads import thread_limit
+from biohash_index._model import BioHashModel, BioHashParams
+from biohash_index._threads import thread_limit
 
 from .test_persistence import (REPO, assert_same, build, fingerprint, generation,
                                load_in_subprocess, rewrite, with_column)
@@ -461,7 +461,7 @@ def test_a_failed_save_over_an_index_leaves_it_loadable_and_unchanged(flat, ivf,
     path = tmp_path / "idx"
     flat.save(path)
     before = tree(path)
-    import biohash_index.persistence as persistence
+    import biohash_index._persistence as persistence
 
     def fail(*args, **kw):
         raise OSError("disk on fire")

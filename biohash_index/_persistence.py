@@ -45,11 +45,11 @@ import numpy as np
 import pyarrow as pa
 
 from ._version import __version__
-from .files import (SAFE_OPEN, BioHashFormatError, fsync_dir, ipc_bytes, map_regular_file,
-                    read_regular_file, write_new_file)
-from .model import BioHashParams
-from .storage import FlatCodeStorage, padded_code_size, storage_from_faiss
-from .validation import check_n_threads
+from ._files import (SAFE_OPEN, BioHashFormatError, fsync_dir, ipc_bytes, map_regular_file,
+                     read_regular_file, write_new_file)
+from ._model import BioHashParams
+from ._storage import FlatCodeStorage, padded_code_size, storage_from_faiss
+from ._validation import check_n_threads
 
 try:
     import fcntl

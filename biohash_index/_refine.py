@@ -11,11 +11,11 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from .faiss_compat import FAISS_METRICS, NotAFaissIndex, check_metric, result_arrays, selected_ids
-from .files import BioHashFormatError, write_table_atomic
-from .index import BioHashIndex, deserialize_index, next_id_after, serialize_index
-from .locking import LockPerInstance, reads, writes
-from .validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
+from ._faiss_compat import FAISS_METRICS, NotAFaissIndex, check_metric, result_arrays, selected_ids
+from ._files import BioHashFormatError, write_table_atomic
+from ._index import BioHashIndex, deserialize_index, next_id_after, serialize_index
+from ._locking import LockPerInstance, reads, writes
+from ._validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
 
 REFINE_BLOCK = 1 << 22  # floats of candidate vectors gathered at once
 FLT_MAX = np.finfo(np.float32).max  # faiss's distance for a missing result (-FLT_MAX for "ip")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import faiss
 import numpy as np
 
-from .validation import check_positive_int
+from ._validation import check_positive_int
 
 FAISS_METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
 

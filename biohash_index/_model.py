@@ -18,12 +18,12 @@ from typing import Callable, Iterable, Iterator, Mapping
 import numba
 import numpy as np
 
-from .encoding_kernels import top_k_codes
-from .learning_kernels import learn_batch, p_power
-from .progress import progress
-from .sampling import RowSample
-from .threads import blas_limit
-from .validation import INT64_MAX, check_positive_int, check_real
+from ._encoding_kernels import top_k_codes
+from ._learning_kernels import learn_batch, p_power
+from ._progress import progress
+from ._sampling import RowSample
+from ._threads import blas_limit
+from ._validation import INT64_MAX, check_positive_int, check_real
 
 log = logging.getLogger(__name__)
 

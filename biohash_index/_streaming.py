@@ -27,9 +27,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from .model import BioHashModel, BioHashParams
-from .sampling import uniform_sample
-from .validation import check_ids, check_positive_int, check_vectors
+from ._model import BioHashModel, BioHashParams
+from ._sampling import uniform_sample
+from ._validation import check_ids, check_positive_int, check_vectors
 
 DEFAULT_BATCH_SIZE = 65536
 IPC_SUFFIXES = (".arrow", ".feather", ".ipc")

@@ -14,19 +14,19 @@ import time
 import faiss
 import numpy as np
 
-from .faiss_compat import NotAFaissIndex, result_arrays, search_params, selected_ids
-from .locking import LockPerInstance, reads, writes
-from .model import HYPERPARAMETERS, BioHashModel, BioHashParams, task_params
-from .model import TASKS, n_hidden_for  # noqa: F401 (still imported from here)
-from .persistence import (IndexState, deserialize_state, read_state, serialize_state,
-                          write_state)
-from .scoring import rerank, shortlist_size
-from .storage import (FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, pad_codes,
-                      padded_code_size)
-from .streaming import DEFAULT_BATCH_SIZE, MAX_POINTS_PER_CENTROID, add_from, train_from
-from .threads import uses_threads
-from .validation import (MAX_ID, check_ids, check_k, check_n_threads, check_new_ids,
-                         check_positive_int, check_real, check_vectors, next_ids)
+from ._faiss_compat import NotAFaissIndex, result_arrays, search_params, selected_ids
+from ._locking import LockPerInstance, reads, writes
+from ._model import HYPERPARAMETERS, BioHashModel, BioHashParams, task_params
+from ._model import TASKS, n_hidden_for  # noqa: F401 (still imported from here)
+from ._persistence import (IndexState, deserialize_state, read_state, serialize_state,
+                           write_state)
+from ._scoring import rerank, shortlist_size
+from ._storage import (FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, pad_codes,
+                       padded_code_size)
+from ._streaming import DEFAULT_BATCH_SIZE, MAX_POINTS_PER_CENTROID, add_from, train_from
+from ._threads import uses_threads
+from ._validation import (MAX_ID, check_ids, check_k, check_n_threads, check_new_ids,
+                          check_positive_int, check_real, check_vectors, next_ids)
 
 log = logging.getLogger(__name__)
 MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scoring_kernels import weighted_distances
-from .threads import numba_parallel
+from ._scoring_kernels import weighted_distances
+from ._threads import numba_parallel
 
 SHORTLIST = 8
 MIN_SHORTLIST = 64

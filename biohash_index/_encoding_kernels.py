@@ -16,7 +16,7 @@ from statistics import NormalDist
 import numpy as np
 from numba import njit
 
-from .simd import compress8, ge_mask8
+from ._simd import compress8, ge_mask8
 
 
 def top_k_codes(tot: np.ndarray, n_active: int, code_size: int,
