@@ -8,7 +8,7 @@ Selection per row, exact whatever the data: a threshold from the row's mean and 
 deviation keeps about 2 n_active candidates (the Gaussian quantile; lowered until at least
 n_active pass), then a quickselect on the candidates finds the n_active-th largest value, the
 cut, and unless units tied with it must be split, the code is the bits of row >= cut. The two
-passes over the m inputs compare 8 at a time (``simd``); nothing in them branches on the data.
+passes over the m inputs compare 8 at a time (``_simd``); nothing in them branches on the data.
 """
 import functools
 from statistics import NormalDist

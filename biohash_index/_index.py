@@ -1,6 +1,6 @@
 """``BioHashIndex``: a trainable binary-hash index with the API of ``faiss.IndexLSH``.
 
-Data flows one way: raw vectors -> validated float32 (``validation``) -> codes
+Data flows one way: raw vectors -> validated float32 (``_validation``) -> codes
 (``BioHashModel.encode``) -> storage (``FlatCodeStorage``). Distances are Hamming
 distances between m-bit codes with k ones each, so they are even numbers in [0, 2k].
 """
@@ -99,7 +99,7 @@ class BioHashIndex(NotAFaissIndex):
     search, the default; "labels", retrieval by class); storage: "flat" (exact search) or
     "ivf" (``IndexBinaryIVF`` with ``nlist`` clusters learned in ``train``, ``nprobe``
     visited per query, Hamming order) or "inverted" (exact, same results as "flat", searched
-    through one posting list per hidden unit: faster for sparse codes, see storage.py);
+    through one posting list per hidden unit: faster for sparse codes, see _storage.py);
     n_threads: threads of the numba kernels, faiss searches and numpy's BLAS products in
     each call (None: their current settings); the other keywords are the learning-rule
     hyperparameters of ``BioHashParams``.
@@ -320,7 +320,7 @@ class BioHashIndex(NotAFaissIndex):
         than k vectors are stored, I is -1 and D is float32(2**31 - 1), as in faiss.
         Distances are Hamming distances, or with ``scoring="asymmetric"`` (the default
         of ``task="neighbors"``; flat and inverted storage, no ``params``) weighted
-        Hamming distances of the query's unit inputs to the stored codes (``scoring.py``).
+        Hamming distances of the query's unit inputs to the stored codes (``_scoring.py``).
         params: this call's faiss search parameters, ``faiss.SearchParametersIVF(nprobe=16)``
         or ``{"nprobe": 16}`` (IVF storage), ``faiss.SearchParameters(sel=selector)`` or
         ``{"sel": selector}`` (flat and inverted: only the selected ids, in Hamming order);
@@ -346,7 +346,7 @@ class BioHashIndex(NotAFaissIndex):
 
     def _search_asymmetric(self, xq: np.ndarray, k: int):
         """D float32 (nq, k) weighted Hamming distances and I int64 (nq, k) ids of the
-        best of each query's Hamming shortlist (``scoring.py``)."""
+        best of each query's Hamming shortlist (``_scoring.py``)."""
         codes, acts = self.model.encode_queries(xq)
         _, P = self.storage.search_positions(codes, shortlist_size(k, self.ntotal))
         D, P = rerank(acts, self.hash_length, self.storage.code_view(), P, k)

@@ -20,7 +20,7 @@ the files.
 
 This module knows the files, not the index: it encodes an ``IndexState`` (everything a saved
 index holds) into them and decodes them into one; ``BioHashIndex`` produces the state it saves
-and builds itself from the state it loads (``index.write_index``, ``index.read_index``).
+and builds itself from the state it loads (``write_index``, ``read_index``).
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ class IndexState:
 
 # ==================================================================== files and bytes
 def write_state(state: IndexState, path) -> None:
-    """Save ``state`` to the directory ``path`` atomically (see ``index.write_index``)."""
+    """Save ``state`` to the directory ``path`` atomically (see ``write_index``)."""
     files = encode_files(state)
     root = Path(path)
     while True:  # at most twice: a concurrent save may create ``root`` meanwhile
@@ -112,7 +112,7 @@ def write_state(state: IndexState, path) -> None:
 
 
 def read_state(path) -> IndexState:
-    """The state saved in the directory ``path`` (see ``index.read_index``), or a
+    """The state saved in the directory ``path`` (see ``read_index``), or a
     ``BioHashFormatError`` naming the file."""
     root = Path(path)
     if os.path.lexists(root / MANIFEST):

@@ -1,5 +1,5 @@
 """Uniform random samples of rows seen block by block, in bounded memory (a leaf module):
-training's initial weights (``BioHashModel``) and IVF's clustering sample (``streaming``)."""
+training's initial weights (``BioHashModel``) and IVF's clustering sample (``_streaming``)."""
 from __future__ import annotations
 
 from typing import Iterable

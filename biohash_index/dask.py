@@ -4,9 +4,9 @@
   (``map_blocks`` / ``map_partitions``); the small model is put into the graph once.
 - ``train_on_sample``: train an index on a uniform sample drawn from the collection.
 - ``ShardedIndex``: an index kept as shard files in a directory all workers share
-  (``shard_manifest``: a manifest with each shard's checksum and the model's digest), each
+  (``_shard_manifest``: a manifest with each shard's checksum and the model's digest), each
   shard loaded into one worker's memory and searched as one index: a query batch fans out to
-  every shard and the top-k lists are merged exactly on the workers (``topk``: results in
+  every shard and the top-k lists are merged exactly on the workers (``_topk``: results in
   (distance, id) order, identical to one index on all the data). It can be reopened
   (``open``), grown (``add``, ``add_with_ids``, ``add_from``) and shrunk (``remove_ids``).
 - ``build_shards``: a new ``ShardedIndex`` with one shard per block/partition of a collection.
@@ -107,7 +107,7 @@ class ShardedIndex:
     """An index split into shards on a Dask cluster, searched and changed as one index.
 
     The shards are files in a directory every worker can read and write (a shared file
-    system; layout in ``shard_manifest``), each loaded into one worker's memory. Make one with
+    system; layout in ``_shard_manifest``), each loaded into one worker's memory. Make one with
     ``create`` (empty) or ``build_shards``; ``open`` reopens it. Every change is on disk when
     its call returns (the manifest is replaced atomically). One writer at a time: a change
     made through another ``ShardedIndex`` on the same directory makes this one's next change
@@ -184,7 +184,7 @@ class ShardedIndex:
     # ---------------------------------------------------------------- searching
     def search(self, xq, k: int):
         """k nearest stored vectors over all shards, in (Hamming distance, id) order: the
-        answer of ``topk.search_ordered`` on one index holding every vector.
+        answer of ``_topk.search_ordered`` on one index holding every vector.
 
         Returns D float32 (nq, k) Hamming distances and I int64 (nq, k) ids (I = -1 and
         D = 2**31 - 1 where fewer than k vectors are stored). Shards rank by Hamming

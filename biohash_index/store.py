@@ -18,14 +18,14 @@ an adapter keeps beside it), stored under an int64 key in the faiss indexes. Add
 existing id replaces that document. Every call validates its input before it changes
 anything, so a call either completes or leaves the store as it was. Metadata and extra
 must survive JSON (str keys; str, int, float, bool, None, lists, dicts), so that a saved
-store loads back equal. Filters: ``biohash_index._filters``.
+store loads back equal. Filters: ``compile_filter``.
 
 Files: ``save`` writes one Arrow IPC file (a row per document: id, key, text, metadata and
 extra as JSON, vector; the options and the trained BioHash index in the schema metadata);
 ``to_bytes`` gives the same as bytes. Loading parses Arrow and JSON only.
 
 Thread safety: searches run in parallel; adds, deletes and the swap to a trained index
-run alone (``locking.ReadWriteLock``).
+run alone (``_locking.ReadWriteLock``).
 """
 from __future__ import annotations
 
@@ -365,7 +365,7 @@ class BioHashStore:
                with_vectors: bool = False) -> list[Hit]:
         """Up to k records nearest to one float (d,) query embedding, nearest first.
 
-        filter: a metadata filter (``biohash_index._filters``) or a predicate on the
+        filter: a metadata filter (``compile_filter``) or a predicate on the
         ``Record``; then ``max(k, fetch_k)`` nearest are fetched and filtered, and more
         (4x each round, up to all records) while fewer than k match. ids: search only among
         the records with these ids (exactly). with_vectors: also return the stored vectors.
