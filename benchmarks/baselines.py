@@ -15,8 +15,8 @@ import faiss
 import numpy as np
 
 from biohash_index import BioHashIndex
-from biohash_index.encoding_kernels import top_k_codes
-from biohash_index.validation import check_vectors
+from biohash_index._encoding_kernels import top_k_codes
+from biohash_index._validation import check_vectors
 
 METHODS = ("BioHash", "LSH", "ITQ", "FlyHash")
 

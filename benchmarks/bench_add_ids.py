@@ -25,7 +25,7 @@ import faiss
 import numpy as np
 
 from biohash_index import BioHashIndex
-from biohash_index.validation import check_new_ids
+from biohash_index._validation import check_new_ids
 from common import (add_threads_option, apply_threads, interleaved_medians, machine,
                     print_table, synthetic)
 

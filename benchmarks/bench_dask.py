@@ -31,7 +31,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 from biohash_index import BioHashIndex  # noqa: E402
 from biohash_index import dask as bhd  # noqa: E402
-from biohash_index.topk import search_ordered  # noqa: E402
+from biohash_index._topk import search_ordered  # noqa: E402
 
 D_IN, SEED, CLUSTERS = 128, 0, 100
 QUERY_BLOCK = 10**6  # block number of the queries, beyond any data block

@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 
 from biohash_index import BioHashModel, BioHashParams
-from biohash_index.model import encode_block_rows
+from biohash_index._model import encode_block_rows
 from common import (add_threads_option, apply_threads, interleaved_medians, machine, print_table,
                     synthetic)
 

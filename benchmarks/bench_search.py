@@ -24,7 +24,7 @@ import faiss
 import numpy as np
 
 from biohash_index import BioHashIndex
-from biohash_index.storage import FlatCodeStorage, InvertedCodeStorage
+from biohash_index._storage import FlatCodeStorage, InvertedCodeStorage
 from common import (add_threads_option, apply_threads, interleaved_medians, machine,
                     print_table, synthetic)
 
@@ -105,10 +105,12 @@ def asymmetric_table(n, nq, repeat, d=128):
     for hash_length in (32, 128):
         index = BioHashIndex(d, hash_length)
         index.add(xb)
+        # the same model (training is seeded), codes and ids, ranked by Hamming distance
         hamming = BioHashIndex.from_params(index.params.replace(scoring="hamming"))
-        hamming.model, hamming.storage = index.model, index.storage
+        hamming.add(xb)
         bare = bare_flat(index.storage.code_view())
         cq = index.sa_encode(xq)
+        assert np.array_equal(hamming.sa_encode(xq), cq)
         for K in (10, 100):
             t = interleaved_medians({"asym": lambda: index.search(xq, K),
                                      "hamming": lambda: hamming.search(xq, K),

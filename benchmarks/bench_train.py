@@ -25,8 +25,8 @@ import argparse
 import numpy as np
 
 from biohash_index import BioHashModel, BioHashParams
-from biohash_index.learning_kernels import rank_units
-from biohash_index.model import p_weights
+from biohash_index._learning_kernels import rank_units
+from biohash_index._model import p_weights
 from common import (add_threads_option, apply_threads, interleaved_medians, machine, print_table,
                     sift_base, synthetic)
 

@@ -1,4 +1,9 @@
-"""biohash-index: learned sparse binary hash codes (BioHash) with the faiss index API."""
+"""biohash-index: learned sparse binary hash codes (BioHash) with the faiss index API.
+
+The public surface is this namespace (``__all__``) and the modules ``biohash_index.store``,
+``dask``, ``datasets``, ``evaluation``, ``plots`` and ``cli``; modules whose names begin with
+an underscore are private (docs/architecture.md).
+"""
 import os
 
 # faiss, numba and BLAS each keep a pool of OpenMP/pthreads workers. With libgomp's default
@@ -7,13 +12,15 @@ import os
 # policy, must be set before faiss loads libgomp.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .factory import index_factory  # noqa: E402
-from .files import BioHashFormatError
-from .index import BioHashIndex, deserialize_index, read_index, serialize_index, write_index
-from .model import BioHashModel, BioHashParams
-from .refine import BioHashIndexRefine
+from ._version import __version__  # noqa: E402
+from ._factory import index_factory
+from ._files import BioHashFormatError
+from ._index import BioHashIndex, deserialize_index, read_index, serialize_index, write_index
+from ._model import TASKS, BioHashModel, BioHashParams, n_hidden_for
+from ._progress import set_progress
+from ._refine import BioHashIndexRefine, read_index_refine, write_index_refine
 
-__version__ = "0.1.0"
 __all__ = ["BioHashIndex", "BioHashModel", "BioHashParams", "BioHashFormatError", "write_index",
            "read_index", "serialize_index", "deserialize_index", "__version__",
-           "BioHashIndexRefine", "index_factory"]
+           "BioHashIndexRefine", "write_index_refine", "read_index_refine", "index_factory",
+           "TASKS", "n_hidden_for", "set_progress"]

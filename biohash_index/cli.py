@@ -16,15 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, evaluation, plots
+from . import evaluation, plots
+from ._version import __version__
 from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
 from .evaluation import mean_average_precision, recall_at_k
-from .index import STORAGES, BioHashIndex, read_index, write_index
-from .model import HYPERPARAMETERS, TASKS, Bool, Int, OneOf
-from .persistence import FORMAT_VERSION, BioHashFormatError
-from .progress import set_progress
-from .streaming import IPC_SUFFIXES, vector_blocks, vector_column
+from ._index import STORAGES, BioHashIndex, read_index, write_index
+from ._model import HYPERPARAMETERS, TASKS, Bool, Int, OneOf
+from ._persistence import FORMAT_VERSION, BioHashFormatError
+from ._progress import set_progress
+from ._streaming import IPC_SUFFIXES, vector_blocks, vector_column
 
+__all__ = ["main"]
 RESULT_FORMATS = (".npy",) + TABLES
 # the BioHashIndex keywords that index options set (index_kwargs)
 INDEX_OPTIONS = ("n_hidden", "activity", "task", *(f.name for f in HYPERPARAMETERS),

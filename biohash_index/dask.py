@@ -4,9 +4,9 @@
   (``map_blocks`` / ``map_partitions``); the small model is put into the graph once.
 - ``train_on_sample``: train an index on a uniform sample drawn from the collection.
 - ``ShardedIndex``: an index kept as shard files in a directory all workers share
-  (``shard_manifest``: a manifest with each shard's checksum and the model's digest), each
+  (``_shard_manifest``: a manifest with each shard's checksum and the model's digest), each
   shard loaded into one worker's memory and searched as one index: a query batch fans out to
-  every shard and the top-k lists are merged exactly on the workers (``topk``: results in
+  every shard and the top-k lists are merged exactly on the workers (``_topk``: results in
   (distance, id) order, identical to one index on all the data). It can be reopened
   (``open``), grown (``add``, ``add_with_ids``, ``add_from``) and shrunk (``remove_ids``).
 - ``build_shards``: a new ``ShardedIndex`` with one shard per block/partition of a collection.
@@ -28,18 +28,19 @@ import pyarrow as pa
 from distributed import Client, default_client, wait
 from distributed import TimeoutError as DaskTimeoutError
 
-from . import shard_manifest as sm
-from .id_set import IdSet
-from .index import BioHashIndex
-from .model import BioHashModel
-from .streaming import read_block
-from .topk import merge_topk, search_ordered
-from .validation import (check_ids, check_k, check_new_ids, check_positive_int, check_real,
-                         check_vectors, next_ids)
+from . import _shard_manifest as sm
+from ._id_set import IdSet
+from ._index import BioHashIndex
+from ._model import BioHashModel
+from ._streaming import read_block
+from ._topk import merge_topk, search_ordered
+from ._validation import (check_ids, check_k, check_new_ids, check_positive_int, check_real,
+                          check_vectors, next_ids)
 
 DEFAULT_TIMEOUT = 600.0  # seconds a search or a shard load may take before it is an error
 FAN_IN = 8               # shard results merged per task, in a tree on the workers
 MISSING_D = np.iinfo(np.int32).max
+__all__ = ["encode", "train_on_sample", "build_shards", "ShardedIndex"]
 # ---------------------------------------------------------------------- encoding
 def encode(model: BioHashIndex | BioHashModel, data, *, column: str | None = None) -> da.Array:
     """Codes of the vectors in ``data``: a lazy uint8 (n, code_size) dask array, one chunk per
@@ -106,7 +107,7 @@ class ShardedIndex:
     """An index split into shards on a Dask cluster, searched and changed as one index.
 
     The shards are files in a directory every worker can read and write (a shared file
-    system; layout in ``shard_manifest``), each loaded into one worker's memory. Make one with
+    system; layout in ``_shard_manifest``), each loaded into one worker's memory. Make one with
     ``create`` (empty) or ``build_shards``; ``open`` reopens it. Every change is on disk when
     its call returns (the manifest is replaced atomically). One writer at a time: a change
     made through another ``ShardedIndex`` on the same directory makes this one's next change
@@ -183,7 +184,7 @@ class ShardedIndex:
     # ---------------------------------------------------------------- searching
     def search(self, xq, k: int):
         """k nearest stored vectors over all shards, in (Hamming distance, id) order: the
-        answer of ``topk.search_ordered`` on one index holding every vector.
+        answer of ``_topk.search_ordered`` on one index holding every vector.
 
         Returns D float32 (nq, k) Hamming distances and I int64 (nq, k) ids (I = -1 and
         D = 2**31 - 1 where fewer than k vectors are stored). Shards rank by Hamming

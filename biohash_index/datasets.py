@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 from faiss.contrib import vecs_io
 
+__all__ = ["read_fvecs", "read_ivecs", "read_bvecs", "read_idx", "load_ann", "load_mnist",
+           "label_split", "load_digits", "load_vectors"]
+
 
 def _check_vecs(path, item: int) -> None:
     """Raise a ValueError naming ``path`` unless it is a .fvecs/.ivecs/.bvecs file whose rows
@@ -186,7 +189,7 @@ def _table_column(path: Path, column: str | None) -> np.ndarray:
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from .streaming import arrow_vectors, is_list_type, vector_column
+    from ._streaming import arrow_vectors, is_list_type, vector_column
 
     ipc = path.suffix.lower() in (".arrow", ".feather", ".ipc")
     dataset = ds.dataset(path, format="ipc" if ipc else "parquet")

@@ -16,10 +16,12 @@ import time
 import faiss
 import numpy as np
 
-from .index import BioHashIndex
-from .validation import check_positive_int
+from ._index import BioHashIndex
+from ._validation import check_positive_int
 
 WARMUP_QUERIES = 10  # timed_search searches these first, untimed
+__all__ = ["average_precisions", "mean_average_precision", "precision_at_k", "recall_at_k",
+           "fit", "timed_search", "lsh_search", "labels_vs_lsh", "neighbors_vs_lsh"]
 
 
 def _check_result(I, name: str = "I") -> np.ndarray:

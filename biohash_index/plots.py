@@ -9,6 +9,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+__all__ = ["require_matplotlib", "plot_training_stats", "plot_map_vs_hash_length",
+           "plot_recall_vs_qps"]
+
 
 def require_matplotlib() -> None:
     """Raise ImportError saying how to install matplotlib, if it is missing (the command

@@ -18,14 +18,14 @@ an adapter keeps beside it), stored under an int64 key in the faiss indexes. Add
 existing id replaces that document. Every call validates its input before it changes
 anything, so a call either completes or leaves the store as it was. Metadata and extra
 must survive JSON (str keys; str, int, float, bool, None, lists, dicts), so that a saved
-store loads back equal. Filters: ``biohash_index.filters``.
+store loads back equal. Filters: ``compile_filter``.
 
 Files: ``save`` writes one Arrow IPC file (a row per document: id, key, text, metadata and
 extra as JSON, vector; the options and the trained BioHash index in the schema metadata);
 ``to_bytes`` gives the same as bytes. Loading parses Arrow and JSON only.
 
 Thread safety: searches run in parallel; adds, deletes and the swap to a trained index
-run alone (``locking.ReadWriteLock``).
+run alone (``_locking.ReadWriteLock``).
 """
 from __future__ import annotations
 
@@ -41,17 +41,21 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from .files import BioHashFormatError, ipc_bytes, write_table_atomic
-from .filters import compile_filter
-from .index import BioHashIndex, deserialize_index, n_hidden_for, serialize_index
-from .locking import ReadWriteLock
-from .refine import METRICS as INDEX_METRICS, BioHashIndexRefine
-from .validation import as_array, check_positive_int, check_real, check_vectors
+from ._faiss_compat import FAISS_METRICS
+from ._files import BioHashFormatError, ipc_bytes, write_table_atomic
+from ._filters import compile_filter
+from ._index import BioHashIndex, deserialize_index, n_hidden_for, serialize_index
+from ._locking import ReadWriteLock
+from ._refine import BioHashIndexRefine
+from ._validation import as_array, check_positive_int, check_real, check_vectors
 
 METRICS = ("cosine", "l2")
 FORMAT_NAME = "biohash-store"   # the file's "format" and "version" metadata
 FORMAT_VERSION = 1
 COLUMNS = ["id", "key", "text", "metadata", "extra", "vector"]
+# what the integrations build on: the engine, its records, and the checks and filters they share
+__all__ = ["BioHashStore", "Record", "Hit", "METRICS", "default_hash_length", "check_ids",
+           "check_positive_int", "compile_filter"]
 
 
 @dataclass(frozen=True)
@@ -361,7 +365,7 @@ class BioHashStore:
                with_vectors: bool = False) -> list[Hit]:
         """Up to k records nearest to one float (d,) query embedding, nearest first.
 
-        filter: a metadata filter (``biohash_index.filters``) or a predicate on the
+        filter: a metadata filter (``compile_filter``) or a predicate on the
         ``Record``; then ``max(k, fetch_k)`` nearest are fetched and filtered, and more
         (4x each round, up to all records) while fewer than k match. ids: search only among
         the records with these ids (exactly). with_vectors: also return the stored vectors.
@@ -433,7 +437,7 @@ class BioHashStore:
         return x
 
     def _flat_index(self, d: int) -> faiss.Index:
-        return faiss.IndexIDMap2(faiss.IndexFlat(d, INDEX_METRICS[self._index_metric]))
+        return faiss.IndexIDMap2(faiss.IndexFlat(d, FAISS_METRICS[self._index_metric]))
 
     # ---------------------------------------------------------------- saving and loading
     def to_table(self) -> pa.Table:

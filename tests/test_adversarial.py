@@ -22,8 +22,8 @@ from threadpoolctl import threadpool_info
 
 from biohash_index import (BioHashFormatError, BioHashIndex, deserialize_index, read_index,
                            serialize_index)
-from biohash_index.model import BioHashModel, BioHashParams
-from biohash_index.threads import thread_limit
+from biohash_index._model import BioHashModel, BioHashParams
+from biohash_index._threads import thread_limit
 
 from .test_persistence import (REPO, assert_same, build, fingerprint, generation,
                                load_in_subprocess, rewrite, with_column)
@@ -335,7 +335,10 @@ def test_the_exact_scaling_changes_nothing_on_ordinary_data(xb):
     for x in (xb, np.round(np.abs(xb) * 40)):  # and SIFT-like integer values
         x = x.astype(np.float32)
         plain = x / np.linalg.norm(x, axis=1, keepdims=True)
-        np.testing.assert_array_equal(model._prepare(x, np.zeros(32, np.float32)), plain)
+        # the rows training learns from: one block, shuffled by the rng, in mini-batches
+        batches = model.batches(lambda: (x,), np.zeros(32, np.float32), np.random.default_rng(0))
+        order = np.random.default_rng(0).permutation(len(x))
+        np.testing.assert_array_equal(np.concatenate(list(batches)), plain[order])
 
 
 # ==================================================================== batch size (13)
@@ -458,7 +461,7 @@ def test_a_failed_save_over_an_index_leaves_it_loadable_and_unchanged(flat, ivf,
     path = tmp_path / "idx"
     flat.save(path)
     before = tree(path)
-    import biohash_index.persistence as persistence
+    import biohash_index._persistence as persistence
 
     def fail(*args, **kw):
         raise OSError("disk on fire")

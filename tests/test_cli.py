@@ -13,12 +13,12 @@ import pyarrow.parquet
 import pytest
 
 from biohash_index import BioHashIndex
-from biohash_index import progress as progress_mod
+from biohash_index import _progress as progress_mod
 from biohash_index.cli import build_parser, index_kwargs
 from biohash_index.datasets import load_vectors, read_fvecs, read_ivecs
 from biohash_index.evaluation import mean_average_precision, recall_at_k
 from biohash_index import read_index
-from biohash_index.model import HYPERPARAMETERS, Bool, OneOf
+from biohash_index._model import HYPERPARAMETERS, Bool, OneOf
 
 from .conftest import data_path
 from .test_index import changed_value
@@ -155,7 +155,7 @@ def run_in_terminal(code, cwd):
 @pytest.mark.parametrize("quiet", [False, True])
 def test_training_shows_a_progress_bar_on_a_terminal_unless_quiet(tmp_path, quiet):
     args = ["train", "--input", "x.npy", "--out", "x.idx", "--hash-length", "2", "--epochs", "3"]
-    code = ("import sys, numpy as np; from biohash_index import progress; "
+    code = ("import sys, numpy as np; from biohash_index import _progress as progress; "
             "from biohash_index.cli import main; progress.DELAY = 0; "
             "np.save('x.npy', np.random.default_rng(0).standard_normal((300, 16)).astype('f4')); "
             f"sys.exit(main({args + ['--quiet'] * quiet!r}))")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from biohash_index import BioHashIndexRefine
-from biohash_index.locking import ReadWriteLock
+from biohash_index._locking import ReadWriteLock
 
 SENTINEL = np.float32(2**31 - 1)
 TIMEOUT = 10  # seconds any single wait in these tests may take before it counts as a hang

@@ -18,7 +18,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 from biohash_index import BioHashIndex  # noqa: E402
 from biohash_index import dask as bhd  # noqa: E402
-from biohash_index.topk import search_ordered  # noqa: E402
+from biohash_index._topk import search_ordered  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")  # dask vs pandas 3
 

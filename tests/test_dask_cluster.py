@@ -27,9 +27,9 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from biohash_index import BioHashIndex  # noqa: E402
 from biohash_index import dask as bhd  # noqa: E402
-from biohash_index import shard_manifest as sm  # noqa: E402
-from biohash_index.persistence import BioHashFormatError  # noqa: E402
-from biohash_index.topk import search_ordered  # noqa: E402
+from biohash_index import _shard_manifest as sm  # noqa: E402
+from biohash_index._persistence import BioHashFormatError  # noqa: E402
+from biohash_index._topk import search_ordered  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")  # dask vs pandas 3
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from biohash_index import BioHashModel, BioHashParams
-from biohash_index.encoding_kernels import top_k_codes
+from biohash_index._encoding_kernels import top_k_codes
 
 
 def expected_codes(tot, k):

@@ -131,8 +131,7 @@ def test_nprobe_per_call_equals_setting_it(clustered):
 @pytest.mark.parametrize("storage", ["flat", "inverted"])
 def test_search_with_selector_params(base, storage):
     template, xb = base
-    index = BioHashIndex(32, 4, n_hidden=64, storage=storage)
-    index.model = template.model
+    index = BioHashIndex.from_params(template.params, storage=storage)
     index.add(xb)
     subset = copy.deepcopy(index)
     subset.remove_ids(faiss.IDSelectorNot(faiss.IDSelectorRange(100, 200)))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from biohash_index import BioHashIndex
-from biohash_index.id_set import IdSet
-from biohash_index.refine import BioHashIndexRefine
+from biohash_index._id_set import IdSet
+from biohash_index._refine import BioHashIndexRefine
 
 
 def test_id_set_matches_a_python_set_through_random_operations():

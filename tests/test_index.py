@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from biohash_index import BioHashIndex, BioHashParams
-from biohash_index.model import HYPERPARAMETERS, TASKS, Bool, OneOf
+from biohash_index._model import HYPERPARAMETERS, TASKS, Bool, OneOf
 
 SENTINEL = np.float32(2**31 - 1)
 

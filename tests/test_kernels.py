@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from numba.core.registry import CPUDispatcher
 
-from biohash_index.encoding_kernels import top_k_codes
-from biohash_index.inverted_kernels import _select_smallest, build_postings
-from biohash_index.learning_kernels import plasticity_step, rank_units
+from biohash_index._encoding_kernels import top_k_codes
+from biohash_index._inverted_kernels import _select_smallest, build_postings
+from biohash_index._learning_kernels import plasticity_step, rank_units
 
-MODULES = ["biohash_index.learning_kernels", "biohash_index.encoding_kernels",
-           "biohash_index.inverted_kernels"]
+MODULES = ["biohash_index._learning_kernels", "biohash_index._encoding_kernels",
+           "biohash_index._inverted_kernels"]
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from biohash_index import BioHashModel, BioHashParams
-from biohash_index.learning_kernels import learn_batch, plasticity_step, rank_units
-from biohash_index.model import p_weights
+from biohash_index._learning_kernels import learn_batch, plasticity_step, rank_units
+from biohash_index._model import p_weights
 
 
 def numpy_step(W, X, p, k, spread, delta, rank, lr):

@@ -9,10 +9,11 @@ import faiss
 import numpy as np
 import pytest
 
-from biohash_index import BioHashIndex, centering, read_index
-from biohash_index.index import TASKS
-from biohash_index.model import BioHashParams, auto_epochs, orthonormal_rows
-from biohash_index.scoring import MIN_SHORTLIST
+from biohash_index import BioHashIndex, read_index
+from biohash_index import _centering as centering
+from biohash_index._index import TASKS
+from biohash_index._model import BioHashParams, auto_epochs, orthonormal_rows
+from biohash_index._scoring import MIN_SHORTLIST
 
 from .conftest import data_path
 

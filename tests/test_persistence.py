@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import biohash_index.persistence as persistence
+import biohash_index._persistence as persistence
 from biohash_index import (BioHashFormatError, BioHashIndex, deserialize_index, read_index,
                            serialize_index, write_index)
 

@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from biohash_index import BioHashIndex
-from biohash_index.validation import MAX_ID
+from biohash_index._validation import MAX_ID
 
 SENTINEL = np.float32(2**31 - 1)
 FAST = settings(deadline=None, max_examples=25, database=None, derandomize=True,

@@ -7,7 +7,7 @@ import pytest
 
 from biohash_index import BioHashIndex, BioHashIndexRefine
 from biohash_index.evaluation import recall_at_k
-from biohash_index.refine import FLT_MAX
+from biohash_index._refine import FLT_MAX
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_bad_arguments(base, clustered):
 
 
 def test_write_read_round_trip(base, clustered, tmp_path):
-    from biohash_index.refine import read_index_refine, write_index_refine
+    from biohash_index._refine import read_index_refine, write_index_refine
     xb = clustered[0]
     index = BioHashIndexRefine(base, "ip", k_factor=3)
     index.add(xb[:100])
@@ -130,7 +130,7 @@ def test_write_read_round_trip(base, clustered, tmp_path):
 
 def test_failed_write_keeps_previous_file_and_bad_files(base, clustered, tmp_path):
     from biohash_index import BioHashFormatError
-    from biohash_index.refine import read_index_refine, write_index_refine
+    from biohash_index._refine import read_index_refine, write_index_refine
     index = BioHashIndexRefine(base)
     index.add(clustered[0][:10])
     path = tmp_path / "refine.arrow"

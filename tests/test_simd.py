@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from biohash_index.simd import compress8, ge_mask8
+from biohash_index._simd import compress8, ge_mask8
 
 
 @njit(cache=True)

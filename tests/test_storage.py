@@ -10,8 +10,8 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from biohash_index import BioHashIndex
-from biohash_index.storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage
-from biohash_index.threads import blas_limit, thread_limit
+from biohash_index._storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage
+from biohash_index._threads import blas_limit, thread_limit
 
 
 def sparse_codes(rng, n, m, active):
@@ -188,7 +188,7 @@ def test_n_threads_knob_gives_same_results_and_restores_settings(trained, cluste
 @pytest.mark.parametrize("code_size,padded", [(3, 4), (5, 8), (17, 20), (24, 32), (40, 40),
                                               (48, 64), (64, 64), (80, 80)])
 def test_codes_are_padded_to_fast_faiss_sizes_without_changing_results(code_size, padded):
-    from biohash_index.storage import padded_code_size
+    from biohash_index._storage import padded_code_size
     assert padded_code_size(code_size) == padded
     rng = np.random.default_rng(code_size)
     m = 8 * code_size

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from biohash_index import BioHashFormatError
-from biohash_index.filters import compile_filter
+from biohash_index._filters import compile_filter
 from biohash_index.store import BioHashStore, Record
 
 

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from biohash_index import BioHashIndex
-from biohash_index.streaming import arrow_vectors, vector_blocks
+from biohash_index._streaming import arrow_vectors, vector_blocks
 
 D = 32
 

@@ -3,9 +3,9 @@ import faiss
 import numpy as np
 import pytest
 
-from biohash_index.index import make_storage
-from biohash_index.storage import storage_from_faiss
-from biohash_index.topk import merge_topk, search_ordered
+from biohash_index._index import make_storage
+from biohash_index._storage import storage_from_faiss
+from biohash_index._topk import merge_topk, search_ordered
 
 NBITS = 16
 

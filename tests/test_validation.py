@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from biohash_index import BioHashIndex
-from biohash_index import validation
-from biohash_index.id_set import IdSet
-from biohash_index.validation import (INT64_MAX, MAX_ID, check_ids, check_k, check_new_ids,
-                                      next_ids)
+from biohash_index import _validation as validation
+from biohash_index._id_set import IdSet
+from biohash_index._validation import (INT64_MAX, MAX_ID, check_ids, check_k, check_new_ids,
+                                       next_ids)
 
 SENTINEL = np.float32(2**31 - 1)
 

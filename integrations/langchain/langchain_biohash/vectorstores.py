@@ -24,8 +24,8 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from biohash_index.store import BioHashStore, Record, check_ids, default_hash_length
-from biohash_index.validation import check_positive_int
+from biohash_index.store import (BioHashStore, Record, check_ids, check_positive_int,
+                                 default_hash_length)
 
 __all__ = ["BioHashVectorStore", "default_hash_length"]
 
@@ -160,7 +160,7 @@ class BioHashVectorStore(VectorStore):
         """k (document, distance) pairs nearest to an embedding, nearest first.
 
         filter: a metadata filter (``{"kind": "faq"}``, ``{"year": {"$gte": 2020}}``, ``$and``,
-        ``$or``, ...; see ``biohash_index.filters``) or a predicate on the metadata; with a
+        ``$or``, ...; the README's list) or a predicate on the metadata; with a
         filter, ``max(fetch_k, k)`` nearest are fetched, and more while fewer than k match.
         """
         hits = self.store.search(embedding, k, filter=_on_metadata(filter), fetch_k=fetch_k)

@@ -34,8 +34,7 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
-from biohash_index.filters import compile_filter
-from biohash_index.store import BioHashStore, Hit, Record
+from biohash_index.store import BioHashStore, Hit, Record, compile_filter
 
 NAMESPACE_SEP = "__"
 DEFAULT_NAMESPACE = "default"
@@ -244,8 +243,8 @@ def _node(record: Record) -> BaseNode:
 
 # -------------------------------------------------------------------- filters
 def _to_filter(filters: Optional[MetadataFilters]) -> Optional[dict]:
-    """LlamaIndex ``MetadataFilters`` as the engine's filter (``biohash_index.filters``),
-    checked now, so that a bad filter fails before any search."""
+    """LlamaIndex ``MetadataFilters`` as the engine's filter (``biohash_index.store.
+    compile_filter``), checked now, so that a bad filter fails before any search."""
     if filters is None:
         return None
     if not isinstance(filters, MetadataFilters):

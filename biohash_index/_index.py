@@ -1,6 +1,6 @@
 """``BioHashIndex``: a trainable binary-hash index with the API of ``faiss.IndexLSH``.
 
-Data flows one way: raw vectors -> validated float32 (``validation``) -> codes
+Data flows one way: raw vectors -> validated float32 (``_validation``) -> codes
 (``BioHashModel.encode``) -> storage (``FlatCodeStorage``). Distances are Hamming
 distances between m-bit codes with k ones each, so they are even numbers in [0, 2k].
 """
@@ -14,19 +14,19 @@ import time
 import faiss
 import numpy as np
 
-from .faiss_compat import NotAFaissIndex, result_arrays, search_params, selected_ids
-from .locking import LockPerInstance, reads, writes
-from .model import HYPERPARAMETERS, BioHashModel, BioHashParams, task_params
-from .model import TASKS, n_hidden_for  # noqa: F401 (still imported from here)
-from .persistence import (IndexState, deserialize_state, read_state, serialize_state,
-                          write_state)
-from .scoring import search_asymmetric
-from .storage import (FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, pad_codes,
-                      padded_code_size)
-from .streaming import DEFAULT_BATCH_SIZE, MAX_POINTS_PER_CENTROID, add_from, train_from
-from .threads import uses_threads
-from .validation import (MAX_ID, check_ids, check_k, check_n_threads, check_new_ids,
-                         check_positive_int, check_real, check_vectors, next_ids)
+from ._faiss_compat import NotAFaissIndex, result_arrays, search_params, selected_ids
+from ._locking import LockPerInstance, reads, writes
+from ._model import HYPERPARAMETERS, BioHashModel, BioHashParams, task_params
+from ._model import TASKS, n_hidden_for  # noqa: F401 (still imported from here)
+from ._persistence import (IndexState, deserialize_state, read_state, serialize_state,
+                           write_state)
+from ._scoring import search_asymmetric
+from ._storage import (FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, pad_codes,
+                       padded_code_size)
+from ._streaming import DEFAULT_BATCH_SIZE, MAX_POINTS_PER_CENTROID, add_from, train_from
+from ._threads import uses_threads
+from ._validation import (MAX_ID, check_ids, check_k, check_n_threads, check_new_ids,
+                          check_positive_int, check_real, check_vectors, next_ids)
 
 log = logging.getLogger(__name__)
 MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max
@@ -99,7 +99,7 @@ class BioHashIndex(NotAFaissIndex):
     search, the default; "labels", retrieval by class); storage: "flat" (exact search) or
     "ivf" (``IndexBinaryIVF`` with ``nlist`` clusters learned in ``train``, ``nprobe``
     visited per query, Hamming order) or "inverted" (exact, same results as "flat", searched
-    through one posting list per hidden unit: faster for sparse codes, see storage.py);
+    through one posting list per hidden unit: faster for sparse codes, see _storage.py);
     n_threads: threads of the numba kernels, faiss searches and numpy's BLAS products in
     each call (None: their current settings); the other keywords are the learning-rule
     hyperparameters of ``BioHashParams``.
@@ -320,7 +320,7 @@ class BioHashIndex(NotAFaissIndex):
         than k vectors are stored, I is -1 and D is float32(2**31 - 1), as in faiss.
         Distances are Hamming distances, or with ``scoring="asymmetric"`` (the default
         of ``task="neighbors"``; flat and inverted storage, no ``params``) weighted
-        Hamming distances of the query's unit inputs to the stored codes (``scoring.py``).
+        Hamming distances of the query's unit inputs to the stored codes (``_scoring.py``).
         params: this call's faiss search parameters, ``faiss.SearchParametersIVF(nprobe=16)``
         or ``{"nprobe": 16}`` (IVF storage), ``faiss.SearchParameters(sel=selector)`` or
         ``{"sel": selector}`` (flat and inverted: only the selected ids, in Hamming order);
@@ -346,7 +346,7 @@ class BioHashIndex(NotAFaissIndex):
 
     def _search_asymmetric(self, xq: np.ndarray, k: int):
         """D float32 (nq, k) weighted Hamming distances and I int64 (nq, k) ids of the
-        best of each query's Hamming shortlist (``scoring.py``)."""
+        best of each query's Hamming shortlist (``_scoring.py``)."""
         codes, acts = self.model.encode_queries(xq)
         D, P = search_asymmetric(codes, acts, self.hash_length, self.storage.code_view(),
                                  self.storage.search_positions, k)
@@ -456,11 +456,9 @@ class BioHashIndex(NotAFaissIndex):
 
     def _set_state(self, state: IndexState) -> None:
         """Become the index ``state`` describes (as loading decoded and checked it)."""
-        model = BioHashModel(state.params)
-        if state.weights is not None:
-            model.mean_, model.weights_ = state.mean, state.weights
-        model.train_stats_ = dict(state.train_stats)
-        self.model, self.storage = model, state.storage
+        self.model = BioHashModel.from_arrays(state.params, state.mean, state.weights,
+                                              state.train_stats)
+        self.storage = state.storage
         self.n_threads, self._next_id = state.n_threads, state.next_id
 
     def _require_empty(self, what: str) -> None:

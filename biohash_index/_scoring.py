@@ -2,7 +2,7 @@
 
 A query's code throws away how far each unit is from the query's threshold; a stored
 code is all that is kept of a database vector. ``rerank`` scores each candidate with the
-weighted Hamming distance of ``scoring_kernels`` (the query's unit inputs against the
+weighted Hamming distance of ``_scoring_kernels`` (the query's unit inputs against the
 stored bits) and keeps the k best. Candidates come from the Hamming search of the storage,
 SHORTLIST times as many as asked for (at least MIN_SHORTLIST): on the ANN benchmarks that
 shortlist already holds the asymmetric top 10 (``benchmarks/ann_text.py``).
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scoring_kernels import weighted_distances
-from .threads import numba_parallel
+from ._scoring_kernels import weighted_distances
+from ._threads import numba_parallel
 
 SHORTLIST = 8
 MIN_SHORTLIST = 64

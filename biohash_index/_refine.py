@@ -11,11 +11,11 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from .faiss_compat import METRICS, NotAFaissIndex, check_metric, result_arrays, selected_ids
-from .files import BioHashFormatError, write_table_atomic
-from .index import BioHashIndex, deserialize_index, next_id_after, serialize_index
-from .locking import LockPerInstance, reads, writes
-from .validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
+from ._faiss_compat import FAISS_METRICS, NotAFaissIndex, check_metric, result_arrays, selected_ids
+from ._files import BioHashFormatError, write_table_atomic
+from ._index import BioHashIndex, deserialize_index, next_id_after, serialize_index
+from ._locking import LockPerInstance, reads, writes
+from ._validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
 
 REFINE_BLOCK = 1 << 22  # floats of candidate vectors gathered at once
 FLT_MAX = np.finfo(np.float32).max  # faiss's distance for a missing result (-FLT_MAX for "ip")
@@ -50,7 +50,7 @@ class BioHashIndexRefine(NotAFaissIndex):
         self.base_index = base_index
         self.metric = metric
         self.k_factor = k_factor
-        self.refine_index = faiss.IndexIDMap2(faiss.IndexFlat(base_index.d, METRICS[metric]))
+        self.refine_index = faiss.IndexIDMap2(faiss.IndexFlat(base_index.d, FAISS_METRICS[metric]))
         self._next_id = 0
 
     @property
@@ -76,7 +76,7 @@ class BioHashIndexRefine(NotAFaissIndex):
     @property
     def metric_type(self) -> int:
         """``faiss.METRIC_L2`` or ``faiss.METRIC_INNER_PRODUCT``, as ``metric``."""
-        return METRICS[self.metric]
+        return FAISS_METRICS[self.metric]
 
     def __repr__(self) -> str:
         return (f"BioHashIndexRefine({self.base_index!r}, metric={self.metric!r}, "

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import re
 
-from .faiss_compat import check_metric
-from .index import BioHashIndex
-from .refine import BioHashIndexRefine
+from ._faiss_compat import check_metric
+from ._index import BioHashIndex
+from ._refine import BioHashIndexRefine
 
 BIOHASH = re.compile(r"BioHash(\d+)(?:_m(\d+)|_a(\d*\.?\d+))?")
 LSH = re.compile(r"LSH(\d*)r?t?")   # faiss's IndexLSH: nbits (default d), rotate, thresholds

@@ -8,7 +8,7 @@ Selection per row, exact whatever the data: a threshold from the row's mean and 
 deviation keeps about 2 n_active candidates (the Gaussian quantile; lowered until at least
 n_active pass), then a quickselect on the candidates finds the n_active-th largest value, the
 cut, and unless units tied with it must be split, the code is the bits of row >= cut. The two
-passes over the m inputs compare 8 at a time (``simd``); nothing in them branches on the data.
+passes over the m inputs compare 8 at a time (``_simd``); nothing in them branches on the data.
 """
 import functools
 from statistics import NormalDist
@@ -16,7 +16,7 @@ from statistics import NormalDist
 import numpy as np
 from numba import njit
 
-from .simd import compress8, ge_mask8
+from ._simd import compress8, ge_mask8
 
 
 def top_k_codes(tot: np.ndarray, n_active: int, code_size: int,

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 import faiss
 import numpy as np
 
-from .validation import check_positive_int
+from ._validation import check_positive_int
 
-METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
+FAISS_METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
 
 NOT_A_FAISS_INDEX = (
     "{cls} is a Python object, not a faiss C++ index, so faiss's own functions cannot take it "
@@ -30,10 +30,10 @@ NOT_A_FAISS_INDEX = (
 
 def check_metric(metric) -> str:
     """"l2" or "ip" from those names or faiss's ``METRIC_L2`` / ``METRIC_INNER_PRODUCT``."""
-    if isinstance(metric, str) and metric.lower() in METRICS:
+    if isinstance(metric, str) and metric.lower() in FAISS_METRICS:
         return metric.lower()
     if isinstance(metric, numbers.Integral) and not isinstance(metric, (bool, np.bool_)):
-        for name, value in METRICS.items():
+        for name, value in FAISS_METRICS.items():
             if metric == value:
                 return name
     raise ValueError(f"metric must be 'l2' or 'ip' (or faiss.METRIC_L2 = {faiss.METRIC_L2}, "

@@ -13,17 +13,18 @@ import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numba
 import numpy as np
 
-from .centering import K, SHARES, best_share, sample_rows
-from .encoding_kernels import top_k_codes
-from .learning_kernels import learn_batch, p_power
-from .progress import progress
-from .threads import blas_limit
-from .validation import INT64_MAX, check_positive_int, check_real
+from ._centering import K, SHARES, best_share, sample_rows
+from ._encoding_kernels import top_k_codes
+from ._learning_kernels import learn_batch, p_power
+from ._progress import progress
+from ._sampling import RowSample
+from ._threads import blas_limit
+from ._validation import INT64_MAX, check_positive_int, check_real
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +93,15 @@ ACTIVITY = {"neighbors": 0.5, "labels": 0.05}
 PARAMS_TASK = "labels"  # the task whose defaults are BioHashParams's own
 
 
-def hyperparameter(constraint, help: str, default=dataclasses.MISSING, tasks: dict | None = None):
+def hyperparameter(constraint, help: str, default=dataclasses.MISSING, tasks: dict | None = None,
+                   before=dataclasses.MISSING):
     """A BioHashParams field: its constraint, help text and default, or ``tasks``, its
-    default for each task (the field's own default is that of PARAMS_TASK)."""
+    default for each task (the field's own default is that of PARAMS_TASK); ``before``: the
+    value implied by files saved before the field existed, which lack it (docs/format.md)."""
     if tasks is not None:
         default = tasks[PARAMS_TASK]
-    return dataclasses.field(default=default,
-                             metadata={"constraint": constraint, "help": help, "tasks": tasks})
+    return dataclasses.field(default=default, metadata={
+        "constraint": constraint, "help": help, "tasks": tasks, "before": before})
 
 
 @dataclass(frozen=True)
@@ -108,9 +111,9 @@ class BioHashParams:
     Each field declares its constraint, help text and default (by task where they differ,
     ``TASKS``); d, hash_length and n_hidden have none. To add a hyperparameter, declare it
     here and use it in ``BioHashModel``: ``BioHashIndex``'s keywords, the task presets, the
-    command line's options, ``info`` and the saved file follow (files saved before it need
-    the value they imply in ``persistence.ADDED_PARAMS``). The README says how the defaults
-    were chosen.
+    command line's options, ``info`` and the saved file follow (give it ``before=``, the
+    value files saved before it imply, so that they still load). The README says how the
+    defaults were chosen.
     """
 
     d: int = hyperparameter(Int(), "input dimension")
@@ -122,7 +125,7 @@ class BioHashParams:
         Real(0.0), "Hebbian factor exp(-(r-1)/(spread hash_length)) on the unit at rank r <= "
         f"hash_length, where that is >= {MIN_FACTOR:g} (0: top unit only, the rule of Krotov "
         "& Hopfield)",
-        tasks={"neighbors": 0.0, "labels": 0.03})
+        tasks={"neighbors": 0.0, "labels": 0.03}, before=0.0)
     delta: float = hyperparameter(Real(0.0), "anti-Hebbian strength, on the unit at rank",
                                   tasks={"neighbors": 0.0, "labels": 0.0})
     rank: int = hyperparameter(Int(2), "rank of the anti-Hebbian unit", 2)
@@ -143,7 +146,7 @@ class BioHashParams:
                                   tasks={"neighbors": True, "labels": False})
     scoring: str = hyperparameter(
         OneOf(SCORINGS), "rank by Hamming or weighted (asymmetric) Hamming distance",
-        tasks={"neighbors": "asymmetric", "labels": "hamming"})
+        tasks={"neighbors": "asymmetric", "labels": "hamming"}, before="hamming")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -255,22 +258,6 @@ def p_normalize(W: np.ndarray, p: float) -> np.ndarray:
     return (W / norms[:, None]).astype(np.float32)
 
 
-class RowSample:
-    """A uniform random sample of at most n_max rows of blocks seen one at a time: every row
-    gets a random key and the rows with the smallest keys are kept (memory n_max + a block)."""
-
-    def __init__(self, n_max: int, d: int):
-        self.n_max = n_max
-        self.keys = np.zeros(0)
-        self.rows = np.zeros((0, d), np.float32)
-
-    def add(self, xb: np.ndarray, rng: np.random.Generator) -> None:
-        keys = np.concatenate([self.keys, rng.random(len(xb))])
-        rows = np.concatenate([self.rows, xb])
-        keep = np.argsort(keys, kind="stable")[:self.n_max]
-        self.keys, self.rows = keys[keep], rows[keep]
-
-
 class BioHashModel:
     """Learned sparse expansive layer: ``train`` on float32 (n, d), ``encode`` to uint8 codes."""
 
@@ -280,6 +267,27 @@ class BioHashModel:
         self.weights_: np.ndarray | None = None
         self.train_stats_: dict[str, np.ndarray] = {}
         self._proj = None  # (W_p, mean @ W_p.T or None if the mean is 0), from the learned state
+
+    @classmethod
+    def from_arrays(cls, params: BioHashParams, mean: np.ndarray | None,
+                    weights: np.ndarray | None,
+                    train_stats: Mapping[str, np.ndarray] | None = None) -> "BioHashModel":
+        """A model with learned state (as a saved index holds it): float32 (d,) mean and
+        (n_hidden, d) weights, used as they are (no copy), or both None for an untrained
+        model; train_stats: float64 (epochs,) per training statistic."""
+        model = cls(params)
+        if (mean is None) != (weights is None):
+            raise ValueError("mean and weights must both be given or both be None")
+        if weights is not None:
+            for name, x, shape in (("mean", mean, (params.d,)),
+                                   ("weights", weights, (params.n_hidden, params.d))):
+                if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape != shape:
+                    raise ValueError(f"{name} must be a float32 array of shape {shape}, got "
+                                     f"{getattr(x, 'dtype', type(x).__name__)} "
+                                     f"{getattr(x, 'shape', '')}")
+            model.mean_, model.weights_ = mean, weights
+        model.train_stats_ = dict(train_stats or {})
+        return model
 
     @property
     def is_trained(self) -> bool:
@@ -320,21 +328,17 @@ class BioHashModel:
         return self
 
     def _choose_center_share(self, check: np.ndarray) -> None:
-        """Keep the share of the training mean that ``centering.best_share`` picks on
+        """Keep the share of the training mean that ``_centering.best_share`` picks on
         float32 (n, d) check, a uniform sample of the training rows."""
-        mean = self.mean_
-        share, recalls = best_share(lambda s: self._with_mean(s * mean), check)
+        mean, W = self.mean_, self.weights_
+        share, recalls = best_share(
+            lambda s: BioHashModel.from_arrays(self.params, (s * mean).astype(np.float32), W),
+            check)
         if recalls:
             log.info("centring: %g x the training mean (recall@%d of held-out training rows "
                      "for shares %s: %s)", share, K, SHARES,
                      ", ".join(f"{r:.3f}" for r in recalls))
         self.mean_, self._proj = (share * mean).astype(np.float32), None
-
-    def _with_mean(self, mean: np.ndarray) -> "BioHashModel":
-        """A trained copy of this model with another mean (the same weights)."""
-        model = BioHashModel(self.params)
-        model.mean_, model.weights_ = mean.astype(np.float32), self.weights_
-        return model
 
     # The steps of training, public for benchmarks/bench_train.py, which times one epoch:
     # ``n, mean, W = model.init_weights(blocks, rng)``, then
@@ -372,13 +376,14 @@ class BioHashModel:
 
     def _first_pass(self, blocks, rng):
         """Count, mean, a uniform sample of up to n_hidden rows (smallest random keys) for
-        the initial weights, and if ``center`` one of ``centering.sample_rows`` rows for the
+        the initial weights, and if ``center`` one of ``_centering.sample_rows`` rows for the
         centring check (else None), drawn with a random stream of its own so the weights
         are the same with or without it."""
         prm = self.params
         n, total = 0, np.zeros(prm.d, np.float64)
         sample = RowSample(prm.n_hidden, prm.d)
-        check, check_rng = RowSample(sample_rows(prm.d), prm.d), np.random.default_rng([prm.seed, 1])
+        check = RowSample(sample_rows(prm.d), prm.d)
+        check_rng = np.random.default_rng([prm.seed, 1])
         for xb in blocks():
             n += len(xb)
             total += xb.sum(axis=0, dtype=np.float64)
@@ -460,7 +465,7 @@ class BioHashModel:
 
     def encode_queries(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Codes uint8 (n, code_size) and unit inputs float32 (n, m) of float32 (n, d)
-        queries, for asymmetric scoring (``scoring.py``)."""
+        queries, for asymmetric scoring (``_scoring.py``)."""
         if not self.is_trained:
             raise RuntimeError("the model is not trained: call train() first")
         Wp, bias = self._projection()

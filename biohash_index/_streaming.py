@@ -27,8 +27,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from .model import BioHashModel, BioHashParams, RowSample
-from .validation import check_ids, check_positive_int, check_vectors
+from ._model import BioHashModel, BioHashParams
+from ._sampling import uniform_sample
+from ._validation import check_ids, check_positive_int, check_vectors
 
 DEFAULT_BATCH_SIZE = 65536
 IPC_SUFFIXES = (".arrow", ".feather", ".ipc")
@@ -100,20 +101,6 @@ def blocks_with_ids(source, d: int, column: str | None = None, ids_column: str |
 def is_one_shot(source) -> bool:
     """True for sources that can be read only once (generators, iterators, Arrow readers)."""
     return isinstance(source, (Iterator, pa.RecordBatchReader))
-
-
-def uniform_sample(blocks: Iterable[np.ndarray], n_max: int,
-                   rng: np.random.Generator) -> np.ndarray:
-    """A uniform random sample of at most n_max rows from a pass over (n_i, d) blocks,
-    in memory O(n_max + block) (see ``model.RowSample``)."""
-    sample = None
-    for xb in blocks:
-        if sample is None:
-            sample = RowSample(n_max, xb.shape[1])
-        sample.add(xb, rng)
-    if sample is None:
-        raise ValueError("the source holds no blocks")
-    return sample.rows
 
 
 # ---------------------------------------------------------------------- reading sources

@@ -20,7 +20,7 @@ the files.
 
 This module knows the files, not the index: it encodes an ``IndexState`` (everything a saved
 index holds) into them and decodes them into one; ``BioHashIndex`` produces the state it saves
-and builds itself from the state it loads (``index.write_index``, ``index.read_index``).
+and builds itself from the state it loads (``write_index``, ``read_index``).
 """
 from __future__ import annotations
 
@@ -44,11 +44,12 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from .files import (SAFE_OPEN, BioHashFormatError, fsync_dir, ipc_bytes, map_regular_file,
-                    read_regular_file, write_new_file)
-from .model import BioHashParams
-from .storage import FlatCodeStorage, padded_code_size, storage_from_faiss
-from .validation import check_n_threads
+from ._version import __version__
+from ._files import (SAFE_OPEN, BioHashFormatError, fsync_dir, ipc_bytes, map_regular_file,
+                     read_regular_file, write_new_file)
+from ._model import BioHashParams
+from ._storage import FlatCodeStorage, padded_code_size, storage_from_faiss
+from ._validation import check_n_threads
 
 try:
     import fcntl
@@ -58,8 +59,10 @@ except ImportError:  # not POSIX: saves to one path must not run concurrently
 FORMAT_NAME = "biohash-index"
 FORMAT_VERSION = 2
 READS_VERSIONS = (1, 2)
-# hyperparameters a file may lack (docs/format.md), read with these values
-ADDED_PARAMS = {"spread": 0.0, "scoring": "hamming"}
+# hyperparameters a file may lack (docs/format.md), read with the values their declarations
+# say files saved before them imply (``hyperparameter(before=...)``)
+ADDED_PARAMS = {f.name: f.metadata["before"] for f in dataclasses.fields(BioHashParams)
+                if f.metadata["before"] is not dataclasses.MISSING}
 FILES = ("model.arrow", "meta.arrow", "codes.faiss")
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
@@ -93,7 +96,7 @@ class IndexState:
 
 # ==================================================================== files and bytes
 def write_state(state: IndexState, path) -> None:
-    """Save ``state`` to the directory ``path`` atomically (see ``index.write_index``)."""
+    """Save ``state`` to the directory ``path`` atomically (see ``write_index``)."""
     files = encode_files(state)
     root = Path(path)
     while True:  # at most twice: a concurrent save may create ``root`` meanwhile
@@ -109,7 +112,7 @@ def write_state(state: IndexState, path) -> None:
 
 
 def read_state(path) -> IndexState:
-    """The state saved in the directory ``path`` (see ``index.read_index``), or a
+    """The state saved in the directory ``path`` (see ``read_index``), or a
     ``BioHashFormatError`` naming the file."""
     root = Path(path)
     if os.path.lexists(root / MANIFEST):
@@ -153,7 +156,6 @@ def deserialize_state(data: bytes) -> IndexState:
 # ==================================================================== encoding
 def encode_files(state: IndexState) -> dict[str, bytes]:
     """The bytes of every file of one generation, manifest.json included."""
-    from . import __version__
     files = {"model.arrow": ipc_bytes(_model_table(state, __version__)),
              "meta.arrow": ipc_bytes(_meta_table(state)),
              "codes.faiss": faiss.serialize_index_binary(state.storage.index).tobytes()}

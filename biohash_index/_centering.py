@@ -16,7 +16,7 @@ from typing import Callable
 import faiss
 import numpy as np
 
-from .scoring import search_asymmetric
+from ._scoring import search_asymmetric
 
 SHARES = (1.0, 0.75, 0.5, 0.25, 0.0)  # tried in this order: a tie keeps the larger share
 SAMPLE_BYTES = 1 << 26                # the sample of training rows: at most 64 MiB ...

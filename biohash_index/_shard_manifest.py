@@ -35,8 +35,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .files import BioHashFormatError, read_regular_file, write_bytes_atomic
-from .index import BioHashIndex, deserialize_index, serialize_index
+from ._files import BioHashFormatError, read_regular_file, write_bytes_atomic
+from ._index import BioHashIndex, deserialize_index, serialize_index
 
 FORMAT_NAME = "biohash-sharded-index"
 FORMAT_VERSION = 1

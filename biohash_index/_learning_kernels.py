@@ -1,6 +1,6 @@
 """Numba kernels of the Krotov-Hopfield plasticity rule.
 
-The Python side (``model.py``) computes the hidden-unit inputs of a mini-batch with one
+The Python side (``_model.py``) computes the hidden-unit inputs of a mini-batch with one
 BLAS product, ``tot = X @ Wp.T``; these kernels rank the units and apply the update
 
     dW_mu = sum_b g_mu(b) * (x_b - tot_b[mu] * W_mu)

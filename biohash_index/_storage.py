@@ -24,9 +24,9 @@ import numba
 import numpy as np
 from faiss.contrib.inspect_tools import get_invlist
 
-from .id_set import IdSet
-from .inverted_kernels import build_postings, inverted_search
-from .threads import numba_parallel
+from ._id_set import IdSet
+from ._inverted_kernels import build_postings, inverted_search
+from ._threads import numba_parallel
 
 FAST_CODE_SIZES = (4, 8, 16, 20, 32, 64)  # bytes; faiss's specialised HammingComputers
 PAD_TO_64_FROM = 42  # bytes; below, the generic kernel is as fast as the 64-byte one
@@ -54,7 +54,7 @@ class FlatCodeStorage:
     ``IndexBinaryIDMap2``, whose id -> position hash map costs about 40 bytes per code and
     serves only ``reconstruct``; files with one load all the same);
     ``id_set`` holds the same ids, distinct (a ValueError if ``index`` repeats one), for
-    ``add_with_ids`` to check new ids against (``id_set.py``: 8 bytes per stored code).
+    ``add_with_ids`` to check new ids against (``_id_set.py``: 8 bytes per stored code).
     nbits: bits of the stored codes, after padding to ``padded_code_size``; narrower codes
     given to ``add``/``search`` are zero-padded.
     """
