@@ -1,8 +1,9 @@
 """``BioHashIndex``: a trainable binary-hash index with the API of ``faiss.IndexLSH``.
 
 Data flows one way: raw vectors -> validated float32 (``_validation``) -> codes
-(``BioHashModel.encode``) -> storage (``FlatCodeStorage``). Distances are Hamming
-distances between m-bit codes with k ones each, so they are even numbers in [0, 2k].
+(``BioHashModel.encode``) -> storage (``_storage``). Distances are Hamming distances
+between m-bit codes with k ones each (even numbers in [0, 2k]), or with
+``scoring="asymmetric"`` weighted Hamming distances (``_scoring``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import numpy as np
 from ._faiss_compat import NotAFaissIndex, result_arrays, search_params, selected_ids
 from ._locking import LockPerInstance, reads, writes
 from ._model import HYPERPARAMETERS, BioHashModel, BioHashParams, task_params
-from ._model import TASKS, n_hidden_for  # noqa: F401 (still imported from here)
 from ._persistence import (IndexState, deserialize_state, read_state, serialize_state,
                            write_state)
 from ._scoring import search_asymmetric

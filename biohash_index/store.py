@@ -44,8 +44,9 @@ import pyarrow as pa
 from ._faiss_compat import FAISS_METRICS
 from ._files import BioHashFormatError, ipc_bytes, write_table_atomic
 from ._filters import compile_filter
-from ._index import BioHashIndex, deserialize_index, n_hidden_for, serialize_index
+from ._index import BioHashIndex, deserialize_index, serialize_index
 from ._locking import ReadWriteLock
+from ._model import n_hidden_for
 from ._refine import BioHashIndexRefine
 from ._validation import as_array, check_positive_int, check_real, check_vectors
 

@@ -11,7 +11,7 @@ import pytest
 
 from biohash_index import BioHashIndex, read_index
 from biohash_index import _centering as centering
-from biohash_index._index import TASKS
+from biohash_index import TASKS
 from biohash_index._model import BioHashParams, auto_epochs, orthonormal_rows
 from biohash_index._scoring import MIN_SHORTLIST
 
