@@ -320,17 +320,16 @@ class BioHashModel:
             norm_err[ep] = np.abs(norms ** (1 / prm.p) - 1.0).max()
         log.info("trained %d epochs on %d vectors; units that won in the last epoch: %s",
                  epochs, n, f"{100 * win_frac[-1]:.1f}%" if epochs else "-")
+        if prm.center:
+            mean = self._centring_mean(mean, W, check)
         self.mean_, self.weights_ = mean, W
         self.train_stats_ = {"won_fraction": win_frac, "max_norm_error": norm_err}
         self._proj = None
-        if prm.center:
-            self._choose_center_share(check)
         return self
 
-    def _choose_center_share(self, check: np.ndarray) -> None:
-        """Keep the share of the training mean that ``_centering.best_share`` picks on
-        float32 (n, d) check, a uniform sample of the training rows."""
-        mean, W = self.mean_, self.weights_
+    def _centring_mean(self, mean: np.ndarray, W: np.ndarray, check: np.ndarray) -> np.ndarray:
+        """float32 (d,): the share of the training mean that ``_centering.best_share`` picks
+        for weights W on float32 (n, d) check, a uniform sample of the training rows."""
         share, recalls = best_share(
             lambda s: BioHashModel.from_arrays(self.params, (s * mean).astype(np.float32), W),
             check)
@@ -338,7 +337,7 @@ class BioHashModel:
             log.info("centring: %g x the training mean (recall@%d of held-out training rows "
                      "for shares %s: %s)", share, K, SHARES,
                      ", ".join(f"{r:.3f}" for r in recalls))
-        self.mean_, self._proj = (share * mean).astype(np.float32), None
+        return (share * mean).astype(np.float32)
 
     # The steps of training, public for benchmarks/bench_train.py, which times one epoch:
     # ``n, mean, W = model.init_weights(blocks, rng)``, then
@@ -382,18 +381,18 @@ class BioHashModel:
         prm = self.params
         n, total = 0, np.zeros(prm.d, np.float64)
         sample = RowSample(prm.n_hidden, prm.d)
-        check = RowSample(sample_rows(prm.d), prm.d)
+        check = RowSample(sample_rows(prm.d), prm.d) if prm.center else None
         check_rng = np.random.default_rng([prm.seed, 1])
         for xb in blocks():
             n += len(xb)
             total += xb.sum(axis=0, dtype=np.float64)
             if prm.init == "sample":
                 sample.add(xb, rng)
-            if prm.center:
+            if check is not None:
                 check.add(xb, check_rng)
         if n == 0:
             raise ValueError("the training data holds no vectors")
-        if not prm.center:
+        if check is None:
             return n, np.zeros(prm.d, np.float32), sample.rows, None
         return n, (total / n).astype(np.float32), sample.rows, check.rows
 
