@@ -16,6 +16,7 @@ from typing import Callable
 import faiss
 import numpy as np
 
+from ._metrics import recall_at_k
 from ._scoring import search_asymmetric
 
 SHARES = (1.0, 0.75, 0.5, 0.25, 0.0)  # tried in this order: a tie keeps the larger share
@@ -56,4 +57,4 @@ def neighbour_recall(model, xb: np.ndarray, xq: np.ndarray, gt: np.ndarray) -> f
         _, I = search_asymmetric(qcodes, acts, model.params.hash_length, codes, flat.search, K)
     else:
         _, I = flat.search(model.encode(xq), K)
-    return float((I[:, :, None] == gt[:, None, :]).any(axis=2).mean())
+    return recall_at_k(I, gt, K)

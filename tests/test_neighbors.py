@@ -9,9 +9,9 @@ import faiss
 import numpy as np
 import pytest
 
-from biohash_index import BioHashIndex, read_index
+from biohash_index import TASKS, BioHashIndex, read_index
 from biohash_index import _centering as centering
-from biohash_index import TASKS
+from biohash_index.evaluation import recall_at_k
 from biohash_index._model import BioHashParams, auto_epochs, orthonormal_rows
 from biohash_index._scoring import MIN_SHORTLIST
 
@@ -159,7 +159,6 @@ def test_files_of_format_version_1_load_and_search_the_same(storage, tmp_path):
 def test_swap_beats_indexlsh_on_siftsmall():
     """The literal swap IndexLSH(d, n) -> BioHashIndex(d, n) on real descriptors."""
     from biohash_index.datasets import load_ann
-    from biohash_index.evaluation import recall_at_k
     xb, xq, gt = load_ann(data_path("siftsmall"))
     for n in (16, 64):
         lsh = faiss.IndexLSH(128, n)
@@ -196,7 +195,7 @@ def angular_set(n=4000, d=32, offset=3.0, seed=0):
 def recall_of(index, xb, xq, gt):
     index.add(xb)
     I = index.search(xq, 10)[1]
-    return (I[:, :, None] == gt[:, None, :]).any(axis=2).mean()
+    return recall_at_k(I, gt, 10)
 
 
 def test_training_learns_how_much_of_the_mean_to_subtract(monkeypatch):
