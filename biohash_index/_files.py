@@ -54,6 +54,16 @@ def map_regular_file(path: Path, size: int) -> pa.Buffer:
         os.close(fd)
 
 
+def read_ipc_file(path) -> pa.Table:
+    """The table of the Arrow IPC file ``path`` (memory-mapped), or a BioHashFormatError
+    naming it."""
+    try:
+        with pa.memory_map(str(path)) as source:
+            return pa.ipc.open_file(source).read_all()
+    except (pa.ArrowInvalid, OSError) as e:
+        raise BioHashFormatError(f"{path}: not an Arrow IPC file ({e})") from None
+
+
 def _open_regular(path: Path) -> int:
     """A read-only file descriptor of ``path``, which must be a regular file: a symbolic
     link is not followed, and a FIFO or a device is refused without waiting on it."""

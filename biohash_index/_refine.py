@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from ._faiss_compat import FAISS_METRICS, NotAFaissIndex, check_metric, result_arrays, selected_ids
-from ._files import BioHashFormatError, write_table_atomic
+from ._files import BioHashFormatError, read_ipc_file, write_table_atomic
 from ._index import BioHashIndex, deserialize_index, next_id_after, serialize_index
 from ._locking import LockPerInstance, reads, writes
 from ._validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
@@ -188,11 +188,7 @@ def write_index_refine(index: BioHashIndexRefine, path) -> None:
 def read_index_refine(path) -> BioHashIndexRefine:
     """Load a file written by ``write_index_refine``; raises ``BioHashFormatError`` when it
     is not one or its parts disagree. The base codes are re-encoded from the vectors."""
-    try:
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_file(source).read_all()
-    except (pa.ArrowInvalid, OSError) as e:
-        raise BioHashFormatError(f"{path}: not an Arrow IPC file ({e})") from None
+    table = read_ipc_file(path)
     meta = table.schema.metadata or {}
     if meta.get(b"format") != FORMAT_NAME.encode() or table.column_names != ["id", "vector"]:
         raise BioHashFormatError(f"{path}: not a BioHashIndexRefine file")

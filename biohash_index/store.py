@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from ._faiss_compat import FAISS_METRICS
-from ._files import BioHashFormatError, ipc_bytes, write_table_atomic
+from ._files import BioHashFormatError, ipc_bytes, read_ipc_file, write_table_atomic
 from ._filters import compile_filter
 from ._index import BioHashIndex, deserialize_index, serialize_index
 from ._locking import ReadWriteLock
@@ -473,12 +473,7 @@ class BioHashStore:
     @classmethod
     def load(cls, path) -> "BioHashStore":
         """A store from ``save``'s file; raises ``BioHashFormatError`` on a bad file."""
-        try:
-            with pa.memory_map(str(path)) as source:
-                table = pa.ipc.open_file(source).read_all()
-        except (pa.ArrowInvalid, OSError) as e:
-            raise BioHashFormatError(f"{path}: not an Arrow IPC file ({e})") from None
-        return cls.from_table(table, str(path))
+        return cls.from_table(read_ipc_file(path), str(path))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "BioHashStore":
