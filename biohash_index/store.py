@@ -229,7 +229,7 @@ class BioHashStore:
             return
         with self._lock.write():
             self._insert(x, records)
-            due = not self.is_hashed and len(self._records) >= self.train_threshold
+            due = self._training_due
         if due:
             self._train_if_due()
 
@@ -278,7 +278,7 @@ class BioHashStore:
             if clash:
                 raise ValueError(f"cannot merge: ids in both stores: {clash[:5]}")
             self._insert(x, records)
-            due = not self.is_hashed and len(self._records) >= self.train_threshold
+            due = self._training_due
         if due:
             self._train_if_due()
 
@@ -289,11 +289,16 @@ class BioHashStore:
         with self._training:
             self._train()
 
+    @property
+    def _training_due(self) -> bool:
+        """Whether the store holds train_threshold records and is not yet hashed."""
+        return not self.is_hashed and len(self._records) >= self.train_threshold
+
     def _train_if_due(self) -> None:
         if not self._training.acquire(blocking=False):
             return                              # another thread is training
         try:
-            if not self.is_hashed and len(self._records) >= self.train_threshold:
+            if self._training_due:
                 self._train()
         finally:
             self._training.release()
