@@ -8,8 +8,7 @@ index grows by ``add`` and the sharded one by ``add_from`` (one shard per --bloc
 in a temporary directory), in steps to each --sizes value. At each size: seconds to add the
 new vectors, queries per second for a batch of --nq queries (k = 10; median of --repeat runs
 after a warm-up), and resident memory of this process and of each worker. Sharded results are
-checked to equal the single index's in (distance, id) order (``search_ordered``), whose speed
-is shown beside faiss's own ``search``. Every process runs numpy, numba and faiss on 1 thread.
+checked to equal the single index's. Every process runs numpy, numba and faiss on 1 thread.
 
     python benchmarks/bench_dask.py [--sizes 500000 1000000 2000000] [--nq 100] [--repeat 3]
 """
@@ -31,7 +30,6 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 from biohash_index import BioHashIndex  # noqa: E402
 from biohash_index import dask as bhd  # noqa: E402
-from biohash_index._topk import search_ordered  # noqa: E402
 
 D_IN, SEED, CLUSTERS = 128, 0, 100
 QUERY_BLOCK = 10**6  # block number of the queries, beyond any data block
@@ -86,9 +84,9 @@ def main() -> None:
           f"m={template.n_hidden} ({template.code_size}-byte codes, flat); {args.block:,} rows "
           f"per shard; {args.nq} queries, k={args.k}, median of {args.repeat}; 1 thread per "
           "process; sharded: 2 worker processes (LocalCluster)")
-    print(f"{'vectors':>10} {'add s':>7} {'add s':>7} {'search q/s':>10} {'ordered q/s':>11} "
+    print(f"{'vectors':>10} {'add s':>7} {'add s':>7} {'search q/s':>10} "
           f"{'q/s':>7} {'RSS MiB':>8} {'RSS MiB per worker':>19}")
-    print(f"{'':>10} {'single':>7} {'sharded':>7} {'single':>10} {'single':>11} "
+    print(f"{'':>10} {'single':>7} {'sharded':>7} {'single':>10} "
           f"{'sharded':>7} {'single':>8} {'sharded':>19}")
     base_rss = rss_mib()
     with tempfile.TemporaryDirectory() as folder, \
@@ -110,16 +108,13 @@ def main() -> None:
             assert sharded.ntotal == single.ntotal == size
 
             D, I = sharded.search(xq, args.k)
-            Dref, Iref = search_ordered(single.storage, single.sa_encode(xq), args.k)
+            Dref, Iref = single.search(xq, args.k)
             assert np.array_equal(I, Iref) and np.array_equal(D, Dref), "results differ"
             q_single = args.nq / timed(lambda: single.search(xq, args.k), args.repeat)
-            q_ordered = args.nq / timed(
-                lambda: search_ordered(single.storage, single.sa_encode(xq), args.k),
-                args.repeat)
             q_sharded = args.nq / timed(lambda: sharded.search(xq, args.k), args.repeat)
             workers = client.run(rss_mib)
             print(f"{size:>10,} {t_single:7.1f} {t_sharded:7.1f} {q_single:10.0f} "
-                  f"{q_ordered:11.0f} {q_sharded:7.0f} {rss_mib() - base_rss:8.0f} "
+                  f"{q_sharded:7.0f} {rss_mib() - base_rss:8.0f} "
                   f"{' / '.join(f'{w:.0f}' for w in sorted(workers.values())):>19}")
         print(f"RSS of this process is counted from after training; a worker's RSS includes "
               f"its Python, dask, numba and faiss: "

@@ -17,7 +17,8 @@ import faiss
 import numpy as np
 
 from ._metrics import recall_at_k
-from ._scoring import search_asymmetric
+from ._search import search
+from ._storage import FlatCodeStorage, padded_code_size
 
 SHARES = (1.0, 0.75, 0.5, 0.25, 0.0)  # tried in this order: a tie keeps the larger share
 SAMPLE_BYTES = 1 << 26                # the sample of training rows: at most 64 MiB ...
@@ -47,14 +48,10 @@ def best_share(model_for: Callable[[float], object], sample: np.ndarray) -> tupl
 
 
 def neighbour_recall(model, xb: np.ndarray, xq: np.ndarray, gt: np.ndarray) -> float:
-    """Recall@K of int64 (nq, K) true neighbours gt among the K found by searching the codes
-    of float32 (n, d) xb for float32 (nq, d) xq, with the model's scoring."""
-    codes = model.encode(xb)
-    flat = faiss.IndexBinaryFlat(8 * codes.shape[1])
-    flat.add(codes)
-    if model.params.scoring == "asymmetric":
-        qcodes, acts = model.encode_queries(xq)
-        _, I = search_asymmetric(qcodes, acts, model.params.hash_length, codes, flat.search, K)
-    else:
-        _, I = flat.search(model.encode(xq), K)
+    """Recall@K of int64 (nq, K) true neighbours gt (row numbers of xb) among the K found
+    by searching the codes of float32 (n, d) xb for float32 (nq, d) xq, as ``search`` does
+    for the model (a trained ``BioHashModel``) over flat storage."""
+    storage = FlatCodeStorage(8 * padded_code_size(model.params.code_size))
+    storage.add(model.encode(xb), np.arange(len(xb), dtype=np.int64))
+    _, I = search(model, storage, xq, K)
     return recall_at_k(I, gt, K)

@@ -11,6 +11,7 @@ import numbers
 import sys
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
@@ -55,37 +56,52 @@ def selected_ids(selector: faiss.IDSelector, ids: np.ndarray) -> np.ndarray:
     return ids[~np.isin(ids, kept)]
 
 
-def search_params(params, ivf: bool):
-    """faiss search parameters from ``params``: None, a ``faiss.SearchParameters`` (such as
-    ``SearchParametersIVF(nprobe=16)``) or a dict of their fields (``{"nprobe": 16}``).
+@dataclass(frozen=True)
+class SearchOptions:
+    """One search's options, as faiss's search parameters give them: nprobe, lists probed
+    per query (None: the index's); max_codes, codes scanned before probing stops (0: no
+    limit); sel, a ``faiss.IDSelector`` (None: every id)."""
+    nprobe: int | None = None
+    max_codes: int = 0
+    sel: faiss.IDSelector | None = None
 
-    ivf: whether the storage is IVF. nprobe and max_codes apply to IVF only (flat and
-    inverted storage search every code); ``sel`` (an IDSelector: search only those ids)
-    to flat and inverted only (faiss's IndexBinaryIVF has no filtering).
+
+def search_options(params, ivf: bool) -> SearchOptions:
+    """The ``SearchOptions`` of ``params``: None, a ``faiss.SearchParameters`` (such as
+    ``SearchParametersIVF(nprobe=16)``, whose nprobe defaults to 1 as in faiss) or a dict
+    of their fields (``{"nprobe": 16}``; missing fields keep the index's settings).
+
+    ivf: whether the storage is IVF; nprobe and max_codes apply to IVF only (flat and
+    inverted storage search every code); ``sel`` (an IDSelector: search only those ids) to
+    every storage.
     """
     if params is None:
-        return None
+        return SearchOptions()
     if isinstance(params, Mapping):
         unknown = set(params) - {"nprobe", "max_codes", "sel"}
         if unknown:
             raise ValueError(f"params: unknown fields {sorted(unknown)}; expected nprobe, "
                              "max_codes (IVF storage) or sel (a faiss.IDSelector)")
-        if not ivf and set(params) - {"sel"}:
-            raise ValueError(f"params {sorted(set(params) - {'sel'})} apply to storage='ivf' "
-                             "only: flat and inverted storage search every code")
-        fields = {name: check_positive_int(value, f"params[{name!r}]")
-                  if name != "sel" else value for name, value in params.items()}
-        params = (faiss.SearchParametersIVF if ivf else faiss.SearchParameters)(**fields)
-    if not isinstance(params, faiss.SearchParameters):
-        raise TypeError(f"params must be a faiss.SearchParameters or a dict of its fields, "
-                        f"got {type(params).__name__}")
-    if not ivf and isinstance(params, faiss.SearchParametersIVF):
-        raise ValueError("SearchParametersIVF applies to storage='ivf' only: flat and "
-                         "inverted storage search every code")
-    if ivf and params.sel is not None:
-        raise ValueError("faiss's IndexBinaryIVF cannot filter with an IDSelector "
-                         "(params.sel): use flat or inverted storage for filtered search")
-    return params
+        fields = dict(params)
+    elif type(params) is faiss.SearchParametersIVF:
+        fields = {"nprobe": params.nprobe, "max_codes": params.max_codes, "sel": params.sel}
+    elif type(params) is faiss.SearchParameters:
+        fields = {"sel": params.sel}
+    else:
+        raise TypeError("params must be a faiss.SearchParameters, a faiss.SearchParametersIVF "
+                        f"or a dict of their fields, got {type(params).__name__}")
+    if not ivf and set(fields) - {"sel"}:
+        raise ValueError(f"params {sorted(set(fields) - {'sel'})} apply to storage='ivf' "
+                         "only: flat and inverted storage search every code")
+    sel = fields.get("sel")
+    if sel is not None and not isinstance(sel, faiss.IDSelector):
+        raise TypeError(f"params['sel'] must be a faiss.IDSelector, got {type(sel).__name__}")
+    nprobe = fields.get("nprobe")
+    return SearchOptions(
+        nprobe=None if nprobe is None else check_positive_int(nprobe, "params['nprobe']"),
+        max_codes=check_positive_int(fields.get("max_codes", 0), "params['max_codes']",
+                                     minimum=0),
+        sel=sel)
 
 
 def result_arrays(D, I, shape: tuple[int, int]):

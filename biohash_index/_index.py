@@ -1,9 +1,9 @@
 """``BioHashIndex``: a trainable binary-hash index with the API of ``faiss.IndexLSH``.
 
 Data flows one way: raw vectors -> validated float32 (``_validation``) -> codes
-(``BioHashModel.encode``) -> storage (``_storage``). Distances are Hamming distances
-between m-bit codes with k ones each (even numbers in [0, 2k]), or with
-``scoring="asymmetric"`` weighted Hamming distances (``_scoring``).
+(``BioHashModel.encode``) -> storage (``_storage``). What ``search`` and ``range_search``
+return is defined in ``_search.py``: weighted distances (``scoring="asymmetric"``) or
+Hamming distances between m-bit codes with k ones each (even numbers in [0, 2k]).
 """
 from __future__ import annotations
 
@@ -15,21 +15,19 @@ import time
 import faiss
 import numpy as np
 
-from ._faiss_compat import NotAFaissIndex, result_arrays, search_params, selected_ids
+from . import _search
+from ._faiss_compat import NotAFaissIndex, result_arrays, search_options, selected_ids
 from ._locking import LockPerInstance, reads, writes
 from ._model import HYPERPARAMETERS, BioHashModel, BioHashParams, task_params
 from ._persistence import (IndexState, deserialize_state, read_state, serialize_state,
                            write_state)
-from ._scoring import search_asymmetric
-from ._storage import (FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, pad_codes,
-                       padded_code_size)
+from ._storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, padded_code_size
 from ._streaming import DEFAULT_BATCH_SIZE, MAX_POINTS_PER_CENTROID, add_from, train_from
 from ._threads import uses_threads
 from ._validation import (MAX_ID, check_ids, check_k, check_n_threads, check_new_ids,
                           check_positive_int, check_real, check_vectors, next_ids)
 
 log = logging.getLogger(__name__)
-MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max
 STORAGES = ("flat", "ivf", "inverted")
 
 
@@ -169,9 +167,9 @@ class BioHashIndex(NotAFaissIndex):
 
     @property
     def asymmetric(self) -> bool:
-        """Whether ``search`` ranks by weighted Hamming distance (``scoring="asymmetric"``,
-        flat and inverted storage) rather than by Hamming distance."""
-        return self.params.scoring == "asymmetric" and self.storage.search_positions is not None
+        """Whether ``search`` ranks by weighted Hamming distance (``scoring="asymmetric"``)
+        rather than by Hamming distance."""
+        return self.params.scoring == "asymmetric"
 
     @property
     def nbits(self) -> int:
@@ -317,46 +315,29 @@ class BioHashIndex(NotAFaissIndex):
         """k nearest stored vectors by the distance of their codes to the query.
 
         Returns D float32 (nq, k) ascending distances and I int64 (nq, k) ids; where fewer
-        than k vectors are stored, I is -1 and D is float32(2**31 - 1), as in faiss.
-        Distances are Hamming distances, or with ``scoring="asymmetric"`` (the default
-        of ``task="neighbors"``; flat and inverted storage, no ``params``) weighted
-        Hamming distances of the query's unit inputs to the stored codes (``_scoring.py``).
+        than k vectors are found, I is -1 and D is float32(2**31 - 1), as in faiss.
+        Distances are weighted Hamming distances (``scoring="asymmetric"``, the default of
+        ``task="neighbors"``) or Hamming distances, ties broken by id (``_search.py``).
         params: this call's faiss search parameters, ``faiss.SearchParametersIVF(nprobe=16)``
         or ``{"nprobe": 16}`` (IVF storage), ``faiss.SearchParameters(sel=selector)`` or
-        ``{"sel": selector}`` (flat and inverted: only the selected ids, in Hamming order);
+        ``{"sel": selector}`` (only the ids a ``faiss.IDSelector`` keeps; any storage);
         D, I: preallocated float32 / int64 (nq, k) arrays to write the results into, as in
         faiss.
         """
         self._require_trained("search")
         xq = check_vectors(xq, self.d, "xq")
         k = check_k(k, len(xq))
-        params = search_params(params, self.storage.kind == "ivf")
+        opts = search_options(params, self.storage.kind == "ivf")
         D, I = result_arrays(D, I, (len(xq), k))
-        if self.asymmetric and params is None:
-            D[:], I[:] = self._search_asymmetric(xq, k)
-            return D, I
-        codes = self.model.encode(xq)
-        if params is None:
-            D[:], I[:] = self.storage.search(codes, k)
-        else:   # faiss's own search, in Hamming order; inverted storage's flat index gives
-            # the same results
-            D[:], I[:] = self.storage.index.search(pad_codes(codes, self.storage.code_size), k,
-                                                   params=params)
+        D[:], I[:] = _search.search(self.model, self.storage, xq, k, nprobe=opts.nprobe,
+                                    max_codes=opts.max_codes, sel=opts.sel)
         return D, I
-
-    def _search_asymmetric(self, xq: np.ndarray, k: int):
-        """D float32 (nq, k) weighted Hamming distances and I int64 (nq, k) ids of the
-        best of each query's Hamming shortlist (``_scoring.py``)."""
-        codes, acts = self.model.encode_queries(xq)
-        D, P = search_asymmetric(codes, acts, self.hash_length, self.storage.code_view(),
-                                 self.storage.search_positions, k)
-        D[P < 0] = MISSING_DISTANCE
-        return D, self.storage.ids_at(P)
 
     @reads
     @uses_threads
     def range_search(self, xq, radius: float):
-        """All stored vectors at Hamming distance < radius, in faiss's layout.
+        """All stored vectors at Hamming distance < radius, in faiss's layout, each query's
+        in (distance, id) order (IVF storage: among the lists the query probes).
 
         Returns lims (nq + 1,), D float32 and I int64; the results of query i are
         D[lims[i]:lims[i+1]], I[lims[i]:lims[i+1]].
@@ -365,8 +346,7 @@ class BioHashIndex(NotAFaissIndex):
         radius = check_real(radius, "radius", low=0.0)
         xq = check_vectors(xq, self.d, "xq")
         r = int(min(np.ceil(radius), 8 * self.code_size + 1))
-        lims, D, I = self.storage.range_search(self.model.encode(xq), r)
-        return lims, D.astype(np.float32), I
+        return _search.range_search(self.model, self.storage, xq, r)
 
     # ---------------------------------------------------------------- removing
     @writes

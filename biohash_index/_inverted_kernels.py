@@ -4,8 +4,9 @@ Every hidden unit has a posting list: the storage positions of the codes with th
 in increasing order. A query reads only the lists of its own active units and counts, for
 each stored code it meets, the overlap (bits set in both). The Hamming distance follows as
 ``popcount(q) + popcount(x) - 2 * overlap``; codes the query never meets share no bit with
-it. Results are ordered by (distance, storage position), as faiss ``IndexBinaryFlat`` orders
-them, so the ranking is exactly that of exhaustive Hamming search.
+it. Results are ordered by (distance, id), the order of every search (``_search.py``), so
+the ranking is exactly that of exhaustive Hamming search. Ids enter as ranks: rank[p] is the
+rank of the id at position p among the stored ids, and by_rank its inverse.
 """
 import numpy as np
 from numba import njit, prange
@@ -47,11 +48,13 @@ def build_postings(codes, nbits):
 
 
 @njit(cache=True, nogil=True)
-def _search_one(q, ptr, pos, pop, by_pop, k, cnt, touched, keys, D, I):
-    """k nearest by (Hamming distance, position) for one uint8 (code_size,) query code.
+def _search_one(q, ptr, pos, pop, rank, by_rank, by_pop, mask, filtered, k, cnt, touched,
+                keys, D, I):
+    """k nearest by (Hamming distance, id) for one uint8 (code_size,) query code.
 
     cnt int32 (n,) is all zero on entry and left so; touched int32 (n,), keys int64 (n + k,)
-    are scratch. Writes D int32 (k,) and I int64 (k,) positions; -1 past n results.
+    are scratch. Only positions p with mask[p] count if ``filtered``. Writes D int32 (k,)
+    and I int64 (k,) positions; -1 past the results.
     """
     n = pop.shape[0]
     nt = 0
@@ -69,17 +72,18 @@ def _search_one(q, ptr, pos, pop, by_pop, k, cnt, touched, keys, D, I):
                 cnt[p] += 1
             byte &= byte - 1
     nk = 0
-    for t in range(nt):  # key = distance * n + position: sorts by distance, then position
+    for t in range(nt):  # key = distance * n + rank: sorts by distance, then id
         p = touched[t]
-        keys[nk] = np.int64(pq + pop[p] - 2 * cnt[p]) * n + p
-        nk += 1
-    found = 0  # codes not met, by (popcount, position): the first k of them can compete
+        if not filtered or mask[p]:
+            keys[nk] = np.int64(pq + pop[p] - 2 * cnt[p]) * n + rank[p]
+            nk += 1
+    found = 0  # codes not met, by (popcount, id): the first k of them can compete
     for t in range(n):
         if found == k:
             break
         p = by_pop[t]
-        if cnt[p] == 0:
-            keys[nk] = np.int64(pq + pop[p]) * n + p
+        if cnt[p] == 0 and (not filtered or mask[p]):
+            keys[nk] = np.int64(pq + pop[p]) * n + rank[p]
             nk += 1
             found += 1
     for t in range(nt):
@@ -90,7 +94,7 @@ def _search_one(q, ptr, pos, pop, by_pop, k, cnt, touched, keys, D, I):
     sel = np.sort(keys[:kk])
     for r in range(kk):
         D[r] = sel[r] // n
-        I[r] = sel[r] % n
+        I[r] = by_rank[sel[r] % n]
     for r in range(kk, k):
         D[r] = np.iinfo(np.int32).max
         I[r] = -1
@@ -124,15 +128,16 @@ def _select_smallest(a, size, count):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def inverted_search(xq, ptr, pos, pop, by_pop, k, n_chunks):
+def inverted_search(xq, ptr, pos, pop, rank, by_rank, by_pop, mask, filtered, k, n_chunks):
     """k nearest stored codes of each uint8 (nq, code_size) query by Hamming distance.
 
-    ptr, pos, pop from ``build_postings``; by_pop int64 (n,) positions sorted by (popcount,
-    position). Returns D int32 (nq, k) and I int64 (nq, k) storage positions, each row
-    ordered by (distance, position); -1 and int32 max where fewer than k codes are stored.
-    Queries are split into ``n_chunks`` chunks (one per thread), each with O(n) scratch
-    reused across its queries, so a query costs the length of its posting lists plus its
-    candidates, not O(n).
+    ptr, pos, pop from ``build_postings``; rank, by_rank int64 (n,): each position's id
+    rank and its inverse; by_pop int64 (n,) positions sorted by (popcount, id); mask bool
+    (n,), the positions that count if ``filtered``. Returns D int32 (nq, k) and I int64
+    (nq, k) storage positions, each row ordered by (distance, id); -1 and int32 max where
+    fewer than k codes count. Queries are split into ``n_chunks`` chunks (one per thread),
+    each with O(n) scratch reused across its queries, so a query costs the length of its
+    posting lists plus its candidates, not O(n).
     """
     nq = xq.shape[0]
     n = pop.shape[0]
@@ -144,5 +149,6 @@ def inverted_search(xq, ptr, pos, pop, by_pop, k, n_chunks):
         touched = np.empty(n, np.int32)
         keys = np.empty(n + k, np.int64)
         for i in range(ch * nq // n_chunks, (ch + 1) * nq // n_chunks):
-            _search_one(xq[i], ptr, pos, pop, by_pop, k, cnt, touched, keys, D[i], I[i])
+            _search_one(xq[i], ptr, pos, pop, rank, by_rank, by_pop, mask, filtered, k, cnt,
+                        touched, keys, D[i], I[i])
     return D, I

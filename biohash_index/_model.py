@@ -464,7 +464,7 @@ class BioHashModel:
 
     def encode_queries(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Codes uint8 (n, code_size) and unit inputs float32 (n, m) of float32 (n, d)
-        queries, for asymmetric scoring (``_scoring.py``)."""
+        queries, for asymmetric scoring (``_search.py``)."""
         if not self.is_trained:
             raise RuntimeError("the model is not trained: call train() first")
         Wp, bias = self._projection()

@@ -199,6 +199,7 @@ def _meta_table(state: IndexState) -> pa.Table:
         "nlist": pa.array([storage.nlist if ivf else None], pa.int64()),
         "nprobe": pa.array([storage.nprobe if ivf else None], pa.int64()),
         "n_threads": pa.array([state.n_threads], pa.int64()),
+        "search_order": pa.array(["faiss" if ivf and storage.faiss_order else "id"]),
         "ids": pa.LargeListArray.from_arrays(pa.array([0, len(ids)], pa.int64()), ids),
     })
 
@@ -218,7 +219,7 @@ def decode_files(files: Mapping[str, pa.Buffer], where: str) -> IndexState:
     kind, n_threads = _storage_settings(meta, meta_file)
     mean, weights, stats = _model_arrays(model, params, model_file)
     storage = _read_storage(files["codes.faiss"], kind, padded_code_size(params.code_size),
-                            codes_file)
+                            _search_order(meta, meta_file) == "faiss", codes_file)
     next_id = _check_meta(meta, storage, weights is not None, meta_file, codes_file)
     return IndexState(params, mean, weights, stats, storage, next_id, n_threads)
 
@@ -276,6 +277,17 @@ def _storage_settings(meta: pa.Table, name: str) -> tuple[str, int | None]:
         raise BioHashFormatError(f"{name}: {e}") from None
 
 
+def _search_order(meta: pa.Table, name: str) -> str:
+    """"id", or "faiss" for IVF storage searched in faiss's order: files without the
+    column (saved before it existed) hold IVF storage that was (``IVFCodeStorage``)."""
+    if "search_order" not in meta.column_names:
+        return "faiss"
+    order = _scalar(meta, "search_order", name)
+    if order not in ("id", "faiss"):
+        raise BioHashFormatError(f"{name}: search_order must be 'id' or 'faiss', got {order!r}")
+    return order
+
+
 def _model_arrays(table: pa.Table, prm: BioHashParams, name: str):
     """(mean, weights, train_stats) of model.arrow: mean and weights read-only views of
     ``table``'s buffers, or None for an untrained model."""
@@ -306,16 +318,17 @@ def _model_arrays(table: pa.Table, prm: BioHashParams, name: str):
     return mu, W, stats
 
 
-def _read_storage(buf: pa.Buffer, kind: str, code_size: int, name: str) -> FlatCodeStorage:
+def _read_storage(buf: pa.Buffer, kind: str, code_size: int, faiss_order: bool,
+                  name: str) -> FlatCodeStorage:
     """The faiss storage in ``buf`` (already checksum-verified), checked to be of ``kind``
-    and of ``code_size``-byte codes."""
+    and of ``code_size``-byte codes; faiss_order: IVF searched in faiss's order."""
     tags = STORAGE_TAGS[kind]
     if buf.size < 4 or buf[:4].to_pybytes() not in tags:
         raise BioHashFormatError(f"{name}: not a faiss {kind} binary index "
                                  f"(expected the tag {tags[0]!r})")
     try:
         storage = storage_from_faiss(faiss.deserialize_index_binary(np.frombuffer(buf, np.uint8)),
-                                     kind)
+                                     kind, faiss_order)
     except RuntimeError as e:
         raise BioHashFormatError(f"{name}: faiss cannot read it ({e})") from None
     except ValueError as e:   # an unsupported index type, or repeated ids

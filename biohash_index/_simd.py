@@ -1,6 +1,6 @@
-"""Two vector primitives for numba kernels that numba cannot express from Python loops.
+"""Primitives for numba kernels that numba cannot express from Python loops.
 
-Both compare 8 consecutive float32 values with a threshold in one vector instruction and
+Two compare 8 consecutive float32 values with a threshold in one vector instruction and
 read the result as a byte, bit l for value l (``movmskps`` on x86; LLVM lowers the same IR
 on any CPU):
 
@@ -10,6 +10,11 @@ on any CPU):
   lookup and one 8-wide store instead of a compare-and-store per value.
 
 The comparison is ``x >= t``, so a NaN never passes, as in Python.
+
+Two serve Hamming distances over codes that faiss holds:
+
+- ``popcount``: the set bits of a uint64 (one ``popcnt`` instruction where the CPU has it);
+- ``load_at``: the number stored at an address (an int64, as faiss's SWIG pointers give it).
 """
 import numpy as np
 from llvmlite import ir
@@ -106,3 +111,37 @@ def compress8(typingctx, row, j, t, out, c):
         return builder.add(c_v, builder.call(popcount, [mask]))
 
     return types.int64(row, j, t, out, c), codegen
+
+
+@intrinsic
+def popcount(typingctx, x):
+    """int64: the number of set bits of the uint64 x."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        ctpop = builder.module.declare_intrinsic("llvm.ctpop", [I64])
+        return builder.call(ctpop, [args[0]])
+
+    return types.int64(x), codegen
+
+
+@intrinsic
+def load_at(typingctx, address, dtype):
+    """The number of type ``dtype`` (np.uint8, np.uint32, np.uint64, np.int64, np.float32,
+    ...) stored at the int64 ``address``, at any alignment.
+
+    For memory that another library owns (faiss's codes and ids): nothing is checked, the
+    caller keeps it alive. Takes and returns scalars only: a helper that takes arrays costs
+    reference counting on every call, which dominates a scan of millions of codes.
+    """
+    if address != types.int64 or not isinstance(dtype, types.NumberClass):
+        return None
+    value_type = dtype.instance_type
+
+    def codegen(context, builder, signature, args):
+        llvm_type = context.get_value_type(value_type)
+        pointer = builder.inttoptr(args[0], llvm_type.as_pointer())
+        return builder.load(pointer, align=1)
+
+    return value_type(address, dtype), codegen

@@ -1,14 +1,16 @@
 """Code storage: packed binary codes with stable int64 ids in a faiss binary index.
 
 Three kinds, chosen by ``BioHashIndex(storage=...)``:
-- ``FlatCodeStorage``: exhaustive Hamming search (``IndexBinaryFlat``), exact.
-- ``IVFCodeStorage``: ``IndexBinaryIVF``, which searches only the ``nprobe`` of ``nlist``
-  clusters nearest to the query; approximate, faster on large collections.
-- ``InvertedCodeStorage``: one posting list per hidden unit; a query reads only the lists of
-  its active units. Exact: the same results as flat search, in the same order.
+- ``FlatCodeStorage``: every code is a candidate (``IndexBinaryFlat``), exact.
+- ``IVFCodeStorage``: ``IndexBinaryIVF``, whose ``nlist`` inverted lists group the codes;
+  a query's candidates are the codes of the ``nprobe`` lists it probes; approximate, faster
+  on large collections.
+- ``InvertedCodeStorage``: flat storage plus one posting list per hidden unit, so that a
+  query reads only the lists of its active units. Exact: the same results as flat.
 
-Tie order (flat and inverted): results are sorted by Hamming distance, then by storage
-position (the order of adding; removals keep the order of the rest).
+Storage holds codes; ``_search.py`` searches them. It sees a storage's codes as lists
+(``list_table``: addresses in faiss's memory, one list for flat storage, nlist for IVF),
+which lists each query probes (``probe``) and, for inverted storage, the posting lists.
 
 Code sizes: faiss has specialised Hamming kernels for codes of 4, 8, 16, 20, 32 and 64 bytes,
 2-3x faster per code than the generic one at the sizes just above them; the generic one
@@ -25,8 +27,7 @@ import numpy as np
 from faiss.contrib.inspect_tools import get_invlist
 
 from ._id_set import IdSet
-from ._inverted_kernels import build_postings, inverted_search
-from ._threads import numba_parallel
+from ._inverted_kernels import build_postings
 
 FAST_CODE_SIZES = (4, 8, 16, 20, 32, 64)  # bytes; faiss's specialised HammingComputers
 PAD_TO_64_FROM = 42  # bytes; below, the generic kernel is as fast as the 64-byte one
@@ -60,6 +61,8 @@ class FlatCodeStorage:
     """
 
     kind = "flat"
+    multi_assigned = False  # whether an id may be in several lists (search keeps it once)
+    faiss_order = False     # searched by faiss itself (old IVF files: IVFCodeStorage)
 
     def __init__(self, nbits: int, index: faiss.IndexBinary | None = None):
         self.nbits = nbits
@@ -67,6 +70,7 @@ class FlatCodeStorage:
             index = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(nbits))
         self.index = index
         self.id_set = IdSet(self.ids())
+        self._table = None  # list_table(), None when stale
 
     @property
     def code_size(self) -> int:
@@ -98,20 +102,25 @@ class FlatCodeStorage:
 
     def add(self, codes: np.ndarray, ids: np.ndarray) -> None:
         """Store uint8 (n, c) codes under int64 (n,) ids, distinct and new."""
+        self._table = None
         self.index.add_with_ids(pad_codes(codes, self.code_size), ids)
         self.id_set.add(ids)
 
-    def search(self, codes: np.ndarray, k: int):
-        """int32 (nq, k) Hamming distances and int64 (nq, k) ids; -1 where fewer than k."""
-        return self.index.search(pad_codes(codes, self.code_size), k)
+    def list_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The codes as lists for ``_search_kernels``: code addresses, id addresses and sizes,
+        int64 (n_lists,) each; valid until the next change (add, removal, reset)."""
+        if self._table is None:
+            self._table = self._make_table()
+        return self._table
 
-    def range_search(self, codes: np.ndarray, radius: int):
-        return self.index.range_search(pad_codes(codes, self.code_size), radius)
+    def _make_table(self):
+        codes, ids = self.code_view(), self._id_view()
+        return tuple(np.array([a], np.int64) for a in (
+            codes.ctypes.data, ids.ctypes.data, self.ntotal))
 
-    def search_positions(self, codes: np.ndarray, k: int):
-        """As ``search``, with storage positions (-1 for none) in place of ids."""
-        inner = faiss.downcast_IndexBinary(self.index.index)
-        return inner.search(pad_codes(codes, self.code_size), k)
+    def probe(self, queries, nprobe: int | None) -> np.ndarray:
+        """int64 (nq, 1): every query scans the one list of flat storage."""
+        return np.zeros((len(queries.codes), 1), np.int64)
 
     def code_view(self) -> np.ndarray:
         """uint8 (ntotal, code_size): the stored codes in storage order, without a copy
@@ -137,28 +146,37 @@ class FlatCodeStorage:
         return np.where(pos < 0, np.int64(-1), ids[np.maximum(pos, 0)])
 
     def remove_ids(self, ids: np.ndarray) -> int:
+        self._table = None
         removed = int(self.index.remove_ids(ids))
         self.id_set.remove(ids)
         return removed
 
     def reset(self) -> None:
+        self._table = None
         self.index.reset()
         self.id_set.clear()
 
 
 class IVFCodeStorage(FlatCodeStorage):
     """Codes in ``faiss.IndexBinaryIVF``: ``nlist`` clusters learned from training codes,
-    ``nprobe`` of them visited per query. IVF keeps the int64 ids itself."""
+    ``nprobe`` of them probed per query (the lists whose centroids are nearest to the
+    query's code). IVF keeps the int64 ids itself; its lists know ids, not positions.
+
+    faiss_order: searched by faiss's own ``IndexBinaryIVF.search`` and ``range_search``
+    (Hamming distances, ties in the order faiss scans the lists), as every IVF index was
+    before the search order became (distance, id): files of format versions 1 and 2 load
+    with it, so they search bit for bit as they did (``_search.py``).
+    """
 
     kind = "ivf"
-    search_positions = code_view = ids_at = None  # IVF lists know ids, not positions
 
     def __init__(self, nbits: int, nlist: int, nprobe: int = 1,
-                 index: faiss.IndexBinaryIVF | None = None):
+                 index: faiss.IndexBinaryIVF | None = None, faiss_order: bool = False):
         if index is None:
             index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(nbits), nbits, nlist)
             index.nprobe = nprobe
         super().__init__(nbits, index)
+        self.faiss_order = faiss_order
 
     @property
     def is_trained(self) -> bool:
@@ -177,7 +195,8 @@ class IVFCodeStorage(FlatCodeStorage):
         self.index.nprobe = value
 
     def fresh(self) -> "IVFCodeStorage":
-        storage = IVFCodeStorage(self.nbits, self.nlist, self.nprobe)
+        storage = IVFCodeStorage(self.nbits, self.nlist, self.nprobe,
+                                 faiss_order=self.faiss_order)
         storage.index.verbose = self.index.verbose   # faiss's clustering report, if asked for
         return storage
 
@@ -187,6 +206,25 @@ class IVFCodeStorage(FlatCodeStorage):
             raise ValueError(f"IVF storage needs at least nlist={self.nlist} training vectors, "
                              f"got {len(codes)}")
         self.index.train(pad_codes(codes, self.code_size))
+
+    def _make_table(self):
+        lists = self.index.invlists
+        sizes = np.array([lists.list_size(lst) for lst in range(self.nlist)], np.int64)
+        code_addr = np.array([int(lists.get_codes(lst)) if n else 0
+                              for lst, n in enumerate(sizes)], np.int64)
+        id_addr = np.array([int(lists.get_ids(lst)) if n else 0
+                            for lst, n in enumerate(sizes)], np.int64)
+        return code_addr, id_addr, sizes
+
+    def probe(self, queries, nprobe: int | None) -> np.ndarray:
+        """int64 (nq, nprobe): the lists whose centroids are nearest to each query's code,
+        nearest first (``nprobe`` None: the storage's)."""
+        nprobe = min(self.nprobe if nprobe is None else nprobe, self.nlist)
+        _, lists = self.index.quantizer.search(pad_codes(queries.codes, self.code_size), nprobe)
+        return lists
+
+    def code_view(self) -> np.ndarray:
+        raise AttributeError("IVF storage holds its codes in lists: use codes()")
 
     def _invlist_contents(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ids int64 (n_l,), codes uint8 (n_l, code_size)) of each inverted list l, copies
@@ -210,7 +248,7 @@ class InvertedCodeStorage(FlatCodeStorage):
     lists are derived from it, rebuilt by the first search after an add or a removal (one
     pass over the codes). A query costs the total length of the posting lists of its set
     bits, about n * h**2 / m entries for codes with h = hash_length of m bits set, instead of
-    n * m / 8 bytes. Memory: 4 bytes per set bit per stored code (+ 12 bytes per code) on top
+    n * m / 8 bytes. Memory: 4 bytes per set bit per stored code (+ 20 bytes per code) on top
     of the codes; the ids stay in the faiss index alone.
     """
 
@@ -233,35 +271,30 @@ class InvertedCodeStorage(FlatCodeStorage):
         self._postings = None
 
     def posting_lists(self):
-        """(ptr int64 (nbits + 1,), pos int32, pop int32 (n,), by_pop int64 (n,)): the codes
-        with bit j set are at storage positions pos[ptr[j]:ptr[j + 1]]; pop is each code's
-        popcount, by_pop the positions sorted by (popcount, position)."""
+        """(ptr int64 (nbits + 1,), pos int32, pop int32 (n,), rank int32 (n,), by_rank
+        int32 (n,), by_pop int64 (n,)): the codes with bit j set are at storage positions
+        pos[ptr[j]:ptr[j + 1]]; pop is each code's popcount, rank the rank of its id among
+        the stored ids and by_rank the inverse, by_pop the positions sorted by (popcount,
+        id)."""
         if self._postings is None:
             ptr, pos, pop = build_postings(self.code_view(), self.nbits)
-            self._postings = (ptr, pos, pop, np.argsort(pop, kind="stable"))
+            by_rank = np.argsort(self._id_view(), kind="stable").astype(np.int32)
+            rank = np.empty_like(by_rank)
+            rank[by_rank] = np.arange(len(by_rank), dtype=np.int32)
+            self._postings = (ptr, pos, pop, rank, by_rank, np.lexsort((rank, pop)))
         return self._postings
 
-    def search(self, codes: np.ndarray, k: int):
-        """int32 (nq, k) Hamming distances and int64 (nq, k) ids, ordered as flat search."""
-        D, P = self.search_positions(codes, k)
-        return D, self.ids_at(P)
 
-    def search_positions(self, codes: np.ndarray, k: int):
-        """As ``search``, with storage positions (-1 for none) in place of ids."""
-        ptr, pos, pop, by_pop = self.posting_lists()
-        with numba_parallel():
-            return inverted_search(pad_codes(codes, self.code_size), ptr, pos, pop, by_pop, k,
-                                   numba.get_num_threads())
-
-
-def storage_from_faiss(index: faiss.IndexBinary, kind: str = "flat") -> FlatCodeStorage:
+def storage_from_faiss(index: faiss.IndexBinary, kind: str = "flat",
+                       faiss_order: bool = False) -> FlatCodeStorage:
     """Wrap a faiss binary index (as ``faiss.read_index_binary`` returns it) in its storage;
-    ``kind`` "inverted" puts posting lists over a flat index."""
+    ``kind`` "inverted" puts posting lists over a flat index; faiss_order: an IVF index
+    searched in faiss's own order (``IVFCodeStorage``)."""
     if isinstance(index, faiss.IndexBinaryIDMap) and isinstance(  # IDMap2 is one too
             faiss.downcast_IndexBinary(index.index), faiss.IndexBinaryFlat):
         if kind == "inverted":
             return InvertedCodeStorage(index.d, index)
         return FlatCodeStorage(index.d, index)
     if isinstance(index, faiss.IndexBinaryIVF):
-        return IVFCodeStorage(index.d, index.nlist, index.nprobe, index)
+        return IVFCodeStorage(index.d, index.nlist, index.nprobe, index, faiss_order)
     raise ValueError(f"unsupported faiss binary index type {type(index).__name__}")

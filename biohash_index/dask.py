@@ -6,8 +6,8 @@
 - ``ShardedIndex``: an index kept as shard files in a directory all workers share
   (``_shard_manifest``: a manifest with each shard's checksum and the model's digest), each
   shard loaded into one worker's memory and searched as one index: a query batch fans out to
-  every shard and the top-k lists are merged exactly on the workers (``_topk``: results in
-  (distance, id) order, identical to one index on all the data). It can be reopened
+  every shard and their shortlists are merged exactly on the workers (``_search``: the same
+  answer as one index holding all the data). It can be reopened
   (``open``), grown (``add``, ``add_with_ids``, ``add_from``) and shrunk (``remove_ids``).
 - ``build_shards``: a new ``ShardedIndex`` with one shard per block/partition of a collection.
 
@@ -32,14 +32,15 @@ from . import _shard_manifest as sm
 from ._id_set import IdSet
 from ._index import BioHashIndex
 from ._model import BioHashModel
+from ._search import (best, encode_queries, merge_shortlists, shortlist, shortlist_size,
+                      sort_ranges)
+from ._search import range_search as range_search_storage
 from ._streaming import read_block
-from ._topk import merge_topk, search_ordered
 from ._validation import (check_ids, check_k, check_new_ids, check_positive_int, check_real,
                           check_vectors, next_ids)
 
 DEFAULT_TIMEOUT = 600.0  # seconds a search or a shard load may take before it is an error
 FAN_IN = 8               # shard results merged per task, in a tree on the workers
-MISSING_D = np.iinfo(np.int32).max
 __all__ = ["encode", "train_on_sample", "build_shards", "ShardedIndex"]
 # ---------------------------------------------------------------------- encoding
 def encode(model: BioHashIndex | BioHashModel, data, *, column: str | None = None) -> da.Array:
@@ -183,45 +184,40 @@ class ShardedIndex:
 
     # ---------------------------------------------------------------- searching
     def search(self, xq, k: int):
-        """k nearest stored vectors over all shards, in (Hamming distance, id) order: the
-        answer of ``_topk.search_ordered`` on one index holding every vector.
+        """k nearest stored vectors over all shards: the answer of ``BioHashIndex.search`` on
+        one index holding every vector, with the same model and storage (``_search.py``).
 
-        Returns D float32 (nq, k) Hamming distances and I int64 (nq, k) ids (I = -1 and
-        D = 2**31 - 1 where fewer than k vectors are stored). Shards rank by Hamming
-        distance also when the index scores asymmetrically (``scoring="asymmetric"``,
-        the default of ``task="neighbors"``), whose single-index ``search`` re-ranks a
-        Hamming shortlist by weighted distance: sharded re-ranking is not done yet.
+        Returns D float32 (nq, k) distances (weighted or Hamming, as the index scores) and
+        I int64 (nq, k) ids (I = -1 and D = 2**31 - 1 where fewer than k are found). Each
+        shard sends the shortlist of its part of the data; their merge is the shortlist of
+        the whole.
         """
         xq = self._queries(xq, "search")
         k = check_k(k, len(xq))
-        codes = self.template.sa_encode(xq)
-        D = np.full((len(xq), k), MISSING_D, np.int32)
-        I = np.full((len(xq), k), -1, np.int64)
-        if self.nshards:
-            codes_f = self.client.submit(_same, codes, pure=False)
-            parts = [self.client.submit(_search_shard, s, codes_f, min(k, n), pure=False)
-                     for s, n in zip(self.shards_, self.ntotal_per_shard)]
-            Ds, Is = self._reduce(parts, _merge_knn, k)
-            D[:, :Ds.shape[1]], I[:, :Is.shape[1]] = Ds, Is
-        return D.astype(np.float32), I
+        queries = encode_queries(self.model, xq)
+        K = shortlist_size(k, self.ntotal) if queries.asymmetric else k
+        if not self.nshards:
+            return best(*shortlist(self.template.storage, queries, K), k)
+        queries_f = self.client.submit(_same, queries, pure=False)
+        parts = [self.client.submit(_shortlist_shard, s, queries_f, K, pure=False)
+                 for s in self.shards_]
+        return best(*self._reduce(parts, _merge_shortlists, K), k)
 
     def range_search(self, xq, radius: float):
-        """All stored vectors at Hamming distance < radius, as ``BioHashIndex.range_search``
-        but each query's results in (distance, id) order.
+        """All stored vectors at Hamming distance < radius, as ``BioHashIndex.range_search``:
+        each query's results in (distance, id) order.
 
         Returns lims int64 (nq + 1,), D float32 and I int64.
         """
         radius = check_real(radius, "radius", low=0.0)
         xq = self._queries(xq, "range_search")
         r = int(min(np.ceil(radius), 8 * self.template.code_size + 1))
-        codes = self.template.sa_encode(xq)
         if not self.nshards:
-            return np.zeros(len(xq) + 1, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
-        codes_f = self.client.submit(_same, codes, pure=False)
-        parts = [self.client.submit(_range_shard, s, codes_f, r, pure=False)
+            return range_search_storage(self.model, self.template.storage, xq, r)
+        xq_f = self.client.submit(_same, xq, pure=False)
+        parts = [self.client.submit(_range_shard, s, xq_f, r, pure=False)
                  for s in self.shards_]
-        lims, D, I = self._reduce(parts, _merge_range)
-        return lims, D.astype(np.float32), I
+        return self._reduce(parts, _merge_ranges)
 
     def _queries(self, xq, what: str) -> np.ndarray:
         self._require_open(what)
@@ -449,30 +445,20 @@ def _shared_ids(shard: BioHashIndex, ids: np.ndarray) -> np.ndarray:
     return ids[shard.storage.id_set.isin(ids)][:5]
 
 
-def _search_shard(shard: BioHashIndex, codes: np.ndarray, k: int):
-    return search_ordered(shard.storage, codes, k)
+def _shortlist_shard(shard: BioHashIndex, queries, K: int):
+    return shortlist(shard.storage, queries, K)
 
 
-def _merge_knn(k: int, *results):
-    return merge_topk([r[0] for r in results], [r[1] for r in results], k)
+def _merge_shortlists(K: int, *parts):
+    return merge_shortlists(list(parts), K)
 
 
-def _range_shard(shard: BioHashIndex, codes: np.ndarray, r: int):
-    lims, D, I = shard.storage.range_search(codes, r)
-    return _merge_range((lims.astype(np.int64), D.astype(np.int32), I.astype(np.int64)))
+def _range_shard(shard: BioHashIndex, xq: np.ndarray, r: int):
+    return range_search_storage(shard.model, shard.storage, xq, r)
 
 
-def _merge_range(*results):
-    """One range result (lims, D, I), each query's results in (distance, id) order, from
-    the per-shard results of the same queries."""
-    q = np.concatenate([np.repeat(np.arange(len(lims) - 1), np.diff(lims))
-                        for lims, _, _ in results])
-    D = np.concatenate([r[1] for r in results])
-    I = np.concatenate([r[2] for r in results])
-    order = np.lexsort((I, D, q))
-    lims = np.zeros(len(results[0][0]), np.int64)
-    np.cumsum(np.bincount(q, minlength=len(lims) - 1), out=lims[1:])
-    return lims, D[order], I[order]
+def _merge_ranges(*parts):
+    return sort_ranges(list(parts))
 
 
 # ---------------------------------------------------------------------- collections

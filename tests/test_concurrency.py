@@ -97,13 +97,13 @@ def filled(trained, clustered):
 
 def test_searches_run_in_parallel(filled, clustered):
     barrier = threading.Barrier(2, timeout=TIMEOUT)
-    storage_search = filled.storage.search
+    storage_probe = filled.storage.probe
 
-    def search_meeting_the_other(codes, k):
-        barrier.wait()               # both searches must be inside storage.search at once
-        return storage_search(codes, k)
+    def probe_meeting_the_other(queries, nprobe):
+        barrier.wait()               # both searches must be inside storage.probe at once
+        return storage_probe(queries, nprobe)
 
-    filled.storage.search = search_meeting_the_other
+    filled.storage.probe = probe_meeting_the_other
     results = []
     threads = [start(lambda: results.append(filled.search(clustered[0][:5], 3)))
                for _ in range(2)]
@@ -114,14 +114,14 @@ def test_searches_run_in_parallel(filled, clustered):
 
 def test_add_waits_for_a_running_search(filled, clustered):
     inside, release = threading.Event(), threading.Event()
-    storage_search = filled.storage.search
+    storage_probe = filled.storage.probe
 
-    def slow_search(codes, k):
+    def slow_probe(queries, nprobe):
         inside.set()
         release.wait(TIMEOUT)
-        return storage_search(codes, k)
+        return storage_probe(queries, nprobe)
 
-    filled.storage.search = slow_search
+    filled.storage.probe = slow_probe
     searcher = start(filled.search, clustered[0][:5], 3)
     inside.wait(TIMEOUT)
     adder = start(filled.add, clustered[0][200:210])

@@ -18,7 +18,6 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 from biohash_index import BioHashIndex  # noqa: E402
 from biohash_index import dask as bhd  # noqa: E402
-from biohash_index._topk import search_ordered  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")  # dask vs pandas 3
 
@@ -73,7 +72,7 @@ def test_shards_from_parquet_keep_the_ids_column(client, clustered, trained, tmp
     single = copy.deepcopy(trained)
     single.add_with_ids(xb, ids)
     D, I = sharded.search(xb[:25], 600)  # k > ntotal: -1 at the end
-    Dref, Iref = search_ordered(single.storage, single.sa_encode(xb[:25]), 600)
+    Dref, Iref = single.search(xb[:25], 600)
     np.testing.assert_array_equal(I, Iref)
     np.testing.assert_array_equal(D, Dref)
     # without ids_column the ids are the row numbers over all partitions

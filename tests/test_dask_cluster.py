@@ -29,7 +29,6 @@ from biohash_index import BioHashIndex  # noqa: E402
 from biohash_index import dask as bhd  # noqa: E402
 from biohash_index import _shard_manifest as sm  # noqa: E402
 from biohash_index._persistence import BioHashFormatError  # noqa: E402
-from biohash_index._topk import search_ordered  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")  # dask vs pandas 3
 
@@ -101,9 +100,9 @@ def two_workers(client):
 
 
 def make_index(storage: str, xb: np.ndarray, seed: int = 0) -> BioHashIndex:
-    """Hamming scoring: sharded search ranks by Hamming distance (see dask.py)."""
+    """The default scoring (asymmetric): shards re-rank by weighted distance."""
     index = BioHashIndex(32, 4, n_hidden=64, epochs=3, seed=seed, storage=storage, nlist=4,
-                         nprobe=2, scoring="hamming")
+                         nprobe=2)
     index.train(xb)
     return index
 
@@ -127,28 +126,14 @@ def frame_of(folder: Path, x: np.ndarray, ids, npartitions: int):
     return dd.read_parquet(folder)
 
 
-def ordered(single: BioHashIndex, xq, k):
-    """The single index's top-k in (distance, id) order, D as float32 like ``search``."""
-    D, I = search_ordered(single.storage, single.sa_encode(xq), k)
-    return D.astype(np.float32), I
-
-
-def ordered_range(single: BioHashIndex, xq, radius):
-    lims, D, I = single.range_search(xq, radius)
-    for q in range(len(xq)):
-        sl = slice(lims[q], lims[q + 1])
-        order = np.lexsort((I[sl], D[sl]))
-        D[sl], I[sl] = D[sl][order], I[sl][order]
-    return lims, D, I
-
-
 def assert_same_answers(sharded, single, xq, ks=(1, 10, 5000), radius=5):
+    """The sharded index answers exactly as the single index holding the same vectors."""
     for k in ks:
         D, I = sharded.search(xq, k)
-        Dref, Iref = ordered(single, xq, k)
+        Dref, Iref = single.search(xq, k)
         np.testing.assert_array_equal(I, Iref)
         np.testing.assert_array_equal(D, Dref)
-    for got, want in zip(sharded.range_search(xq, radius), ordered_range(single, xq, radius)):
+    for got, want in zip(sharded.range_search(xq, radius), single.range_search(xq, radius)):
         np.testing.assert_array_equal(got, want)
 
 

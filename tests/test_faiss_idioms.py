@@ -122,16 +122,17 @@ def test_nprobe_per_call_equals_setting_it(clustered):
         np.testing.assert_array_equal(D16, D)
         np.testing.assert_array_equal(I16, I)
     assert (D16.sum() < D1.sum()) and not np.array_equal(I16, I1)   # more lists, nearer
-    with pytest.raises(ValueError, match="IndexBinaryIVF cannot filter"):
-        index.search(xb[:5], 3, params={"sel": faiss.IDSelectorRange(0, 10)})
     with pytest.raises(ValueError, match="nprobe"):
         index.search(xb[:5], 3, params={"nprobe": 0})
 
 
-@pytest.mark.parametrize("storage", ["flat", "inverted"])
-def test_search_with_selector_params(base, storage):
+@pytest.mark.parametrize("storage", ["flat", "inverted", "ivf"])
+@pytest.mark.parametrize("scoring", ["hamming", "asymmetric"])
+def test_search_with_selector_params(base, storage, scoring):
     template, xb = base
-    index = BioHashIndex.from_params(template.params, storage=storage)
+    index = BioHashIndex.from_params(template.params.replace(scoring=scoring),
+                                     storage=storage, nlist=4, nprobe=2)
+    index.train(xb)
     index.add(xb)
     subset = copy.deepcopy(index)
     subset.remove_ids(faiss.IDSelectorNot(faiss.IDSelectorRange(100, 200)))
@@ -139,8 +140,11 @@ def test_search_with_selector_params(base, storage):
                    {"sel": faiss.IDSelectorRange(100, 200)}):
         D, I = index.search(xb[:20], 5, params=params)
         assert ((I >= 100) & (I < 200)).all()
-        Ds, _ = subset.search(xb[:20], 5)
+        Ds, Is = subset.search(xb[:20], 5)
         np.testing.assert_array_equal(D, Ds)             # the best among the selected
+        np.testing.assert_array_equal(I, Is)
+    if storage == "ivf":
+        return
     with pytest.raises(ValueError, match="storage='ivf' only"):
         index.search(xb[:5], 3, params={"nprobe": 4})
     with pytest.raises(ValueError, match="storage='ivf' only"):

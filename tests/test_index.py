@@ -253,22 +253,28 @@ def test_pickle_round_trip_keeps_everything(index, clustered):
     assert clone.storage.ids()[-1] == 148 and index.ntotal == 48
 
 
-def test_ivf_storage_matches_flat_with_all_lists_probed(clustered):
+@pytest.mark.parametrize("scoring", ["asymmetric", "hamming"])
+def test_ivf_storage_matches_flat_with_all_lists_probed(clustered, scoring):
     xb = clustered[0]
-    flat = BioHashIndex(32, 4, n_hidden=64, epochs=5, scoring="hamming")   # IVF: Hamming order
-    ivf = BioHashIndex(32, 4, n_hidden=64, epochs=5, storage="ivf", nlist=8, nprobe=8)
+    ids = np.random.default_rng(1).permutation(5000)[:600]   # not in storage order
+    flat = BioHashIndex(32, 4, n_hidden=64, epochs=5, scoring=scoring)
+    ivf = BioHashIndex(32, 4, n_hidden=64, epochs=5, scoring=scoring, storage="ivf", nlist=8,
+                       nprobe=8)
     for index in (flat, ivf):
         index.train(xb)
-        index.add_with_ids(xb, np.arange(600) + 10)
-        assert index.remove_ids(np.arange(10, 20)) == 10
+        index.add_with_ids(xb, ids)
+        assert index.remove_ids(ids[:10]) == 10
     assert ivf.storage.kind == "ivf" and ivf.nprobe == 8 and ivf.ntotal == 590
     Df, If = flat.search(xb[:30], 10)
     Di, Ii = ivf.search(xb[:30], 10)
     np.testing.assert_array_equal(Df, Di)
+    np.testing.assert_array_equal(If, Ii)
     assert set(ivf.storage.ids()) == set(flat.storage.ids())
     ivf.nprobe = 1
-    Di1, _ = ivf.search(xb[:30], 10)
-    assert (Di1 >= Df).all()           # fewer lists probed: never closer than exact
+    Di1, Ii1 = ivf.search(xb[:30], 10)
+    assert not np.array_equal(Ii1, If)   # fewer lists probed: fewer candidates
+    if scoring == "hamming":
+        assert (Di1 >= Df).all()         # ... never closer than exact
     with pytest.raises(AttributeError, match="ivf"):
         flat.nprobe = 2
     with pytest.raises(ValueError, match="nlist"):

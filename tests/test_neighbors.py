@@ -13,7 +13,7 @@ from biohash_index import TASKS, BioHashIndex, read_index
 from biohash_index import _centering as centering
 from biohash_index.evaluation import recall_at_k
 from biohash_index._model import BioHashParams, auto_epochs, orthonormal_rows
-from biohash_index._scoring import MIN_SHORTLIST
+from biohash_index._search import MIN_SHORTLIST
 
 from .conftest import data_path
 

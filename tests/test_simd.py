@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from biohash_index._simd import compress8, ge_mask8
+from biohash_index._simd import compress8, ge_mask8, load_at, popcount
 
 
 @njit(cache=True)
@@ -38,3 +38,20 @@ def test_primitives_match_numpy(t):
 def test_a_strided_row_is_refused_at_compile_time():
     with pytest.raises(Exception, match="ge_mask8"):
         masks_and_indices(np.zeros(32, np.float32)[::2], np.float32(0))
+
+
+@njit(cache=True)
+def loads(a, offset):
+    address = a.ctypes.data + offset
+    return (load_at(address, np.uint64), load_at(address, np.uint32),
+            load_at(address, np.uint8), popcount(load_at(address, np.uint64)))
+
+
+def test_loads_at_any_alignment_and_popcount_match_numpy():
+    a = np.random.default_rng(0).integers(0, 256, 64, dtype=np.uint8)
+    for offset in (0, 1, 3, 7, 13, 50):
+        u64, u32, u8, bits = loads(a, offset)
+        assert u64 == a[offset:offset + 8].view("<u8")[0]
+        assert u32 == a[offset:offset + 4].view("<u4")[0]
+        assert u8 == a[offset]
+        assert bits == np.unpackbits(a[offset:offset + 8]).sum()

@@ -1,0 +1,242 @@
+"""What ``search`` means: one definition for every storage, every option and every path.
+
+For each query, over its candidates (every stored code; with IVF storage the codes in the
+lists it probes; with a selector only the ids the selector keeps):
+
+1. the shortlist: the K candidates nearest by (Hamming distance between codes, id), a total
+   order, so the answer does not depend on how the codes are laid out;
+2. with ``scoring="asymmetric"`` (the default of ``task="neighbors"``), the k of the
+   shortlist nearest by (weighted distance, id), K = ``shortlist_size(k, ntotal)``; with
+   ``scoring="hamming"`` the shortlist itself, K = k, by (Hamming distance, id).
+
+D is float32 (nq, k), the weighted or Hamming distances, ascending; I int64 (nq, k); where
+fewer than k candidates exist, I = -1 and D = ``MISSING_DISTANCE``, as in faiss.
+
+The index (``BioHashIndex.search``), its exact re-ranking (``BioHashIndexRefine``), the
+centring check and the Dask shards all search through ``search`` or its two halves:
+``shortlist`` gives a query's K best by (Hamming distance, id) with their weighted
+distances, and ``best`` keeps the k that step 2 keeps. Shortlists of disjoint parts of the
+data merge exactly (``merge_shortlists``): the K best of their union are the K best of the
+whole, so a sharded index answers as one index holding every vector.
+
+``range_search``: every candidate at Hamming distance < radius, each query's results in
+(distance, id) order.
+
+One exception keeps old files searching as they did: IVF storage loaded from a file of
+format version 1 or 2 (``IVFCodeStorage.faiss_order``) is searched by faiss's own
+``IndexBinaryIVF``, in Hamming distance with ties in faiss's scan order, without selectors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numba
+import numpy as np
+
+from ._faiss_compat import selected_ids
+from ._inverted_kernels import inverted_search
+from ._search_kernels import (range_matches, shortlists, shortlists_parallel,
+                              weighted_distances, weighted_distances_parallel)
+from ._storage import pad_codes
+from ._threads import numba_parallel
+
+SHORTLIST = 8      # Hamming candidates per result re-ranked by weighted distance ...
+MIN_SHORTLIST = 64  # ... and at least this many (benchmarks/ann_text.py)
+MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max
+MISSING_HAMMING = np.iinfo(np.int32).max
+PARALLEL_FROM = 8   # queries per call from which the kernels spread over numba's threads
+
+
+@dataclass(frozen=True)
+class Queries:
+    """Encoded queries: what search needs of float32 (nq, d) vectors x.
+
+    codes: uint8 (nq, code_size); with asymmetric scoring, c float32 (nq, m), the unit
+    inputs less each query's threshold, and scale float32 (nq,), mean |c| per query
+    (``query_offsets``); both None with Hamming scoring.
+    """
+    x: np.ndarray
+    codes: np.ndarray
+    c: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+    @property
+    def asymmetric(self) -> bool:
+        return self.c is not None
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+def shortlist_size(k: int, ntotal: int) -> int:
+    """Hamming candidates re-ranked for k results: SHORTLIST k, at least MIN_SHORTLIST,
+    at most ntotal (and never fewer than k)."""
+    return max(k, min(ntotal, max(MIN_SHORTLIST, SHORTLIST * k)))
+
+
+def query_offsets(acts: np.ndarray, hash_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """c float32 (nq, m): unit inputs less each query's threshold (midway between its h-th
+    and (h+1)-th largest, h = hash_length); scale float32 (nq,): mean |c| per query (> 0)."""
+    m, h = acts.shape[1], hash_length
+    part = np.partition(acts, (m - h - 1, m - h), axis=1)
+    c = (acts - (part[:, m - h - 1:m - h] + part[:, m - h:m - h + 1]) / 2).astype(np.float32)
+    scale = np.maximum(np.abs(c).mean(axis=1), np.finfo(np.float32).tiny)  # constant row: D = 0
+    return c, scale.astype(np.float32)
+
+
+def encode_queries(model, x: np.ndarray) -> Queries:
+    """The ``Queries`` of validated float32 (nq, d) x for a trained ``BioHashModel``,
+    scored as its ``scoring`` hyperparameter says."""
+    if model.params.scoring != "asymmetric":
+        return Queries(x, model.encode(x))
+    codes, acts = model.encode_queries(x)
+    return Queries(x, codes, *query_offsets(acts, model.params.hash_length))
+
+
+def allowed_ids(sel, storage) -> np.ndarray | None:
+    """Sorted int64 ids of ``storage`` that the ``faiss.IDSelector`` sel keeps (None: all)."""
+    if sel is None:
+        return None
+    return np.sort(selected_ids(sel, storage.ids()))
+
+
+# ---------------------------------------------------------------------- k nearest
+def search(model, storage, xq: np.ndarray, k: int, *, nprobe: int | None = None,
+           max_codes: int = 0, sel=None):
+    """D float32 (nq, k), I int64 (nq, k): the k nearest stored vectors of validated float32
+    (nq, d) queries, as the module docstring defines them.
+
+    model: a trained ``BioHashModel``; storage: its code storage; nprobe: lists probed per
+    query (IVF storage; None: the storage's); max_codes: stop probing after the list that
+    reaches this many codes (IVF; 0: no limit); sel: a ``faiss.IDSelector`` or None.
+    """
+    if storage.faiss_order:
+        return _faiss_search(model, storage, xq, k, nprobe, max_codes, sel)
+    queries = encode_queries(model, xq)
+    K = shortlist_size(k, storage.ntotal) if queries.asymmetric else k
+    H, I, W = shortlist(storage, queries, K, nprobe=nprobe, max_codes=max_codes,
+                        allowed=allowed_ids(sel, storage))
+    return best(H, I, W, k)
+
+
+def _faiss_search(model, storage, xq, k, nprobe, max_codes, sel):
+    """``search`` of IVF storage with faiss_order: faiss's IndexBinaryIVF.search."""
+    if sel is not None:
+        raise ValueError("this IVF index searches in faiss's order (it was saved by an "
+                         "earlier version), and faiss's IndexBinaryIVF cannot filter with an "
+                         "IDSelector: rebuild it (train and add again) to filter")
+    params = faiss.SearchParametersIVF(nprobe=storage.nprobe if nprobe is None else nprobe,
+                                       max_codes=max_codes)
+    D, I = storage.index.search(pad_codes(model.encode(xq), storage.code_size), k,
+                                params=params)
+    return D.astype(np.float32), I
+
+
+def shortlist(storage, queries: Queries, K: int, *, nprobe: int | None = None,
+              max_codes: int = 0, allowed: np.ndarray | None = None):
+    """Each query's K nearest candidates by (Hamming distance, id): H int32, I int64 and,
+    with asymmetric scoring, W float32 weighted distances (else None), each (nq, K); past
+    the candidates, H = int32 max, I = -1, W = +inf. allowed: sorted int64 ids, the only
+    candidates (None: all)."""
+    qcodes = np.ascontiguousarray(pad_codes(queries.codes, storage.code_size))
+    filtered = allowed is not None
+    allowed = np.zeros(0, np.int64) if allowed is None else allowed
+    code_addr, id_addr, sizes = storage.list_table()
+    if storage.kind == "inverted":
+        H, L = _inverted_shortlists(storage, qcodes, allowed, filtered, K)
+        I = storage.ids_at(L)
+    else:
+        H, I, L = _run(shortlists, shortlists_parallel, qcodes, storage.probe(queries, nprobe),
+                       code_addr, id_addr, sizes, allowed, filtered, storage.multi_assigned,
+                       max_codes, K)
+    if not queries.asymmetric:
+        return H, I, None
+    return H, I, _run(weighted_distances, weighted_distances_parallel, queries.c,
+                      queries.scale, code_addr, storage.code_size, L)
+
+
+def _run(kernel, parallel_kernel, queries: np.ndarray, *args):
+    """``kernel(queries, *args)`` on the calling thread, or its parallel twin over numba's
+    threads for PARALLEL_FROM queries or more."""
+    threads = numba.get_num_threads()
+    if len(queries) < PARALLEL_FROM or threads == 1:
+        return kernel(queries, *args)
+    with numba_parallel():
+        return parallel_kernel(queries, *args, threads)
+
+
+def _inverted_shortlists(storage, qcodes, allowed, filtered, K):
+    """(H int32, positions int64), each (nq, K), of inverted storage, by (distance, id)."""
+    ptr, pos, pop, rank, by_rank, by_pop = storage.posting_lists()
+    mask = np.isin(storage.ids(), allowed) if filtered else np.zeros(0, np.bool_)
+    with numba_parallel():
+        return inverted_search(qcodes, ptr, pos, pop, rank, by_rank, by_pop, mask, filtered, K,
+                               numba.get_num_threads())
+
+
+def best(H: np.ndarray, I: np.ndarray, W: np.ndarray | None, k: int):
+    """D float32 (nq, k) and I int64 (nq, k) from shortlists in (Hamming distance, id) order
+    (``shortlist``): the first k, or with weighted distances W the k best by (W, id)."""
+    if W is None:
+        D, I = H[:, :k].astype(np.float32), I[:, :k]
+    else:
+        order = np.lexsort((_id_key(I), W), axis=1)[:, :k]
+        D, I = np.take_along_axis(W, order, 1), np.take_along_axis(I, order, 1)
+    D[I == -1] = MISSING_DISTANCE
+    return D, I
+
+
+def merge_shortlists(parts: list[tuple], K: int):
+    """The shortlist (H, I, W) of the union of disjoint parts, from each part's own
+    (``shortlist`` with the same K): the K best of them all by (Hamming distance, id)."""
+    H, I = (np.concatenate([p[j] for p in parts], axis=1) for j in (0, 1))
+    order = np.lexsort((_id_key(I), H), axis=1)[:, :K]
+    W = None if parts[0][2] is None else np.concatenate([p[2] for p in parts], axis=1)
+    return tuple(None if a is None else np.take_along_axis(a, order, 1) for a in (H, I, W))
+
+
+def _id_key(I: np.ndarray) -> np.ndarray:
+    """Ids as a sort key that puts missing results (-1; stored ids may be other negative
+    numbers) last."""
+    return np.where(I == -1, np.iinfo(np.int64).max, I)
+
+
+# ---------------------------------------------------------------------- range search
+def range_search(model, storage, xq: np.ndarray, radius: int, *, nprobe: int | None = None):
+    """lims int64 (nq + 1,), D float32, I int64: for each validated float32 (nq, d) query,
+    the candidates at Hamming distance < radius (an int), in (distance, id) order; query i's
+    results are D[lims[i]:lims[i + 1]], I[lims[i]:lims[i + 1]]."""
+    queries = Queries(xq, model.encode(xq))
+    if storage.faiss_order:   # faiss's IndexBinaryIVF: its own order
+        lims, H, I = storage.index.range_search(pad_codes(queries.codes, storage.code_size),
+                                                radius)
+    else:
+        lims, H, I = ranges(storage, queries, radius, nprobe=nprobe)
+    return lims, H.astype(np.float32), I
+
+
+def ranges(storage, queries: Queries, radius: int, *, nprobe: int | None = None):
+    """lims int64 (nq + 1,), H int32, I int64: ``range_search`` for encoded queries."""
+    code_addr, id_addr, sizes = storage.list_table()
+    found = range_matches(pad_codes(queries.codes, storage.code_size),
+                          storage.probe(queries, nprobe), code_addr, id_addr, sizes, radius)
+    return sort_ranges([found])
+
+
+def sort_ranges(parts: list[tuple]):
+    """One range result (lims, D, I), each query's results in (distance, id) order, each id
+    once, from the results (lims, D, I) of the same queries over parts of the data (or over
+    lists that may share ids)."""
+    q = np.concatenate([np.repeat(np.arange(len(lims) - 1), np.diff(lims))
+                        for lims, _, _ in parts])
+    D = np.concatenate([p[1] for p in parts])
+    I = np.concatenate([p[2] for p in parts])
+    order = np.lexsort((I, D, q))
+    q, D, I = q[order], D[order], I[order]
+    first = np.ones(len(I), bool)   # a repeated id has the same distance: right after
+    first[1:] = (q[1:] != q[:-1]) | (I[1:] != I[:-1])
+    q, D, I = q[first], D[first], I[first]
+    lims = np.zeros(len(parts[0][0]), np.int64)
+    np.cumsum(np.bincount(q, minlength=len(lims) - 1), out=lims[1:])
+    return lims, D, I

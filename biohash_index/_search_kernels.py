@@ -1,0 +1,366 @@
+"""Numba kernels of search: each query's shortlist over stored codes, its weighted
+distances, and range matches.
+
+Stored codes come as lists: list l holds sizes[l] codes of code_size bytes at address
+code_addr[l] and their int64 ids at id_addr[l], in memory that faiss owns (a flat index's
+arrays, or the inverted lists of an IVF index); the caller keeps it alive and unchanged while
+a kernel runs. A query scans the lists it probes and keeps the K codes nearest by
+(Hamming distance, id), a total order, so the shortlist does not depend on how the codes
+are laid out. A code is found again by its location ``l << 32 | row``.
+
+The scan reads codes and ids through ``_simd.load_at`` and passes only scalars to the
+helpers it calls for every code: a helper that takes arrays costs reference counting per
+call, many times the popcounts themselves.
+
+Weighted distance (asymmetric scoring): for a query whose unit inputs, less its own
+threshold (midway between its h-th and (h+1)-th largest), are c (m,), and a stored code b,
+
+    W = sum_j |c_j| [sign(c_j) != (2 b_j - 1)] / mean_j |c_j|:
+
+each disagreeing bit costs how far the query's unit is from its threshold, in units of the
+average distance. With all |c_j| equal it is the Hamming distance between the query's code
+and b; otherwise confident bits count more than bits near the threshold. A query's costs are
+tabled per 4 units (16 entries each), so a code costs two look-ups per byte.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._simd import load_at, popcount
+
+ROW_BITS = 32  # a location is list << ROW_BITS | row
+ROW_MASK = (1 << ROW_BITS) - 1
+INT64_MAX = np.iinfo(np.int64).max
+
+
+# ---------------------------------------------------------------------- Hamming distances
+WORDS = 8  # query words held as scalars: codes of up to 68 bytes scan without a loop
+
+
+@njit(cache=True, nogil=True)
+def regular_code_size(cs):
+    """Whether cs-byte codes take ``_hamming``'s loop-free path: whole 4-byte groups, at
+    most WORDS words and 4 bytes (every fast faiss size: 4, 8, 16, 20, 32, 64)."""
+    return cs % 4 == 0 and cs <= 8 * WORDS + 4
+
+
+@njit(cache=True, nogil=True)
+def _query_words(q):
+    """uint64 (WORDS + 1,): the query code's first WORDS whole 8-byte words (0 past its
+    end), and in the last slot the 4 bytes after its whole words, if it has 4 left over."""
+    words = np.zeros(WORDS + 1, np.uint64)
+    address = q.ctypes.data
+    nw = q.shape[0] // 8
+    for w in range(min(nw, WORDS)):
+        words[w] = load_at(address + 8 * w, np.uint64)
+    if q.shape[0] - 8 * nw >= 4:
+        words[WORDS] = load_at(address + 8 * nw, np.uint32)
+    return words
+
+
+@njit(cache=True, nogil=True)
+def _hamming_any(a, q, cs):
+    """Hamming distance between the cs-byte codes at addresses a and q, any cs."""
+    h = 0
+    nw = cs // 8
+    for w in range(nw):
+        h += popcount(load_at(a + 8 * w, np.uint64) ^ load_at(q + 8 * w, np.uint64))
+    for b in range(8 * nw, cs):
+        h += popcount(np.uint64(load_at(a + b, np.uint8) ^ load_at(q + b, np.uint8)))
+    return h
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _hamming(a, q, w, cs, regular):
+    """Hamming distance between the cs-byte code at address a and the query code at address
+    q, whose ``_query_words`` are the tuple w.
+
+    A regular code size (``regular_code_size``) costs one load and one popcount per 8 bytes
+    and no loop: the branches on cs go the same way for every code, so LLVM takes them out
+    of the scan. Other sizes take ``_hamming_any``.
+    """
+    if not regular:
+        return _hamming_any(a, q, cs)
+    h = 0
+    if cs >= 8:
+        h += popcount(load_at(a, np.uint64) ^ w[0])
+    if cs >= 16:
+        h += popcount(load_at(a + 8, np.uint64) ^ w[1])
+    if cs >= 24:
+        h += popcount(load_at(a + 16, np.uint64) ^ w[2])
+    if cs >= 32:
+        h += popcount(load_at(a + 24, np.uint64) ^ w[3])
+    if cs >= 40:
+        h += popcount(load_at(a + 32, np.uint64) ^ w[4])
+    if cs >= 48:
+        h += popcount(load_at(a + 40, np.uint64) ^ w[5])
+    if cs >= 56:
+        h += popcount(load_at(a + 48, np.uint64) ^ w[6])
+    if cs >= 64:
+        h += popcount(load_at(a + 56, np.uint64) ^ w[7])
+    if cs % 8 == 4:
+        h += popcount(np.uint64(load_at(a + cs - 4, np.uint32)) ^ w[WORDS])
+    return h
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _word_tuple(q):
+    """``_query_words`` of q as a tuple of scalars, for ``_hamming``."""
+    w = _query_words(q)
+    return (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8])
+
+
+# ---------------------------------------------------------------------- shortlists
+@njit(cache=True, nogil=True, inline="always")
+def _before(h1, i1, h2, i2):
+    """Whether (h1, i1) comes before (h2, i2) in (distance, id) order."""
+    return h1 < h2 or (h1 == h2 and i1 < i2)
+
+
+@njit(cache=True, nogil=True)
+def _sift_down(H, I, L, start, count):
+    """Restore the max-heap order (by (H, I)) of the count entries below ``start``."""
+    r = start
+    while True:
+        c = 2 * r + 1
+        if c >= count:
+            return
+        if c + 1 < count and _before(H[c], I[c], H[c + 1], I[c + 1]):
+            c += 1
+        if not _before(H[r], I[r], H[c], I[c]):
+            return
+        H[r], H[c] = H[c], H[r]
+        I[r], I[c] = I[c], I[r]
+        L[r], L[c] = L[c], L[r]
+        r = c
+
+
+@njit(cache=True, nogil=True)
+def _push(H, I, L, count, h, i, loc):
+    """Add (h, i, loc) to the max-heap H, I, L of count entries (room for one more);
+    returns the new count."""
+    r = count
+    H[r], I[r], L[r] = h, i, loc
+    while r > 0:
+        p = (r - 1) // 2
+        if not _before(H[p], I[p], H[r], I[r]):
+            break
+        H[r], H[p] = H[p], H[r]
+        I[r], I[p] = I[p], I[r]
+        L[r], L[p] = L[p], L[r]
+        r = p
+    return count + 1
+
+
+@njit(cache=True, nogil=True)
+def _keeps(i, allowed, filtered, I, count, dedupe):
+    """Whether id i may enter a shortlist holding I[:count]: allowed (when ``filtered``,
+    allowed is sorted) and, when ids may repeat across lists (``dedupe``), not there yet."""
+    if filtered:
+        j = np.searchsorted(allowed, i)
+        if j == allowed.shape[0] or allowed[j] != i:
+            return False
+    if dedupe:
+        for r in range(count):
+            if I[r] == i:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _shortlist_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe,
+                   max_codes, H, I, L):
+    """Fill H, I, L (K,) with the query's shortlist in (distance, id) order; returns its
+    length (< K when fewer codes are scanned). See ``shortlists``."""
+    K = H.shape[0]
+    cs = q.shape[0]
+    qa = q.ctypes.data
+    w = _word_tuple(q)
+    regular = regular_code_size(cs)
+    count = 0
+    scanned = 0
+    th, ti = INT64_MAX, INT64_MAX   # the heap's top once it is full: the bar to pass
+    for lst in probes:
+        if lst < 0:
+            continue
+        n = sizes[lst]
+        ca, ia = code_addr[lst], id_addr[lst]
+        for r in range(n):
+            h = _hamming(ca + r * cs, qa, w, cs, regular)
+            if h > th:
+                continue
+            i = load_at(ia + 8 * r, np.int64)
+            if h == th and i >= ti:
+                continue
+            if (filtered or dedupe) and not _keeps(i, allowed, filtered, I, count, dedupe):
+                continue
+            loc = (np.int64(lst) << ROW_BITS) | r
+            if count < K:
+                count = _push(H, I, L, count, h, i, loc)
+            else:
+                H[0], I[0], L[0] = h, i, loc
+                _sift_down(H, I, L, 0, count)
+            if count == K:
+                th, ti = H[0], I[0]
+        scanned += n
+        if max_codes > 0 and scanned >= max_codes:
+            break
+    for end in range(count - 1, 0, -1):   # heap sort: ascending (distance, id)
+        H[0], H[end] = H[end], H[0]
+        I[0], I[end] = I[end], I[0]
+        L[0], L[end] = L[end], L[0]
+        _sift_down(H, I, L, 0, end)
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _shortlist_rows(qcodes, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe,
+                    max_codes, H, I, L, lo, hi):
+    for i in range(lo, hi):
+        c = _shortlist_one(qcodes[i], probes[i], code_addr, id_addr, sizes, allowed, filtered,
+                           dedupe, max_codes, H[i], I[i], L[i])
+        H[i, c:] = np.iinfo(np.int32).max
+        I[i, c:] = -1
+        L[i, c:] = -1
+
+
+@njit(cache=True, nogil=True)
+def shortlists(qcodes, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe,
+               max_codes, K):
+    """Each query's K nearest codes among the lists it probes, in (Hamming distance, id) order.
+
+    qcodes: C-contiguous uint8 (nq, code_size); probes: int64 (nq, P) list numbers (-1:
+    none), scanned in order; code_addr, id_addr, sizes: int64 (n_lists,), the lists;
+    allowed: sorted int64 ids, the only ones kept if ``filtered``; dedupe: whether an id may
+    be in several lists (then kept once); max_codes: stop after the list that reaches this
+    many scanned codes (0: no limit). Returns H int32, I int64 ids and L int64 locations,
+    each (nq, K); past the codes found, H = int32 max and I = L = -1.
+    """
+    nq = qcodes.shape[0]
+    H = np.empty((nq, K), np.int32)
+    I = np.empty((nq, K), np.int64)
+    L = np.empty((nq, K), np.int64)
+    _shortlist_rows(qcodes, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe,
+                    max_codes, H, I, L, 0, nq)
+    return H, I, L
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def shortlists_parallel(qcodes, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe,
+                        max_codes, K, n_chunks):
+    """``shortlists`` with the queries split into n_chunks chunks, one per thread."""
+    nq = qcodes.shape[0]
+    H = np.empty((nq, K), np.int32)
+    I = np.empty((nq, K), np.int64)
+    L = np.empty((nq, K), np.int64)
+    n_chunks = max(1, min(nq, n_chunks))
+    for ch in prange(n_chunks):
+        _shortlist_rows(qcodes, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe,
+                        max_codes, H, I, L, ch * nq // n_chunks, (ch + 1) * nq // n_chunks)
+    return H, I, L
+
+
+# ---------------------------------------------------------------------- weighted distances
+@njit(cache=True, nogil=True)
+def _nibble_costs(row, nbytes):
+    """float32 (2 nbytes, 16): T[q, v] = the cost of units 4q .. 4q+3 when their bits are v:
+    |row_j| for each unit whose bit disagrees with the sign of row_j (units past m: 0)."""
+    m = row.shape[0]
+    T = np.zeros((2 * nbytes, 16), np.float32)
+    for q in range(2 * nbytes):
+        for v in range(16):
+            s = np.float32(0)
+            for t in range(4):
+                j = 4 * q + t
+                if j < m:
+                    x = row[j]
+                    s += max(-x, np.float32(0)) if (v >> t) & 1 else max(x, np.float32(0))
+            T[q, v] = s
+    return T
+
+
+@njit(cache=True, nogil=True)
+def _weighted_rows(c, scale, code_addr, code_size, L, W, lo, hi):
+    nbytes = (c.shape[1] + 7) // 8
+    for i in range(lo, hi):
+        T = _nibble_costs(c[i], nbytes)
+        for r in range(L.shape[1]):
+            loc = L[i, r]
+            if loc < 0:
+                W[i, r] = np.inf
+                continue
+            a = code_addr[loc >> ROW_BITS] + (loc & ROW_MASK) * code_size
+            s = np.float32(0)
+            for b in range(nbytes):
+                v = load_at(a + b, np.uint8)
+                s += T[2 * b, v & 15] + T[2 * b + 1, v >> 4]
+            W[i, r] = s / scale[i]
+
+
+@njit(cache=True, nogil=True)
+def weighted_distances(c, scale, code_addr, code_size, L):
+    """float32 (nq, K) weighted distances of the codes at locations L (int64 (nq, K), -1:
+    none, distance +inf) to each query.
+
+    c: float32 (nq, m) query inputs less their thresholds; scale: float32 (nq,)
+    mean_j |c_j|; code_addr: the lists' code addresses (as ``shortlists``); code_size: bytes
+    per stored code, unit j at bit j % 8 of byte j // 8. A code that agrees everywhere is
+    at 0.
+    """
+    W = np.empty(L.shape, np.float32)
+    _weighted_rows(c, scale, code_addr, code_size, L, W, 0, L.shape[0])
+    return W
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def weighted_distances_parallel(c, scale, code_addr, code_size, L, n_chunks):
+    """``weighted_distances`` with the queries split into n_chunks chunks, one per thread."""
+    W = np.empty(L.shape, np.float32)
+    nq = L.shape[0]
+    n_chunks = max(1, min(nq, n_chunks))
+    for ch in prange(n_chunks):
+        _weighted_rows(c, scale, code_addr, code_size, L, W, ch * nq // n_chunks,
+                       (ch + 1) * nq // n_chunks)
+    return W
+
+
+# ---------------------------------------------------------------------- range search
+@njit(cache=True, nogil=True)
+def _range_one(q, probes, code_addr, id_addr, sizes, radius, H, I, start):
+    """The number of codes at Hamming distance < radius in the probed lists; with
+    start >= 0, their distances and ids are also written to H and I from ``start``."""
+    cs = q.shape[0]
+    qa = q.ctypes.data
+    w = _word_tuple(q)
+    regular = regular_code_size(cs)
+    count = 0
+    for lst in probes:
+        if lst < 0:
+            continue
+        ca, ia = code_addr[lst], id_addr[lst]
+        for r in range(sizes[lst]):
+            h = _hamming(ca + r * cs, qa, w, cs, regular)
+            if h < radius:
+                if start >= 0:
+                    H[start + count] = h
+                    I[start + count] = load_at(ia + 8 * r, np.int64)
+                count += 1
+    return count
+
+
+@njit(cache=True, nogil=True)
+def range_matches(qcodes, probes, code_addr, id_addr, sizes, radius):
+    """lims int64 (nq + 1,), H int32 and I int64: the codes at Hamming distance < radius in
+    each query's probed lists (query i's are at lims[i]:lims[i + 1], in scan order; an id in
+    several probed lists appears once per list)."""
+    nq = qcodes.shape[0]
+    lims = np.zeros(nq + 1, np.int64)
+    H = np.empty(0, np.int32)
+    I = np.empty(0, np.int64)
+    for i in range(nq):
+        lims[i + 1] = lims[i] + _range_one(qcodes[i], probes[i], code_addr, id_addr, sizes,
+                                           radius, H, I, -1)
+    H = np.empty(lims[nq], np.int32)
+    I = np.empty(lims[nq], np.int64)
+    for i in range(nq):
+        _range_one(qcodes[i], probes[i], code_addr, id_addr, sizes, radius, H, I, lims[i])
+    return lims, H, I
