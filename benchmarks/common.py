@@ -88,6 +88,16 @@ def sift_base() -> np.ndarray | None:
     return read_fvecs(p)
 
 
+def sets_present(names: str):
+    """The comma-separated set names whose folder is in DATA, in order; the others are
+    skipped with a message naming the command that downloads them."""
+    for name in names.split(","):
+        if (DATA / name).exists():
+            yield name
+        else:
+            print(f"\n{name}: skipped ({not_available(DATA / name)})")
+
+
 def synthetic(n: int, d: int, seed: int = 0, n_clusters: int = 1000) -> np.ndarray:
     """float32 (n, d) Gaussian clusters: a stand-in for real descriptors at any n."""
     rng = np.random.default_rng(seed)

@@ -22,8 +22,8 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DATA, add_threads_option, apply_threads, machine, not_available,  # noqa: E402
-                    print_table)
+from common import (DATA, add_threads_option, apply_threads, machine, print_table,  # noqa: E402
+                    sets_present)
 
 from biohash_index import BioHashIndex  # noqa: E402
 from biohash_index.datasets import load_ann, load_mnist  # noqa: E402
@@ -72,10 +72,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     apply_threads(args.threads)
     print(machine())
-    for name in args.sets.split(","):
-        if not (DATA / name).exists():
-            print(f"\n{name}: skipped ({not_available(DATA / name)})")
-            continue
+    for name in sets_present(args.sets):
         x = load_mnist(DATA / name)[0] if name == "mnist" else load_ann(DATA / name)[0]
         tasks = ("neighbors", "labels") if name == "mnist" else ("neighbors",)
         rows = []

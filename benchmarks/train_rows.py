@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DATA, add_threads_option, apply_threads, machine, not_available,  # noqa: E402
-                    print_table)
+from common import (DATA, add_threads_option, apply_threads, machine, print_table,  # noqa: E402
+                    sets_present)
 
 from biohash_index import BioHashIndex, training_rows_needed  # noqa: E402
 from biohash_index.datasets import label_split, load_ann, load_mnist  # noqa: E402
@@ -63,10 +63,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     apply_threads(args.threads)
     print(machine())
-    for name in args.sets.split(","):
-        if not (DATA / name).exists():
-            print(f"\n{name}: skipped ({not_available(DATA / name)})")
-            continue
+    for name in sets_present(args.sets):
         task, data = load(name)
         metric = "recall@10" if task == "neighbors" else "mAP@All"
         print(f"\n{name}, task={task!r}: {metric} of a model trained on n rows")
