@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import lsh as centred_lsh  # noqa: E402
-from common import DATA, add_threads_option, apply_threads, machine  # noqa: E402
+from common import DATA, add_threads_option, apply_threads, machine, not_available  # noqa: E402
 from report import markdown_table, median_seconds  # noqa: E402
 
 from biohash_index import BioHashIndex  # noqa: E402
@@ -75,11 +75,10 @@ def load_set(name: str, data: Path):
         except (ImportError, ValueError) as e:
             print(f"\ntext: skipped ({type(e).__name__}: {e})")
             return None
-    try:
-        return load_ann(data / name)
-    except FileNotFoundError as e:
-        print(f"\n{name}: skipped ({e})")
+    if not (data / name).exists():
+        print(f"\n{name}: skipped ({not_available(data / name)})")
         return None
+    return load_ann(data / name)
 
 
 class Result:

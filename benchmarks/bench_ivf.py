@@ -20,7 +20,7 @@ from biohash_index import BioHashIndex
 from biohash_index.datasets import read_fvecs, read_ivecs
 from biohash_index.evaluation import recall_at_k
 from common import (DATA, add_threads_option, apply_threads, machine, median_time,
-                    print_table, synthetic)
+                    not_available, print_table, synthetic)
 
 
 def row(name, setting, index_search, xq, gt, n, nbytes, repeat):
@@ -107,6 +107,8 @@ def main():
         xq = read_fvecs(sift / "siftsmall_query.fvecs")
         gt = read_ivecs(sift / "siftsmall_groundtruth.ivecs")
         run("siftsmall", xb, xb, xq, gt, 64, args.repeat)
+    elif not args.skip_sift:
+        print(f"siftsmall: skipped ({not_available(sift)})")
     x = synthetic(args.n + args.nq, 128, seed=1)
     xb, xq = x[:args.n], x[args.n:]
     del x

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from data_dir import DATA
+from data_dir import DATA, not_available
 
 
 def machine() -> str:
@@ -82,7 +82,20 @@ def sift_base() -> np.ndarray | None:
     """siftsmall base vectors float32 (10000, 128), or None when the data is absent."""
     from biohash_index.datasets import read_fvecs
     p = DATA / "siftsmall" / "siftsmall_base.fvecs"
-    return read_fvecs(p) if p.exists() else None
+    if not p.exists():
+        print(not_available(p))
+        return None
+    return read_fvecs(p)
+
+
+def sets_present(names: str):
+    """The comma-separated set names whose folder is in DATA, in order; the others are
+    skipped with a message naming the command that downloads them."""
+    for name in names.split(","):
+        if (DATA / name).exists():
+            yield name
+        else:
+            print(f"\n{name}: skipped ({not_available(DATA / name)})")
 
 
 def synthetic(n: int, d: int, seed: int = 0, n_clusters: int = 1000) -> np.ndarray:

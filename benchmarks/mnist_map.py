@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import METHODS, make_index  # noqa: E402
-from data_dir import DATA  # noqa: E402
+from data_dir import DATA, not_available  # noqa: E402
 from report import markdown_table, plot_lines  # noqa: E402
 
 from biohash_index.datasets import label_split, load_mnist  # noqa: E402
@@ -54,6 +54,8 @@ def main(argv=None) -> None:
     ks = [int(k) for k in args.ks.split(",")]
     methods = args.methods.split(",")
 
+    if not Path(args.data).exists():
+        sys.exit(not_available(args.data))
     x, y = load_mnist(args.data)
     q, db = label_split(y, 100, args.split_seed)
     xq, xb, yq, yb = x[q], x[db], y[q], y[db]

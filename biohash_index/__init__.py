@@ -16,11 +16,13 @@ from ._version import __version__  # noqa: E402
 from ._factory import index_factory
 from ._files import BioHashFormatError
 from ._index import BioHashIndex, deserialize_index, read_index, serialize_index, write_index
-from ._model import TASKS, BioHashModel, BioHashParams, n_hidden_for
+from ._model import (TASKS, BioHashModel, BioHashParams, SmallTrainingSetWarning,
+                     UntrainedIndexWarning, n_hidden_for, training_rows_needed)
 from ._progress import set_progress
 from ._refine import BioHashIndexRefine, read_index_refine, write_index_refine
 
 __all__ = ["BioHashIndex", "BioHashModel", "BioHashParams", "BioHashFormatError", "write_index",
            "read_index", "serialize_index", "deserialize_index", "__version__",
            "BioHashIndexRefine", "write_index_refine", "read_index_refine", "index_factory",
-           "TASKS", "n_hidden_for", "set_progress"]
+           "TASKS", "n_hidden_for", "training_rows_needed", "SmallTrainingSetWarning",
+           "UntrainedIndexWarning", "set_progress"]

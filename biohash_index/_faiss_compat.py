@@ -22,11 +22,57 @@ FAISS_METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
 
 NOT_A_FAISS_INDEX = (
     "{cls} is a Python object, not a faiss C++ index, so faiss's own functions cannot take it "
-    "(SWIG's 'Wrong number or type of arguments' error follows): save with "
-    "biohash_index.write_index(index, path) or index.save(path); ids are already arbitrary "
-    "int64, so faiss.IndexIDMap is not needed (use add_with_ids); copy with copy.deepcopy(index) "
-    "instead of faiss.clone_index; for exact re-ranking use BioHashIndexRefine or "
+    "(SWIG's 'Wrong number or type of arguments' error follows). Instead of "
+    "faiss.write_index / read_index: biohash_index.write_index(index, path) and read_index(path) "
+    "(one file for a path such as 'index.faiss', as faiss writes; a directory for an existing "
+    "directory or a path ending in '/'); instead of faiss.IndexIDMap / IndexIDMap2: nothing, ids "
+    "are already arbitrary int64 (add_with_ids) and reconstruct takes them, or "
+    "biohash_index.index_factory(d, 'IDMap2,BioHash64'); instead of faiss.clone_index: "
+    "copy.deepcopy(index); for exact re-ranking: BioHashIndexRefine or "
     "index_factory(d, 'BioHash16,RFlat')")
+# IndexLSH's attributes that have no counterpart here, and what to use instead
+INDEX_LSH_ONLY = {
+    "rotate_data": "BioHash always projects: index.model.weights_ (n_hidden, d) applied to "
+                   "x - index.model.mean_",
+    "rrot": "BioHash's projection is index.model.weights_ (n_hidden, d), applied to "
+            "x - index.model.mean_",
+    "train_thresholds": "BioHash keeps the hash_length most active units of each code instead "
+                        "of thresholding every bit; training learns the mean it subtracts, "
+                        "index.model.mean_",
+    "thresholds": "BioHash keeps the hash_length most active units of each code instead of "
+                  "thresholding every bit; training learns the mean it subtracts, "
+                  "index.model.mean_",
+}
+
+
+def index_lsh_arguments(n_hidden, activity):
+    """(n_hidden, activity), with IndexLSH's positional flags taken out.
+
+    ``IndexLSH(d, nbits, rotate_data, train_thresholds)`` passes bools where ``BioHashIndex(d,
+    hash_length, n_hidden, activity)`` takes its third and fourth arguments; a bool is never
+    a valid n_hidden or activity, so ``BioHashIndex(d, nbits, False)`` or ``(d, nbits, True,
+    True)`` reads as IndexLSH's call, and the flags are ignored: they choose how IndexLSH
+    makes its fixed projection, which BioHash's model replaces. A bool after a number (or a
+    number after a bool) is refused with a TypeError.
+    """
+    flags = [isinstance(v, (bool, np.bool_)) for v in (n_hidden, activity)]
+    if flags[0] and (flags[1] or activity is None):
+        return None, None
+    if any(flags):
+        raise TypeError(f"BioHashIndex(d, hash_length, n_hidden, activity) got n_hidden="
+                        f"{n_hidden!r}, activity={activity!r}: give both of IndexLSH's flags "
+                        "(rotate_data, train_thresholds, ignored here) or neither, or name "
+                        "n_hidden= and activity= with numbers")
+    return n_hidden, activity
+
+
+def stacklevel_outside(prefix: str) -> int:
+    """The ``stacklevel`` at which ``warnings.warn``, called by the caller of this function,
+    points at the first frame whose module is not named ``prefix...``."""
+    level, frame = 2, sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(prefix):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def check_metric(metric) -> str:
@@ -130,9 +176,7 @@ class NotAFaissIndex:
     """
 
     @property
-    def this(self):
-        level, frame = 2, sys._getframe(1)   # point the warning at the caller of faiss
-        while frame is not None and frame.f_globals.get("__name__", "").startswith("faiss"):
-            level, frame = level + 1, frame.f_back
-        warnings.warn(NOT_A_FAISS_INDEX.format(cls=type(self).__name__), stacklevel=level)
+    def this(self):   # the warning points at the caller of faiss
+        warnings.warn(NOT_A_FAISS_INDEX.format(cls=type(self).__name__),
+                      stacklevel=stacklevel_outside("faiss"))
         raise AttributeError(f"{type(self).__name__} has no faiss C++ object ('this')")

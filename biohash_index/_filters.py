@@ -8,7 +8,8 @@ match. Operators:
 - comparisons: ``$eq``, ``$ne`` (alias ``$neq``), ``$gt``, ``$gte``, ``$lt``, ``$lte``;
 - membership: ``$in``, ``$nin`` (the value is in / not in a list);
 - lists and text: ``$contains`` (the stored list or string contains the value), ``$any`` /
-  ``$all`` (the stored list contains any / all of a list), ``$text_match`` /
+  ``$all`` (the stored list or string contains any / all of a list's items: as elements of
+  a list, as substrings of a string, as LlamaIndex's ANY / ALL), ``$text_match`` /
   ``$text_match_insensitive`` (substring of a stored string), ``$is_empty`` (true: the field
   is missing, None, "" or []);
 - logic: ``{"$and": [f, ...]}``, ``{"$or": [f, ...]}``, ``{"$not": f}``.
@@ -108,9 +109,9 @@ def _test(op: str, operand: Any) -> Callable[[Any], bool]:
     if op == "$contains":
         return lambda v: isinstance(v, (list, str)) and operand in v
     if op == "$any":
-        return lambda v: isinstance(v, list) and any(x in v for x in operand)
+        return lambda v: isinstance(v, (list, str)) and any(x in v for x in operand)
     if op == "$all":
-        return lambda v: isinstance(v, list) and all(x in v for x in operand)
+        return lambda v: isinstance(v, (list, str)) and all(x in v for x in operand)
     if op == "$text_match":
         return lambda v: isinstance(v, str) and operand in v
     low = operand.lower()   # $text_match_insensitive

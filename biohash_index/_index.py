@@ -10,25 +10,33 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
+import stat
 import time
+import warnings
+from pathlib import Path
 
 import faiss
 import numpy as np
 
 from . import _search
-from ._faiss_compat import NotAFaissIndex, result_arrays, search_options, selected_ids
+from ._faiss_compat import (INDEX_LSH_ONLY, NotAFaissIndex, index_lsh_arguments,
+                            result_arrays, search_options, selected_ids, stacklevel_outside)
+from ._files import BioHashFormatError, read_regular_file, write_bytes_atomic
 from ._locking import LockPerInstance, reads, writes
-from ._model import HYPERPARAMETERS, BioHashModel, BioHashParams, task_params
+from ._model import (HYPERPARAMETERS, BioHashModel, BioHashParams, SmallTrainingSetWarning,
+                     UntrainedIndexWarning, task_params, training_rows_needed)
 from ._persistence import (IndexState, deserialize_state, read_state, serialize_state,
                            write_state)
 from ._storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, padded_code_size
 from ._streaming import DEFAULT_BATCH_SIZE, MAX_POINTS_PER_CENTROID, add_from, train_from
 from ._threads import uses_threads
-from ._validation import (MAX_ID, check_ids, check_k, check_n_threads, check_new_ids,
-                          check_positive_int, check_real, check_vectors, next_ids)
+from ._validation import (MAX_ID, check_codes, check_ids, check_k, check_n_threads,
+                          check_new_ids, check_positive_int, check_real, check_vectors, next_ids)
 
 log = logging.getLogger(__name__)
 STORAGES = ("flat", "ivf", "inverted")
+HEAD_BYTES = 64   # how much of an existing file write_index compares with a saved index's start
 
 
 def with_hyperparameter_keywords(init):
@@ -100,7 +108,8 @@ class BioHashIndex(NotAFaissIndex):
     through one posting list per hidden unit: faster for sparse codes, see _storage.py);
     n_threads: threads of the numba kernels, faiss searches and numpy's BLAS products in
     each call (None: their current settings); the other keywords are the learning-rule
-    hyperparameters of ``BioHashParams``.
+    hyperparameters of ``BioHashParams``. IndexLSH's positional flags are accepted and
+    ignored: ``BioHashIndex(d, nbits, True, False)`` is ``BioHashIndex(d, nbits)``.
 
     Thread safety: ``search``, ``range_search``, ``sa_encode``, ``save`` and pickling may run in
     many threads at once; ``train``, ``add``, ``add_with_ids``, ``remove_ids``, ``reset`` and
@@ -118,6 +127,7 @@ class BioHashIndex(NotAFaissIndex):
                  activity: float | None = None, *, task: str = "neighbors",
                  storage: str = "flat", nlist: int = 256, nprobe: int = 8,
                  n_threads: int | None = None, **hyperparameters):
+        n_hidden, activity = index_lsh_arguments(n_hidden, activity)
         params = task_params(task, d, hash_length, n_hidden, activity, **hyperparameters)
         self._setup(params, storage, nlist, nprobe, n_threads)
 
@@ -242,9 +252,13 @@ class BioHashIndex(NotAFaissIndex):
     @reads
     @uses_threads
     def sa_encode(self, x) -> np.ndarray:
-        """uint8 (n, code_size) codes of float (n, d) vectors."""
-        self._require_trained("sa_encode")
-        return self.model.encode(check_vectors(x, self.d, "x"))
+        """uint8 (n, code_size) codes of float (n, d) vectors.
+
+        An untrained index encodes with its initial weights, drawn from ``seed`` alone
+        (``BioHashModel.initial``), and warns (``UntrainedIndexWarning``): the same codes
+        every time, but not those of the model training will make.
+        """
+        return self._coder("sa_encode").encode(check_vectors(x, self.d, "x"))
 
     @writes
     @reported
@@ -277,8 +291,14 @@ class BioHashIndex(NotAFaissIndex):
         if len(x) == 0:
             return False
         if not self.is_trained:
-            log.info("%s() on an untrained index: training on its %d vectors first",
-                     what, len(x))
+            needed = training_rows_needed(self.params)
+            log.info("%s() on an untrained index: training on its %d vectors first (the model "
+                     "needs %d)", what, len(x), needed)
+            if len(x) < needed:
+                warn(f"{what}() on an untrained index trains it on this batch of {len(x)} "
+                     f"vectors, fewer than the {needed} this model needs "
+                     "(training_rows_needed): call train() on a larger sample first, or make "
+                     "the first add larger", SmallTrainingSetWarning)
             self._train(x)
         return True
 
@@ -405,7 +425,7 @@ class BioHashIndex(NotAFaissIndex):
     # ---------------------------------------------------------------- saving and pickling
     @reads
     def save(self, path) -> None:
-        """Save to the directory ``path`` atomically (see ``write_index``)."""
+        """Save to ``path`` atomically, one file or a directory (see ``write_index``)."""
         write_index(self, path)
 
     @classmethod
@@ -450,27 +470,165 @@ class BioHashIndex(NotAFaissIndex):
         if not self.is_trained:
             raise RuntimeError(f"{what}() needs a trained index: call train() first")
 
+    # ---------------------------------------------------------------- IndexLSH's codes and decoding
+    # What IndexLSH scripts read besides search: the codes, their size, adding codes made
+    # elsewhere, and decoding codes to vectors (docs/migrating-from-indexlsh.md).
+    def sa_code_size(self) -> int:
+        """Bytes per code, ``code_size``, as faiss's ``sa_code_size()``."""
+        return self.code_size
+
+    @property
+    @reads
+    def codes(self) -> faiss.UInt8Vector:
+        """The stored codes as a faiss ``UInt8Vector`` (a copy): ntotal * code_size bytes in
+        storage order, as ``IndexLSH.codes``; ``faiss.vector_to_array(index.codes)`` gives
+        them as uint8, and ``faiss.vector_to_array(index.id_map)`` the id of each."""
+        return array_to_vector(self.storage.codes()[:, :self.code_size].ravel())
+
+    @property
+    @reads
+    def id_map(self) -> faiss.Int64Vector:
+        """The stored ids in storage order as a faiss ``Int64Vector`` (a copy), as
+        ``IndexIDMap.id_map``: the id of each code of ``codes``."""
+        return array_to_vector(self.storage.ids())
+
+    @writes
+    def add_sa_codes(self, codes, ids=None) -> None:
+        """Store uint8 (n, code_size) codes that ``sa_encode`` of this model made, under
+        int64 (n,) ids (new, distinct, not -1) or, with None, numbered on as ``add`` does.
+        Needs a trained index: codes made before training (initial weights) do not match it."""
+        self._require_trained("add_sa_codes")
+        codes = check_codes(codes, self.n_hidden, self.hash_length)
+        ids = (next_ids(self._next_id, len(codes)) if ids is None
+               else check_new_ids(ids, len(codes), self.storage.id_set))
+        self._add_codes(codes, ids)
+
+    @reads
+    def sa_decode(self, codes) -> np.ndarray:
+        """float32 (n, d) vectors of uint8 (n, code_size) codes (``BioHashModel.decode``):
+        the training mean plus a unit vector in the direction the code's units point. A
+        code keeps the direction of ``x - mean``, not its length, so compare decoded
+        vectors with ``x - mean`` by angle. An untrained index decodes with its initial
+        weights and warns, as ``sa_encode``."""
+        model = self._coder("sa_decode")
+        return model.decode(check_codes(codes, self.n_hidden, self.hash_length))
+
+    @reads
+    def reconstruct_batch(self, ids) -> np.ndarray:
+        """float32 (n, d) decoded codes (``sa_decode``) of the stored int64 (n,) ids; a
+        ValueError names an id that is not stored. Costs a pass over the stored ids."""
+        ids = check_ids(ids)
+        stored = self.storage.ids()
+        at, missing = np.zeros(len(ids), np.int64), ids
+        if len(stored):
+            order = np.argsort(stored)
+            at = order[np.minimum(np.searchsorted(stored, ids, sorter=order), len(stored) - 1)]
+            missing = ids[stored[at] != ids]
+        if len(missing):
+            raise ValueError(f"ids not stored in the index: {missing[:5].tolist()}")
+        return self.model.decode(self.storage.codes()[at, :self.code_size])
+
+    def reconstruct(self, key: int) -> np.ndarray:
+        """float32 (d,) decoded code of the stored id ``key`` (see ``reconstruct_batch``)."""
+        return self.reconstruct_batch(np.array([check_positive_int(key, "key", minimum=0)]))[0]
+
+    def reconstruct_n(self, n0: int = 0, ni: int = -1) -> np.ndarray:
+        """float32 (ni, d) decoded codes of the ids n0 .. n0 + ni - 1 (ni=-1: up to ntotal,
+        as faiss), which must all be stored (see ``reconstruct_batch``)."""
+        n0 = check_positive_int(n0, "n0", minimum=0)
+        ni = self.ntotal - n0 if ni == -1 else check_positive_int(ni, "ni", minimum=0)
+        return self.reconstruct_batch(np.arange(n0, n0 + max(ni, 0), dtype=np.int64))
+
+    def __getattr__(self, name: str):
+        """IndexLSH's attributes that have no counterpart say what to use instead."""
+        if name in INDEX_LSH_ONLY:
+            raise AttributeError(f"{type(self).__name__} has no {name!r} (an attribute of "
+                                 f"faiss.IndexLSH): {INDEX_LSH_ONLY[name]}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _coder(self, what: str) -> BioHashModel:
+        """The trained model or, for an untrained index, the initial one (with a warning)."""
+        if self.model.is_trained:
+            return self.model
+        initial = self.model.initial
+        warn(f"{what}() on an untrained index uses its initial weights, drawn from "
+             f"seed={self.params.seed} with no mean subtracted; training replaces them, so "
+             "these codes will not match the trained index's", UntrainedIndexWarning)
+        return initial
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` pointing at the first caller outside this package."""
+    warnings.warn(message, category, stacklevel=stacklevel_outside("biohash_index"))
+
+
+def array_to_vector(a: np.ndarray):
+    """A faiss vector (``UInt8Vector``, ``Int64Vector``, ...) holding a copy of 1-D ``a``."""
+    v = getattr(faiss, {np.dtype(np.uint8): "UInt8Vector",
+                        np.dtype(np.int64): "Int64Vector"}[a.dtype])()
+    faiss.copy_array_to_vector(np.ascontiguousarray(a), v)
+    return v
+
 
 # -------------------------------------------------------------------- saving and loading
 def write_index(index: BioHashIndex, path) -> None:
-    """Save ``index`` to the directory ``path`` atomically (layout: docs/format.md).
+    """Save ``index`` to ``path`` atomically: one file, as ``faiss.write_index`` writes, or
+    a directory (layouts: docs/format.md).
 
-    ``path`` must not exist, be an empty directory, or hold a saved index (which is
-    replaced). If the save fails, ``path`` still holds the previous index, complete.
-    Anything else is refused with a ValueError before anything is touched.
+    Which, by ``saves_to_file``: an existing directory, a path ending in a separator or a
+    new path without a suffix (``indexes/sift``) is a directory; an existing file or a new
+    path with a suffix (``index.faiss``, ``sift.index``) is one file (``serialize_index``'s
+    bytes). Only an empty file or directory, or one holding a saved index, is replaced;
+    anything else is refused with a ValueError before anything is touched. If the save
+    fails, ``path`` still holds the previous index, complete.
     """
     if not isinstance(index, BioHashIndex):
-        raise TypeError(f"index must be a BioHashIndex, got {type(index).__name__}")
-    write_state(index._state(), path)
+        hint = (": use write_index_refine(index, path) or index.save(path)"
+                if type(index).__name__ == "BioHashIndexRefine" else "")
+        raise TypeError(f"index must be a BioHashIndex, got {type(index).__name__}{hint}")
+    if not saves_to_file(path):
+        return write_state(index._state(), path)
+    data = serialize_state(index._state())
+    if os.path.lexists(path) and not holds_index_file(Path(path), data):
+        raise ValueError(f"path {os.fspath(path)!r} exists and is not a directory nor a saved "
+                         "index file; refusing to replace it")
+    write_bytes_atomic(data, path)
 
 
 def read_index(path) -> BioHashIndex:
-    """Load an index saved by ``write_index``; raises ``BioHashFormatError`` naming the
-    file when anything is missing, corrupted or inconsistent.
+    """Load an index saved by ``write_index``, a file or a directory (``path`` may also be
+    a single generation directory, one holding manifest.json); raises
+    ``BioHashFormatError`` naming the file when anything is missing, corrupted or
+    inconsistent."""
+    if not os.path.lexists(path) or os.path.isdir(path):
+        return BioHashIndex._from_state(read_state(path))
+    try:
+        return BioHashIndex._from_state(deserialize_state(read_regular_file(Path(path))))
+    except BioHashFormatError as e:
+        raise BioHashFormatError(f"{os.fspath(path)}: not a saved index file ({e})") from None
 
-    ``path`` may also be a single generation directory (one holding manifest.json).
-    """
-    return BioHashIndex._from_state(read_state(path))
+
+def saves_to_file(path) -> bool:
+    """Whether ``write_index`` saves to ``path`` as one file rather than a directory: it is
+    an existing file, or a new path with a suffix that does not end in a separator."""
+    text = os.fspath(path)
+    if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) or os.path.isdir(text):
+        return False
+    return os.path.lexists(text) or bool(Path(text).suffix)
+
+
+def holds_index_file(path: Path, data: bytes) -> bool:
+    """Whether the existing ``path`` is a regular file that may be replaced by the saved
+    index ``data``: empty, or beginning as ``data`` begins (every saved index file starts
+    with the same HEAD_BYTES)."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError:
+        return False
+    return not head or head == data[:HEAD_BYTES]
 
 
 def serialize_index(index: BioHashIndex) -> bytes:

@@ -8,6 +8,7 @@ knows nothing of ids or storage; ``BioHashIndex`` builds on it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -185,6 +186,17 @@ TASKS = {task: {"activity": activity, **{f.name: f.metadata["tasks"][task]
          for task, activity in ACTIVITY.items()}
 
 
+# the hyperparameters that only the learning rule reads: they change nothing when it runs no
+# epochs (epochs=0, the default of task="neighbors")
+RULE_ONLY = ("spread", "delta", "rank", "batch_size", "learning_rate")
+
+
+def hyperparameters_in_use(params: BioHashParams) -> tuple:
+    """The fields of HYPERPARAMETERS that affect a model of ``params``: all of them, less
+    RULE_ONLY when the learning rule runs no epochs."""
+    return tuple(f for f in HYPERPARAMETERS if params.epochs != 0 or f.name not in RULE_ONLY)
+
+
 def n_hidden_for(hash_length: int, activity: float | None = None,
                  task: str = "neighbors") -> int:
     """round(hash_length / activity): the number of hidden units for a hash length and
@@ -216,6 +228,39 @@ def task_params(task: str, d: int, hash_length: int, n_hidden: int | None = None
     if n_hidden is None:
         n_hidden = n_hidden_for(hash_length, preset["activity"] if activity is None else activity)
     return BioHashParams(d=d, hash_length=hash_length, n_hidden=n_hidden, **hyper)
+
+
+# ---------------------------------------------------------------- how many training rows
+class SmallTrainingSetWarning(UserWarning):
+    """A model was trained on fewer rows than ``training_rows_needed`` (e.g. an untrained
+    index's first ``add`` of a small batch); filter it with ``warnings.filterwarnings``."""
+
+
+class UntrainedIndexWarning(UserWarning):
+    """Codes were made or decoded by an untrained index, with its initial weights
+    (``BioHashModel.initial``), which training replaces."""
+
+
+# Training rows below which a model is measurably worse than one trained on all the rows
+# (benchmarks/train_rows.py: recall@10 on siftsmall, bigann10k, fmnistsmall; mAP@All on
+# MNIST; mean of 3 draws of the rows). ROWS_FOR_MEAN, when training learns the mean only
+# (epochs=0, the default task): from 1,000 rows recall@10 is 0.98-1.08 x that of all rows on
+# the three sets at k = 16 and 64; from 10 to 300 rows 0.94-1.03 (the centring check's
+# sample, a tenth of it held out, is then small enough to pick a worse share: 0.94 at 200
+# rows on siftsmall, k = 64); 1 row 0.63-0.88. ROWS_FOR_RULE, when the learning rule runs:
+# mAP@All is 0.95-0.97 x that of 9,000 rows at 2,000 rows, 0.93-0.94 at 1,000 (m = 320, 1,280).
+ROWS_FOR_MEAN = 1000
+ROWS_FOR_RULE = 2000
+
+
+def training_rows_needed(params: BioHashParams) -> int:
+    """Training rows a model of ``params`` needs to be about as good as one trained on many
+    (the constants above say why): ROWS_FOR_MEAN when training learns only the mean
+    (``epochs=0``, the default task), ROWS_FOR_RULE when the learning rule runs, and at
+    least n_hidden with ``init="sample"`` (one training row per unit). The one place this
+    rule lives: change it here when what training learns changes."""
+    rows = ROWS_FOR_MEAN if params.epochs == 0 else ROWS_FOR_RULE
+    return max(rows, params.n_hidden) if params.init == "sample" else rows
 
 
 def auto_epochs(n_hidden: int, n_train: int, d: int) -> int:
@@ -472,6 +517,39 @@ class BioHashModel:
         if bias is not None:
             acts -= bias
         return top_k_codes(acts, self.params.hash_length, self.params.code_size), acts
+
+    # ---------------------------------------------------------------- before training, decoding
+    @functools.cached_property
+    def initial(self) -> "BioHashModel":
+        """The model training starts from: the initial weights drawn from ``seed`` (as
+        ``train`` draws them) and a zero mean, so that an untrained index can encode
+        (``sa_encode``) deterministically. A RuntimeError for ``init="sample"``, whose
+        initial weights are training rows."""
+        prm = self.params
+        if prm.init == "sample":
+            raise RuntimeError('the initial weights of init="sample" are training vectors: '
+                               "train the model first (or use init='orthogonal' or 'gaussian')")
+        W = self._initial_weights(None, np.random.default_rng(prm.seed))
+        return BioHashModel.from_arrays(prm, np.zeros(prm.d, np.float32), W)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """float32 (n, d) vectors of uint8 (n, code_size) codes: ``mean_ + u``, u the unit
+        vector along ``W_p.T @ (b - k / m)``, b the code's m bits (0/1), W_p the projection
+        that ``encode`` applies to ``x - mean_``.
+
+        A code keeps the direction of ``x - mean_`` (scaling it changes no unit's rank), not
+        its length, so the decoded vector has its direction (the cosine of u to
+        ``x - mean_``: benchmarks/decode.py) at unit length. With half the units active
+        (the default task), ``b - k / m`` is half the code's +-1 bits.
+        """
+        if not self.is_trained:
+            raise RuntimeError("the model is not trained: call train() first")
+        prm = self.params
+        bits = np.unpackbits(codes, axis=1, count=prm.n_hidden, bitorder="little")
+        u = (bits - np.float32(prm.hash_length / prm.n_hidden)) @ self._projection()[0]
+        norms = np.linalg.norm(u, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return (u / norms + self.mean_).astype(np.float32)
 
     def _projection(self):
         if self._proj is None:

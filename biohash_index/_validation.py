@@ -87,6 +87,29 @@ def check_new_ids(ids, n: int, stored, name: str = "ids") -> np.ndarray:
     return arr
 
 
+def check_codes(codes, n_bits: int, n_active: int | None = None,
+                name: str = "codes") -> np.ndarray:
+    """Return ``codes`` as C-contiguous uint8 (n, ceil(n_bits / 8)) binary codes, or raise:
+    the bits past n_bits must be 0 and, if n_active is given, each code must have exactly
+    n_active bits set (as ``sa_encode`` makes them)."""
+    arr = as_array(codes, name)
+    code_size = (n_bits + 7) // 8
+    if arr.dtype != np.uint8:
+        raise TypeError(f"{name} must be a uint8 array (as sa_encode returns), got dtype "
+                        f"{arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != code_size:
+        raise ValueError(f"{name} must have shape (n, {code_size}) (code_size bytes per code), "
+                         f"got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr)
+    bits = np.unpackbits(arr, axis=1, bitorder="little")
+    if bits[:, n_bits:].any():
+        raise ValueError(f"{name} has bits set past the code's {n_bits} bits")
+    if n_active is not None and (bits.sum(axis=1) != n_active).any():
+        raise ValueError(f"{name} must have exactly {n_active} bits set each (hash_length), as "
+                         "sa_encode makes them")
+    return arr
+
+
 def next_ids(start: int, n: int) -> np.ndarray:
     """int64 ids start .. start + n - 1, or a ValueError if they would pass MAX_ID."""
     if start + n - 1 > MAX_ID:

@@ -21,7 +21,7 @@ from ._version import __version__
 from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
 from .evaluation import mean_average_precision, recall_at_k
 from ._index import STORAGES, BioHashIndex, read_index, write_index
-from ._model import HYPERPARAMETERS, TASKS, Bool, Int, OneOf
+from ._model import HYPERPARAMETERS, TASKS, Bool, Int, OneOf, hyperparameters_in_use
 from ._persistence import FORMAT_VERSION, BioHashFormatError
 from ._progress import set_progress
 from ._streaming import IPC_SUFFIXES, vector_blocks, vector_column
@@ -199,13 +199,17 @@ def add(args) -> int:
 
 
 def search(args) -> int:
-    """k nearest neighbours of each query: to --out, or printed as query, ids, distances."""
+    """k nearest neighbours of each query: to --out, or printed as query, ids, distances.
+    An index that holds no vectors gives -1 ids (exit code 0) and says so on stderr."""
     if args.out:
         check_result_path(args.out)
     index = open_index(args.index)
     if args.nprobe:
         index.nprobe = args.nprobe
     D, I = index.search(read_vectors(args.queries, args.column, index.d), args.k)
+    if not index.ntotal:
+        print(f"biohash-index: {args.index} holds no vectors: every id is -1 (add vectors with "
+              "biohash-index add)", file=sys.stderr)
     if args.out:
         write_results(args.out, D, I)
         print(f"wrote {len(I)} x {args.k} results to {args.out}")
@@ -217,11 +221,18 @@ def search(args) -> int:
 
 
 def info(args) -> int:
-    """Describe a saved index: hyperparameters, size, training statistics."""
+    """Describe a saved index: the hyperparameters that apply to it, size, training
+    statistics; --plot draws those of the learning rule's epochs."""
     if args.plot:
         plots.require_matplotlib()
     index = open_index(args.index)
     prm, model = index.params, index.model
+    if args.plot and not any(len(v) for v in model.train_stats_.values()):
+        why = ("it is not trained" if not model.is_trained else
+               f"it ran no epochs of the learning rule (epochs={prm.epochs}, the default of "
+               "task='neighbors', whose training learns the mean only)")
+        raise ValueError(f"--plot draws per-epoch training statistics, and {args.index} has "
+                         f"none: {why}; drop --plot")
     path = Path(args.index)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() \
         else path.stat().st_size
@@ -238,7 +249,7 @@ def info(args) -> int:
         codes = index.ntotal * (prm.code_size + 8)  # a code and an int64 id per vector
         rows.append(("memory", f"{(model.weights_.nbytes + model.mean_.nbytes) / 2**20:.2f} MiB "
                                f"model + {codes / 2**20:.2f} MiB codes and ids"))
-    rows += [(f.name, getattr(prm, f.name)) for f in HYPERPARAMETERS]
+    rows += [(f.name, getattr(prm, f.name)) for f in hyperparameters_in_use(prm)]
     for name, values in model.train_stats_.items():
         rows.append((name, f"{len(values)} epochs: first {values[0]:.4g}, last {values[-1]:.4g}"
                      if len(values) else "0 epochs (weights as initialised)"))

@@ -3,14 +3,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.data_dir import DATA
+from benchmarks.data_dir import DATA, not_available
 
 
 def data_path(*parts) -> Path:
     """Path into the shared benchmark data; skips the test when it is absent."""
     p = DATA.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"benchmark data not available: {p}")
+        pytest.skip(not_available(p))
     return p
 
 

@@ -18,7 +18,7 @@ from biohash_index.cli import build_parser, index_kwargs
 from biohash_index.datasets import load_vectors, read_fvecs, read_ivecs
 from biohash_index.evaluation import mean_average_precision, recall_at_k
 from biohash_index import read_index
-from biohash_index._model import HYPERPARAMETERS, Bool, OneOf
+from biohash_index._model import HYPERPARAMETERS, RULE_ONLY, Bool, OneOf
 
 from .conftest import data_path
 from .test_index import changed_value
@@ -442,3 +442,33 @@ def test_info_prints_every_hyperparameter(tmp_path, capsys):
     rows = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines()
                 if line.split(None, 1)[0] in {f.name for f in HYPERPARAMETERS})
     assert rows == {f.name: str(getattr(index.params, f.name)) for f in HYPERPARAMETERS}
+
+
+def test_info_shows_what_applies_and_says_why_there_is_no_plot(tmp_path, capsys, clustered):
+    """An index of task="neighbors" runs no epochs of the learning rule: info leaves out the
+    rule's hyperparameters, and --plot says there is nothing to draw."""
+    from biohash_index import cli
+    index = BioHashIndex(32, 8)
+    index.train(clustered[0])
+    index.save(tmp_path / "nn")
+    assert cli.main(["info", str(tmp_path / "nn")]) == 0
+    shown = {line.split(None, 1)[0] for line in capsys.readouterr().out.splitlines()}
+    fields = {f.name for f in HYPERPARAMETERS}
+    assert shown & fields == fields - set(RULE_ONLY) and set(RULE_ONLY) < fields
+    assert cli.main(["info", str(tmp_path / "nn"), "--plot", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert "ran no epochs of the learning rule (epochs=0" in err and "drop --plot" in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_search_of_an_empty_index_says_so(tmp_path, capsys, clustered):
+    from biohash_index import cli
+    index = BioHashIndex(32, 8)
+    index.train(clustered[0])
+    index.save(tmp_path / "empty")
+    np.save(tmp_path / "q.npy", clustered[0][:3])
+    assert cli.main(["search", "--index", str(tmp_path / "empty"), "--queries",
+                     str(tmp_path / "q.npy"), "-k", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "holds no vectors: every id is -1" in err
+    assert [line.split("\t")[1] for line in out.splitlines()[1:]] == ["-1 -1"] * 3

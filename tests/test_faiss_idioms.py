@@ -266,12 +266,14 @@ def test_merge_from_refuses_and_changes_nothing(base, clustered):
 @pytest.mark.parametrize("call", [
     lambda index, tmp: faiss.write_index(index, str(tmp / "x.faiss")),
     lambda index, tmp: faiss.IndexIDMap(index),
+    lambda index, tmp: faiss.IndexIDMap2(index),
     lambda index, tmp: faiss.clone_index(index),
-], ids=["write_index", "IndexIDMap", "clone_index"])
+], ids=["write_index", "IndexIDMap", "IndexIDMap2", "clone_index"])
 def test_faiss_functions_say_what_to_use_instead(base, tmp_path, call):
     for index in (base[0], BioHashIndexRefine(copy.deepcopy(base[0]))):
         with pytest.warns(UserWarning, match=r"not a faiss C\+\+ index.*"
-                                             r"biohash_index.write_index\(index, path\)"):
+                                             r"biohash_index.write_index\(index, path\).*"
+                                             r"'index.faiss'.*IDMap2,BioHash64"):
             with pytest.raises(TypeError):
                 call(index, tmp_path)
     assert not list(tmp_path.iterdir())

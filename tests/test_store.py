@@ -173,6 +173,10 @@ def test_damaged_files_raise_format_errors(clustered, tmp_path):
     ({"t": {"$contains": "x"}}, {"t": ["x", "y"]}, True),
     ({"t": {"$any": ["q", "y"]}}, {"t": ["x", "y"]}, True),
     ({"t": {"$all": ["q", "y"]}}, {"t": ["x", "y"]}, False),
+    ({"t": {"$any": ["q", "ell"]}}, {"t": "hello"}, True),   # substrings, as LlamaIndex's ANY
+    ({"t": {"$all": ["he", "lo"]}}, {"t": "hello"}, True),
+    ({"t": {"$all": ["he", "q"]}}, {"t": "hello"}, False),
+    ({"t": {"$any": [1]}}, {"t": "hello"}, False),
     ({"s": {"$text_match": "ell"}}, {"s": "hello"}, True),
     ({"s": {"$text_match_insensitive": "ELL"}}, {"s": "hello"}, True),
     ({"s": {"$is_empty": True}}, {"s": []}, True),

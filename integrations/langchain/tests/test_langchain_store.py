@@ -1,5 +1,8 @@
 """BioHashVectorStore beyond the standard suite: the training policy, persistence, MMR, filters."""
 import os
+import re
+import warnings
+from enum import Enum
 
 import numpy as np
 import pyarrow as pa
@@ -399,3 +402,146 @@ def test_serialize_to_bytes_round_trip_without_pickle(emb, n):
                 == store.similarity_search_with_score(q, k=4))
     with pytest.raises(ValueError, match="not an Arrow IPC file"):
         BioHashVectorStore.deserialize_from_bytes(data[:-20], emb)
+
+
+# ---------------------------------------------------------------- swapping from FAISS (issue 24)
+class DistanceStrategy(str, Enum):
+    """langchain-community's enum (its values), for when that package is not installed."""
+    EUCLIDEAN_DISTANCE = "EUCLIDEAN_DISTANCE"
+    MAX_INNER_PRODUCT = "MAX_INNER_PRODUCT"
+    DOT_PRODUCT = "DOT_PRODUCT"
+    JACCARD = "JACCARD"
+    COSINE = "COSINE"
+
+
+@pytest.mark.parametrize("keywords,metric", [
+    ({}, "cosine"),
+    ({"distance_strategy": DistanceStrategy.EUCLIDEAN_DISTANCE}, "l2"),
+    ({"distance_strategy": "EUCLIDEAN_DISTANCE", "normalize_L2": True}, "cosine"),
+    ({"normalize_L2": True}, "cosine"),
+    ({"distance_strategy": DistanceStrategy.COSINE}, "cosine"),
+    ({"metric": "l2", "distance_strategy": DistanceStrategy.EUCLIDEAN_DISTANCE}, "l2"),
+])
+def test_faiss_metric_keywords_keep_their_meaning(emb, tmp_path, keywords, metric):
+    store = BioHashVectorStore.from_texts(texts(20), emb, **keywords)
+    assert store.config["metric"] == metric
+    store.save_local(tmp_path)
+    loaded = BioHashVectorStore.load_local(tmp_path, emb, allow_dangerous_deserialization=True,
+                                           **{k: v for k, v in keywords.items() if k != "metric"})
+    assert loaded.config["metric"] == metric
+    x = np.array(emb.table[:20])
+    if metric == "cosine":
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = x[3]
+    d = (1 - x @ q) if metric == "cosine" else np.linalg.norm(x - q, axis=1)
+    found = loaded.similarity_search_with_score("t3", k=5)
+    assert [doc.page_content for doc, _ in found] == [f"t{i}" for i in np.argsort(d)[:5]]
+    np.testing.assert_allclose([s for _, s in found], np.sort(d)[:5], atol=1e-5)
+
+
+@pytest.mark.parametrize("call,exc,word", [
+    (lambda emb: BioHashVectorStore(emb, distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT),
+     ValueError, "metric='cosine'"),
+    (lambda emb: BioHashVectorStore(emb, distance_strategy="JACCARD"), ValueError, "metric="),
+    (lambda emb: BioHashVectorStore(emb, metric="l2", normalize_L2=True), ValueError,
+     "give one of them"),
+    (lambda emb: BioHashVectorStore(emb, docstore={}), TypeError, "BioHashVectorStore(embedding)"),
+    (lambda emb: BioHashVectorStore.from_texts(["t1"], emb, index_to_docstore_id={}),
+     TypeError, "from_texts"),
+    (lambda emb: BioHashVectorStore(emb, embedding_function=emb), TypeError, "once"),
+    (lambda emb: BioHashVectorStore(), TypeError, "embedding="),
+])
+def test_faiss_keywords_without_a_meaning_here_are_refused(emb, call, exc, word):
+    with pytest.raises(exc, match=re.escape(word)):
+        call(emb)
+
+
+def test_faiss_loading_keywords(emb, tmp_path):
+    store = BioHashVectorStore(embedding_function=emb, relevance_score_fn=lambda d: 0.5)
+    store.add_texts(texts(10))
+    store.save_local(tmp_path)
+    assert store.similarity_search_with_relevance_scores("t1", k=2)[1][1] == 0.5
+    with pytest.raises(ValueError, match="metric is 'cosine'.*ask for 'l2'"):
+        BioHashVectorStore.load_local(tmp_path, emb,
+                                      distance_strategy=DistanceStrategy.EUCLIDEAN_DISTANCE)
+    with pytest.raises(ValueError, match="io_flags"):
+        BioHashVectorStore.load_local(tmp_path, emb, io_flags=1)
+    loaded = BioHashVectorStore.deserialize_from_bytes(
+        store.serialize_to_bytes(), emb, allow_dangerous_deserialization=True,
+        relevance_score_fn=lambda d: 0.25)
+    assert {s for _, s in loaded.similarity_search_with_relevance_scores("t1", k=3)} == {0.25}
+
+
+def test_faiss_signatures_are_covered():
+    """Every keyword of langchain-community FAISS's constructor, from_texts, from_embeddings,
+    load_local and deserialize_from_bytes is taken here or refused with a message."""
+    faiss_store = pytest.importorskip("langchain_community.vectorstores.faiss")
+    import inspect
+    ours = {name: set(inspect.signature(getattr(BioHashVectorStore, name)).parameters)
+            for name in ("__init__", "_wrap")}
+    for name, here in [("__init__", "__init__"), ("load_local", "_wrap"),
+                       ("deserialize_from_bytes", "_wrap")]:
+        theirs = inspect.signature(getattr(faiss_store.FAISS, name)).parameters
+        named = {p for p, v in theirs.items() if v.kind == v.KEYWORD_ONLY or (
+            name == "__init__" and v.default is not v.empty)}
+        assert named <= ours[here], (name, named - ours[here])
+    from langchain_biohash.vectorstores import FAISS_STATE
+    init = inspect.signature(faiss_store.FAISS.__init__).parameters
+    required = {p for p, v in init.items() if v.default is v.empty} - {"self"}
+    assert required - {"embedding_function"} == set(FAISS_STATE)
+    assert set(faiss_store.DistanceStrategy.__members__) == set(DistanceStrategy.__members__)
+
+
+def test_delete_follows_the_base_contract(emb):
+    """True when every id was stored, False when some were not (the rest removed), never an
+    exception for an unknown id (langchain's standard tests); None removes all."""
+    store = small_store(emb, 10)
+    assert store.delete(["unknown"]) is False and len(store) == 10
+    assert store.delete(["id1", "unknown"]) is False and len(store) == 9
+    assert store.get_by_ids(["id1"]) == []
+    assert store.delete(["id2", "id3", "id3"]) is True and len(store) == 7
+    assert store.delete() is True and len(store) == 0
+
+
+class Sentences(Embeddings):
+    """Sentence-embedding-like vectors: 384-d, unit norm, in topics, and each topic's
+    opposite (cosine near -1: as far apart as vectors get); ``scale`` multiplies them
+    (Euclidean distances in the hundreds, as SIFT descriptors have)."""
+
+    def __init__(self, scale=1.0):
+        rng = np.random.default_rng(1)
+        topics = rng.standard_normal((10, 384))
+        x = np.concatenate([topics, -topics])[rng.integers(0, 20, 300)]
+        x += 0.3 * rng.standard_normal(x.shape)
+        self.table = scale * x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def embed_documents(self, texts):
+        return [self.embed_query(t) for t in texts]
+
+    def embed_query(self, text):
+        return self.table[int(text[1:])].tolist()
+
+
+@pytest.mark.parametrize("metric,scale", [("cosine", 1.0), ("l2", 1.0), ("l2", 400.0)])
+@pytest.mark.parametrize("hashed", [False, True])
+def test_relevance_scores_are_in_0_1_and_keep_the_order(metric, scale, hashed):
+    emb = Sentences(scale)
+    store = BioHashVectorStore(emb, metric=metric, train_threshold=100 if hashed else 1000,
+                               epochs=0)
+    store.add_texts(texts(300))
+    assert store.is_hashed == hashed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")         # langchain warns about scores outside [0, 1]
+        for q in (0, 7, 150):
+            found = store.similarity_search_with_score(f"t{q}", k=300)
+            rel = store.similarity_search_with_relevance_scores(f"t{q}", k=300)
+            scores = [s for _, s in rel]
+            assert len(rel) == len(found) and 0 <= min(scores) <= max(scores) <= 1
+            assert scores == sorted(scores, reverse=True) and scores[0] > 0.99
+            assert [d.id for d, _ in rel] == [d.id for d, _ in found]
+            if metric == "cosine":   # the opposite topic is there: cos near -1, score near 0
+                assert min(scores) < 0.1
+    kept = store.similarity_search_with_relevance_scores("t0", k=300, score_threshold=0.6)
+    assert kept and all(s >= 0.6 for _, s in kept)
+    near = store.similarity_search_with_score("t0", k=300, score_threshold=0.5 * scale)
+    assert near and all(d <= 0.5 * scale for _, d in near)

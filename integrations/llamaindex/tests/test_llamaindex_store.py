@@ -135,6 +135,9 @@ FLAT_FILTERS = [
     [F(key="tags", value=["a", "b"], operator=FilterOperator.ALL)],
     [F(key="title", value="tle 1", operator=FilterOperator.TEXT_MATCH)],
     [F(key="title", value="TITLE 2", operator=FilterOperator.TEXT_MATCH_INSENSITIVE)],
+    [F(key="title", value=["tle 1", "e 5"], operator=FilterOperator.ANY)],   # substrings
+    [F(key="title", value=["Title", "3"], operator=FilterOperator.ALL)],
+    [F(key="title", value="itle 7", operator=FilterOperator.CONTAINS)],
     [F(key="missing", value=None, operator=FilterOperator.IS_EMPTY)],
 ]
 
@@ -211,14 +214,17 @@ def test_persist_round_trip_is_arrow(tmp_path):
     store.add(ns)
     path = tmp_path / "sub" / "vector_store.json"
     store.persist(str(path))
-    assert pa.ipc.open_file(str(path)).read_all().num_rows == 60          # plain Arrow
-    loaded = BioHashVectorStore.from_persist_path(str(path))
-    assert loaded.is_hashed
-    for i in (0, 31):
-        a, b = loaded.query(query(ns[i])), store.query(query(ns[i]))
-        assert (a.ids, a.similarities) == (b.ids, b.similarities)
-        assert [n.to_dict() for n in a.nodes] == [n.to_dict() for n in b.nodes]
-    path.write_bytes(path.read_bytes()[:200])
+    arrow = tmp_path / "sub" / "vector_store.arrow"
+    assert pa.ipc.open_file(str(arrow)).read_all().num_rows == 60         # plain Arrow
+    assert "from_persist_dir" in path.read_text()                         # the note
+    for where in (path, arrow):
+        loaded = BioHashVectorStore.from_persist_path(str(where))
+        assert loaded.is_hashed
+        for i in (0, 31):
+            a, b = loaded.query(query(ns[i])), store.query(query(ns[i]))
+            assert (a.ids, a.similarities) == (b.ids, b.similarities)
+            assert [n.to_dict() for n in a.nodes] == [n.to_dict() for n in b.nodes]
+    arrow.write_bytes(arrow.read_bytes()[:200])
     with pytest.raises(BioHashFormatError):
         BioHashVectorStore.from_persist_path(str(path))
 
@@ -260,13 +266,26 @@ def test_vector_store_index_round_trip(tmp_path):
     assert "d3" not in {h.node.ref_doc_id for h in hits} and hits[0].node.ref_doc_id == "new"
 
     ctx.persist(persist_dir=str(tmp_path))
-    loaded_ctx = StorageContext.from_defaults(
-        vector_store=BioHashVectorStore.from_persist_dir(str(tmp_path)),
-        persist_dir=str(tmp_path))
-    loaded = load_index_from_storage(loaded_ctx, embed_model=emb)
-    again = loaded.as_retriever(similarity_top_k=8).retrieve("violin bow")
-    assert [(h.node.node_id, h.score) for h in again] == [(h.node.node_id, h.score)
-                                                          for h in hits]
+    with pytest.raises(ValueError, match=r"BioHashVectorStore.*load it with StorageContext"
+                                         r"\.from_defaults\(vector_store=BioHashVectorStore"
+                                         r"\.from_persist_dir\("):
+        load_index_from_storage(StorageContext.from_defaults(persist_dir=str(tmp_path)),
+                                embed_model=emb)      # the reload of LlamaIndex's own store
+    want = [(h.node.node_id, h.score) for h in hits]
+    assert reloaded(tmp_path, emb, "violin bow") == want
+    # a folder persisted before the Arrow file had a name of its own: Arrow under .json
+    (tmp_path / "default__vector_store.arrow").replace(tmp_path / "default__vector_store.json")
+    assert reloaded(tmp_path, emb, "violin bow") == want
+
+
+def reloaded(persist_dir, emb, question):
+    """(node id, score) of a retrieval from the index reloaded as the README says."""
+    ctx = StorageContext.from_defaults(
+        vector_store=BioHashVectorStore.from_persist_dir(str(persist_dir)),
+        persist_dir=str(persist_dir))
+    index = load_index_from_storage(ctx, embed_model=emb)
+    return [(h.node.node_id, h.score)
+            for h in index.as_retriever(similarity_top_k=8).retrieve(question)]
 
 
 def test_reads_a_langchain_written_store(tmp_path):

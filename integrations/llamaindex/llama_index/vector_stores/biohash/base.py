@@ -14,6 +14,7 @@ the Euclidean distance d with "l2" (higher is nearer in both).
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
@@ -38,6 +39,7 @@ from biohash_index.store import BioHashStore, Hit, Record, compile_filter
 
 NAMESPACE_SEP = "__"
 DEFAULT_NAMESPACE = "default"
+ARROW_MAGIC = b"ARROW1"   # the first bytes of an Arrow IPC file
 OPERATORS = {  # LlamaIndex's FilterOperator -> the engine's filter operator
     FilterOperator.EQ: "$eq", FilterOperator.NE: "$ne", FilterOperator.GT: "$gt",
     FilterOperator.GTE: "$gte", FilterOperator.LT: "$lt", FilterOperator.LTE: "$lte",
@@ -178,26 +180,42 @@ class BioHashVectorStore(BasePydanticVectorStore):
                                               f"{DEFAULT_NAMESPACE}{NAMESPACE_SEP}"
                                               f"{DEFAULT_PERSIST_FNAME}"),
                 fs: Optional[fsspec.AbstractFileSystem] = None) -> None:
-        """Write the store as one Arrow IPC file (``BioHashStore.save``; the name is the one
-        LlamaIndex chooses, e.g. ``storage/default__vector_store.json``). On the local disk
-        the write is atomic (a failed save leaves the previous file intact); through another
-        fsspec filesystem the bytes are written with ``fs.open``."""
+        """Write the store as one Arrow IPC file (``BioHashStore.save``).
+
+        For the ``.json`` name LlamaIndex chooses (``storage/default__vector_store.json``)
+        the Arrow file is ``default__vector_store.arrow`` beside it (``arrow_path``), and
+        the ``.json`` file holds a note that makes LlamaIndex's own loader, reached by
+        ``StorageContext.from_defaults(persist_dir=...)`` without ``vector_store=``, fail with
+        a message naming ``from_persist_dir`` (``reload_note``). On the local disk the writes
+        are atomic (a failed save leaves the previous file intact); through another fsspec
+        filesystem the bytes are written with ``fs.open``.
+        """
+        arrow, open_ = arrow_path(persist_path), _opener(fs)
         if _is_local(fs):
-            Path(persist_path).parent.mkdir(parents=True, exist_ok=True)
-            self._store.save(persist_path)
+            Path(arrow).parent.mkdir(parents=True, exist_ok=True)
+            self._store.save(arrow)
         else:
-            with fs.open(persist_path, "wb") as f:
+            with open_(arrow, "wb") as f:
                 f.write(self._store.to_bytes())
+        if arrow != persist_path:   # after the Arrow file: until then the previous store loads
+            with open_(persist_path, "wb") as f:
+                f.write(reload_note(persist_path))
 
     @classmethod
     def from_persist_path(cls, persist_path: str,
                           fs: Optional[fsspec.AbstractFileSystem] = None
                           ) -> "BioHashVectorStore":
-        """A store from ``persist``'s file (Arrow and JSON only, nothing executed); raises
+        """A store from ``persist``'s file (Arrow and JSON only, nothing executed): the
+        path ``persist`` was given, or its Arrow file; a ``.json`` path that holds the Arrow
+        file itself (as persisted by earlier versions) loads too. Raises
         ``BioHashFormatError`` (a ValueError) for a file that is not one."""
+        open_ = _opener(fs)
+        with open_(persist_path, "rb") as f:
+            arrow = f.read(len(ARROW_MAGIC)) == ARROW_MAGIC
+        path = persist_path if arrow else arrow_path(persist_path)
         if _is_local(fs):
-            return cls(BioHashStore.load(persist_path))
-        with fs.open(persist_path, "rb") as f:
+            return cls(BioHashStore.load(path))
+        with open_(path, "rb") as f:
             return cls(BioHashStore.from_bytes(f.read()))
 
     @classmethod
@@ -209,6 +227,29 @@ class BioHashVectorStore(BasePydanticVectorStore):
         name = f"{namespace}{NAMESPACE_SEP}{DEFAULT_PERSIST_FNAME}"
         path = str(Path(persist_dir) / name) if _is_local(fs) else f"{persist_dir}/{name}"
         return cls.from_persist_path(path, fs)
+
+
+def arrow_path(persist_path: str) -> str:
+    """Where ``persist`` writes the Arrow file for ``persist_path``: beside it, with the
+    suffix .arrow, if it ends in .json (a name LlamaIndex's own loader reads as JSON);
+    ``persist_path`` itself otherwise."""
+    return persist_path[:-len(".json")] + ".arrow" if persist_path.endswith(".json") else (
+        persist_path)
+
+
+def reload_note(persist_path: str) -> bytes:
+    """The ``.json`` file beside the Arrow file: JSON that LlamaIndex's SimpleVectorStore
+    loader refuses with this text in its error (a string where it expects an embedding's
+    floats), saying how to load the directory."""
+    folder = str(Path(persist_path).parent)
+    namespace = Path(persist_path).name.split(NAMESPACE_SEP)[0]
+    where = f"{folder!r}" + ("" if namespace == DEFAULT_NAMESPACE else
+                             f", namespace={namespace!r}")
+    text = (f"This folder holds a BioHashVectorStore (the Arrow file "
+            f"{Path(arrow_path(persist_path)).name}), not LlamaIndex's SimpleVectorStore: "
+            "load it with StorageContext.from_defaults(vector_store=BioHashVectorStore."
+            f"from_persist_dir({where}), persist_dir={folder!r})")
+    return json.dumps({"embedding_dict": {"BioHashVectorStore": [text]}}, indent=1).encode()
 
 
 # -------------------------------------------------------------------- nodes <-> records
@@ -285,6 +326,11 @@ def _both(first: Callable[[Record], bool], spec: Optional[dict]) -> Callable[[Re
         return first
     second = compile_filter(spec)
     return lambda record: first(record) and second(record.metadata)
+
+
+def _opener(fs: Optional[fsspec.AbstractFileSystem]) -> Callable:
+    """``open`` for the local disk, else ``fs.open``."""
+    return open if _is_local(fs) else fs.open
 
 
 def _is_local(fs: Optional[fsspec.AbstractFileSystem]) -> bool:
