@@ -1,12 +1,18 @@
-"""Memory: peak RSS of train + add of n x d float32 vectors streamed in blocks, and bytes per
-stored vector for each storage.
+"""Memory: peak RSS of train + add of n x d float32 vectors streamed in blocks, bytes per
+stored vector for each storage, and the peak bytes per search result (what ``check_k`` counts).
 
     python benchmarks/bench_memory.py [--n 1000000] [--d 128] [--block 100000]
+    python benchmarks/bench_memory.py --results    # bytes per search result only (Linux)
 
 Each case runs in a fresh subprocess that generates the data block by block (never all
 of it at once), trains the model on one pass per epoch over the blocks
 (``BioHashModel.train_blocks``) and adds the blocks; the peak resident set size comes from
 ``resource.getrusage``. For scale: the raw data would take n * d * 4 bytes.
+
+Bytes per search result: a subprocess per search path fills an index, resets its peak
+resident set size (``/proc/self/clear_refs``), searches nq queries for k results and divides
+the growth of the peak by nq * k; with k > ntotal / 8 (the asymmetric shortlist is then k)
+and k < ntotal / 8 (a shortlist of 8 k: the bytes of the candidates beyond k).
 """
 from __future__ import annotations
 
@@ -50,13 +56,58 @@ print(json.dumps(dict(base=base, peak=rss(), train_s=t1 - t0, add_s=t2 - t1,
 """
 
 
+RESULTS_CHILD = r"""
+import json
+import numpy as np
+from biohash_index import BioHashIndex
+
+path, n, nq, k = {path!r}, {n}, {nq}, {k}
+x = np.random.default_rng(0).standard_normal((n, 32)).astype(np.float32)
+kw = dict(storage="inverted") if path == "inverted" else {{}}
+index = BioHashIndex(32, 8, n_hidden=64, epochs=1, task="neighbors" if path == "asymmetric"
+                     else "labels", **kw)
+index.train(x[:5000])
+index.add(x)
+xq = x[:nq]
+del x
+index.search(xq, 10)
+
+def status(key):
+    return int(next(ln for ln in open("/proc/self/status") if ln.startswith(key)).split()[1]) * 1024
+
+before = status("VmRSS:")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")   # the peak (VmHWM) starts again from the current size
+index.search(xq, k)
+print(json.dumps((status("VmHWM:") - before) / (nq * k)))
+"""
+
+
+def results_table() -> None:
+    """Peak bytes per (query, result) of each search path (Linux: /proc/self/clear_refs)."""
+    rows = []
+    for path in ("hamming", "inverted", "asymmetric"):
+        for n, nq, k in ((3000, 4, 4_000_000), (1_600_000, 40, 200_000)):
+            code = RESULTS_CHILD.format(path=path, n=n, nq=nq, k=k)
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True).stdout
+            rows.append([path, n, nq, k, round(json.loads(out.strip().splitlines()[-1]), 1)])
+    print("peak bytes per search result; d = 32, m = 64; check_k counts "
+          "biohash_index._validation.RESULT_BYTES per result (+ CANDIDATE_BYTES per candidate "
+          "beyond k)")
+    print_table(["search", "ntotal", "nq", "k", "peak bytes / (nq k)"], rows)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--d", type=int, default=128)
     ap.add_argument("--block", type=int, default=100_000)
+    ap.add_argument("--results", action="store_true", help="only the bytes per search result")
     args = ap.parse_args()
     print(machine())
+    if args.results:
+        return results_table()
     bench = str(__import__("pathlib").Path(__file__).resolve().parent)
     rows = []
     for storage in ("flat", "inverted"):
@@ -74,6 +125,7 @@ def main():
     print_table(["storage", "n", "d", "block", "RSS after import MiB", "peak RSS MiB",
                  "peak - import MiB", "raw data MiB", "one block MiB", "stored bytes/vector",
                  "train s", "add s"], rows)
+    results_table()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ._version import __version__  # noqa: E402
 from ._factory import index_factory
-from ._files import BioHashFormatError
+from ._formats._io import BioHashFormatError
 from ._index import BioHashIndex, deserialize_index, read_index, serialize_index, write_index
 from ._model import (TASKS, BioHashModel, BioHashParams, SmallTrainingSetWarning,
                      UntrainedIndexWarning, n_hidden_for, training_rows_needed)

@@ -28,8 +28,10 @@ K = 10                                # neighbours per held-out query
 
 
 def sample_rows(d: int) -> int:
-    """Training rows the check samples for d-dimensional vectors."""
-    return min(MAX_ROWS, max(MIN_ROWS, SAMPLE_BYTES // (4 * d)))
+    """Training rows the check samples for d-dimensional vectors: as many as SAMPLE_BYTES
+    hold, at most MAX_ROWS; 0 (no check) where that is fewer than MIN_ROWS (d > 83,886)."""
+    rows = min(MAX_ROWS, SAMPLE_BYTES // (4 * d))
+    return rows if rows >= MIN_ROWS else 0
 
 
 def best_share(model_for: Callable[[float], object], sample: np.ndarray) -> tuple[float, list]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from ._validation import check_positive_int
+from ._validation import check_k, check_positive_int
 
 FAISS_METRICS = {"l2": faiss.METRIC_L2, "ip": faiss.METRIC_INNER_PRODUCT}
 
@@ -152,7 +152,10 @@ def search_options(params, ivf: bool) -> SearchOptions:
 
 def result_arrays(D, I, shape: tuple[int, int]):
     """Preallocated outputs for ``search(..., D=, I=)``: each None (a new array) or a
-    writable array of exactly ``shape`` and dtype (float32 D, int64 I), as faiss checks."""
+    writable array of exactly ``shape`` and dtype (float32 D, int64 I), as faiss checks.
+    A new array is allocated only if the (nq, k) search fits in memory (``check_k``)."""
+    if D is None or I is None:
+        check_k(shape[1], shape[0])
     out = []
     for name, arr, want in (("D", D, np.dtype(np.float32)), ("I", I, np.dtype(np.int64))):
         if arr is None:

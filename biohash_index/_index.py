@@ -10,24 +10,21 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
-import stat
 import time
 import warnings
-from pathlib import Path
 
 import faiss
 import numpy as np
 
-from . import _search
 from ._faiss_compat import (INDEX_LSH_ONLY, NotAFaissIndex, index_lsh_arguments,
                             result_arrays, search_options, selected_ids, stacklevel_outside)
-from ._files import BioHashFormatError, read_regular_file, write_bytes_atomic
+from ._formats import index_file
+from ._formats.index import IndexState, deserialize_state, serialize_state
 from ._locking import LockPerInstance, reads, writes
 from ._model import (HYPERPARAMETERS, BioHashModel, BioHashParams, SmallTrainingSetWarning,
                      UntrainedIndexWarning, task_params, training_rows_needed)
-from ._persistence import (IndexState, deserialize_state, read_state, serialize_state,
-                           write_state)
+from ._search import range_search as range_search_storage
+from ._search import search as search_storage
 from ._storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, padded_code_size
 from ._streaming import DEFAULT_BATCH_SIZE, MAX_POINTS_PER_CENTROID, add_from, train_from
 from ._threads import uses_threads
@@ -36,7 +33,6 @@ from ._validation import (MAX_ID, check_codes, check_ids, check_k, check_n_threa
 
 log = logging.getLogger(__name__)
 STORAGES = ("flat", "ivf", "inverted")
-HEAD_BYTES = 64   # how much of an existing file write_index compares with a saved index's start
 
 
 def with_hyperparameter_keywords(init):
@@ -349,7 +345,7 @@ class BioHashIndex(NotAFaissIndex):
         k = check_k(k, len(xq))
         opts = search_options(params, self.storage.kind == "ivf")
         D, I = result_arrays(D, I, (len(xq), k))
-        D[:], I[:] = _search.search(self.model, self.storage, xq, k, nprobe=opts.nprobe,
+        D[:], I[:] = search_storage(self.model, self.storage, xq, k, nprobe=opts.nprobe,
                                     max_codes=opts.max_codes, sel=opts.sel)
         return D, I
 
@@ -366,7 +362,7 @@ class BioHashIndex(NotAFaissIndex):
         radius = check_real(radius, "radius", low=0.0)
         xq = check_vectors(xq, self.d, "xq")
         r = int(min(np.ceil(radius), 8 * self.code_size + 1))
-        return _search.range_search(self.model, self.storage, xq, r)
+        return range_search_storage(self.model, self.storage, xq, r)
 
     # ---------------------------------------------------------------- removing
     @writes
@@ -575,24 +571,18 @@ def write_index(index: BioHashIndex, path) -> None:
     """Save ``index`` to ``path`` atomically: one file, as ``faiss.write_index`` writes, or
     a directory (layouts: docs/format.md).
 
-    Which, by ``saves_to_file``: an existing directory, a path ending in a separator or a
-    new path without a suffix (``indexes/sift``) is a directory; an existing file or a new
-    path with a suffix (``index.faiss``, ``sift.index``) is one file (``serialize_index``'s
-    bytes). Only an empty file or directory, or one holding a saved index, is replaced;
-    anything else is refused with a ValueError before anything is touched. If the save
-    fails, ``path`` still holds the previous index, complete.
+    Which, by ``_formats.index_file.saves_to_file``: an existing directory, a path ending in
+    a separator or a new path without a suffix (``indexes/sift``) is a directory; an
+    existing file or a new path with a suffix (``index.faiss``, ``sift.index``) is one file
+    (``serialize_index``'s bytes). Only an empty file or directory, or one holding a saved
+    index, is replaced; anything else is refused with a ValueError before anything is
+    touched. If the save fails, ``path`` still holds the previous index, complete.
     """
     if not isinstance(index, BioHashIndex):
         hint = (": use write_index_refine(index, path) or index.save(path)"
                 if type(index).__name__ == "BioHashIndexRefine" else "")
         raise TypeError(f"index must be a BioHashIndex, got {type(index).__name__}{hint}")
-    if not saves_to_file(path):
-        return write_state(index._state(), path)
-    data = serialize_state(index._state())
-    if os.path.lexists(path) and not holds_index_file(Path(path), data):
-        raise ValueError(f"path {os.fspath(path)!r} exists and is not a directory nor a saved "
-                         "index file; refusing to replace it")
-    write_bytes_atomic(data, path)
+    index_file.write(index._state(), path)
 
 
 def read_index(path) -> BioHashIndex:
@@ -600,35 +590,7 @@ def read_index(path) -> BioHashIndex:
     a single generation directory, one holding manifest.json); raises
     ``BioHashFormatError`` naming the file when anything is missing, corrupted or
     inconsistent."""
-    if not os.path.lexists(path) or os.path.isdir(path):
-        return BioHashIndex._from_state(read_state(path))
-    try:
-        return BioHashIndex._from_state(deserialize_state(read_regular_file(Path(path))))
-    except BioHashFormatError as e:
-        raise BioHashFormatError(f"{os.fspath(path)}: not a saved index file ({e})") from None
-
-
-def saves_to_file(path) -> bool:
-    """Whether ``write_index`` saves to ``path`` as one file rather than a directory: it is
-    an existing file, or a new path with a suffix that does not end in a separator."""
-    text = os.fspath(path)
-    if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) or os.path.isdir(text):
-        return False
-    return os.path.lexists(text) or bool(Path(text).suffix)
-
-
-def holds_index_file(path: Path, data: bytes) -> bool:
-    """Whether the existing ``path`` is a regular file that may be replaced by the saved
-    index ``data``: empty, or beginning as ``data`` begins (every saved index file starts
-    with the same HEAD_BYTES)."""
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return False
-        with open(path, "rb") as f:
-            head = f.read(HEAD_BYTES)
-    except OSError:
-        return False
-    return not head or head == data[:HEAD_BYTES]
+    return BioHashIndex._from_state(index_file.read(path))
 
 
 def serialize_index(index: BioHashIndex) -> bytes:

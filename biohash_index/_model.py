@@ -34,6 +34,27 @@ INITS = ("sample", "gaussian", "orthogonal")
 SCORINGS = ("hamming", "asymmetric")
 WORK_BUDGET = 3e11  # multiply-adds of the products of a whole training run (auto_epochs)
 MIN_FACTOR = 1e-2  # Hebbian factors below this are left out of the rule (see BioHashParams)
+SAFE_EXPONENT = 32  # rows within 2**+-32 (and the mean) are encoded as they are (scale_exponents)
+
+
+def scale_exponents(x: np.ndarray, mean_exponent: int | None) -> np.ndarray | None:
+    """int32 (n, 1) powers of two to divide the rows of float32 (n, d) x by before their
+    products with the weights, so that neither the products nor their squares overflow or
+    underflow; None when no row needs it (the usual case).
+
+    A row keeps exponent 0 (it is used as it is, bit for bit as before) when the exponent of
+    its largest |value|, or ``mean_exponent`` (that of the mean subtracted from it, None if
+    none) if larger, is within +-SAFE_EXPONENT; otherwise it is that exponent, which brings the
+    row and the mean below 1. Scaling by a power of two is exact, so a row's code is the same
+    at every scale up to float32's maximum."""
+    _, e = np.frexp(np.abs(x).max(axis=1, keepdims=True, initial=0.0))
+    if mean_exponent is not None:
+        e = np.maximum(e, mean_exponent)
+    safe = np.abs(e) <= SAFE_EXPONENT
+    if safe.all():
+        return None
+    e[safe] = 0
+    return e
 
 
 def encode_block_rows(n_hidden: int) -> int:
@@ -311,7 +332,7 @@ class BioHashModel:
         self.mean_: np.ndarray | None = None
         self.weights_: np.ndarray | None = None
         self.train_stats_: dict[str, np.ndarray] = {}
-        self._proj = None  # (W_p, mean @ W_p.T or None if the mean is 0), from the learned state
+        self._proj = None  # (W_p, bias mantissa, exponent): ``_projection``
 
     @classmethod
     def from_arrays(cls, params: BioHashParams, mean: np.ndarray | None,
@@ -450,7 +471,8 @@ class BioHashModel:
         [0.5, 1): exact, so the result is the same as without it, but the float32 norm
         neither overflows (values near 1e19) nor underflows (near 1e-30).
         """
-        xt = x - mean
+        e = scale_exponents(x, _exponent(mean))
+        xt = x - mean if e is None else np.ldexp(x, -e) - np.ldexp(mean, -e)  # no overflow
         _, exp = np.frexp(np.abs(xt).max(axis=1, keepdims=True))
         np.ldexp(xt, -exp, out=xt)
         norms = np.linalg.norm(xt, axis=1, keepdims=True)
@@ -482,7 +504,6 @@ class BioHashModel:
         """
         if not self.is_trained:
             raise RuntimeError("the model is not trained: call train() first")
-        Wp, bias = self._projection()
         prm = self.params
         out = np.empty((len(x), prm.code_size), np.uint8)
         rows = encode_block_rows(prm.n_hidden)
@@ -493,7 +514,7 @@ class BioHashModel:
             if tot is None:
                 tot = scratch.tot = np.empty((min(rows, len(x)), prm.n_hidden), np.float32)
             xs = x[s:s + rows]
-            np.matmul(xs, Wp.T, out=tot[:len(xs)])
+            _, bias = self._inputs(xs, tot[:len(xs)])
             out[s:s + rows] = top_k_codes(tot[:len(xs)], prm.hash_length, prm.code_size, bias)
 
         starts = range(0, len(x), rows)
@@ -509,14 +530,30 @@ class BioHashModel:
 
     def encode_queries(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Codes uint8 (n, code_size) and unit inputs float32 (n, m) of float32 (n, d)
-        queries, for asymmetric scoring (``_search.py``)."""
+        queries, for asymmetric scoring (``_search.py``); the inputs of a row beyond
+        2**+-SAFE_EXPONENT come divided by a power of two (``scale_exponents``), which
+        changes no ranking within the row."""
         if not self.is_trained:
             raise RuntimeError("the model is not trained: call train() first")
-        Wp, bias = self._projection()
-        acts = x @ Wp.T
+        acts, bias = self._inputs(x, np.empty((len(x), self.params.n_hidden), np.float32))
         if bias is not None:
             acts -= bias
         return top_k_codes(acts, self.params.hash_length, self.params.code_size), acts
+
+    def _inputs(self, x: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(out, bias): hidden-unit inputs of float32 (n, d) rows written to float32 (n, m)
+        out, before (bias float32 (m,)) or after (None) subtracting the mean's share; rows
+        ``scale_exponents`` picks are divided by their power of two first, and their bias
+        with them."""
+        Wp, bias_m, bias_e = self._projection()
+        e = scale_exponents(x, bias_e)
+        if e is None:
+            np.matmul(x, Wp.T, out=out)
+            return out, None if bias_m is None else np.ldexp(bias_m, bias_e)
+        np.matmul(np.ldexp(x, -e), Wp.T, out=out)
+        if bias_m is not None:
+            out -= np.ldexp(bias_m, bias_e - e)
+        return out, None
 
     # ---------------------------------------------------------------- before training, decoding
     @functools.cached_property
@@ -552,8 +589,18 @@ class BioHashModel:
         return (u / norms + self.mean_).astype(np.float32)
 
     def _projection(self):
+        """(W_p, bias mantissa, exponent): W_p float32 (m, d) (``p_weights``); the bias
+        mean @ W_p.T is ldexp(mantissa, exponent), the mantissa float32 (m,) computed on the
+        mean divided by 2**exponent (so it cannot overflow), None if the mean is 0."""
         if self._proj is None:
             Wp = np.ascontiguousarray(p_weights(self.weights_, self.params.p))
-            bias = (self.mean_ @ Wp.T).astype(np.float32) if self.mean_.any() else None
-            self._proj = (Wp, bias)  # no bias: the selection reads the products in place
+            e = _exponent(self.mean_)
+            bias_m = None if e is None else np.ldexp(self.mean_, -e) @ Wp.T
+            self._proj = (Wp, bias_m, e)  # no bias: the selection reads the products in place
         return self._proj
+
+
+def _exponent(v: np.ndarray) -> int | None:
+    """The exponent of the largest |value| of v (frexp's), None if v is all zeros."""
+    top = np.abs(v).max()
+    return int(np.frexp(top)[1]) if top else None

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
-import pyarrow as pa
 
 from ._faiss_compat import FAISS_METRICS, NotAFaissIndex, check_metric, result_arrays, selected_ids
-from ._files import BioHashFormatError, read_ipc_file, write_table_atomic
-from ._index import BioHashIndex, deserialize_index, next_id_after, serialize_index
+from ._formats._io import write_bytes_atomic
+from ._formats.refine import RefineState, decode_refine, encode_refine
+from ._index import BioHashIndex, next_id_after
 from ._locking import LockPerInstance, reads, writes
 from ._validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
 
 REFINE_BLOCK = 1 << 22  # floats of candidate vectors gathered at once
 FLT_MAX = np.finfo(np.float32).max  # faiss's distance for a missing result (-FLT_MAX for "ip")
-FORMAT_NAME = "biohash-index-refine"   # the file's "format" metadata
 
 
 class BioHashIndexRefine(NotAFaissIndex):
@@ -46,12 +45,15 @@ class BioHashIndexRefine(NotAFaissIndex):
             raise TypeError(f"base_index must be a BioHashIndex, got {type(base_index).__name__}")
         if base_index.ntotal:
             raise ValueError(f"base_index must be empty, it holds {base_index.ntotal} vectors")
-        metric = check_metric(metric)
+        self._setup(base_index, check_metric(metric), k_factor, 0)
+
+    def _setup(self, base_index: BioHashIndex, metric: str, k_factor: float,
+               next_id: int) -> None:
         self.base_index = base_index
         self.metric = metric
         self.k_factor = k_factor
         self.refine_index = faiss.IndexIDMap2(faiss.IndexFlat(base_index.d, FAISS_METRICS[metric]))
-        self._next_id = 0
+        self._next_id = next_id
 
     @property
     def k_factor(self) -> float:
@@ -167,38 +169,39 @@ class BioHashIndexRefine(NotAFaissIndex):
         """Load a file written by ``save``; raises ``BioHashFormatError`` on a bad file."""
         return read_index_refine(path)
 
+    @reads
+    def _state(self) -> RefineState:
+        """What saving writes: the base index (its codes), the vectors and the settings."""
+        ids = faiss.vector_to_array(self.refine_index.id_map).astype(np.int64)
+        return RefineState(self.base_index._state(), self.metric, self.k_factor,
+                           self._next_id, ids, self.refine_index.reconstruct_batch(ids))
+
+    @classmethod
+    def _from_state(cls, state: RefineState) -> "BioHashIndexRefine":
+        """The index ``state`` describes (as loading decoded and checked it): the base index
+        with the codes it saved, the vectors under their ids."""
+        index = cls.__new__(cls)
+        index._setup(BioHashIndex._from_state(state.base), state.metric, state.k_factor,
+                     state.next_id)
+        index.refine_index.add_with_ids(state.vectors, state.ids)
+        return index
+
 
 def write_index_refine(index: BioHashIndexRefine, path) -> None:
-    """Save to one Arrow IPC file: a row per vector (``id``, ``vector``), and the metric,
-    k_factor, next id and the base index (``serialize_index``) in the schema metadata.
+    """Save to one Arrow IPC file (the refine format, docs/format.md): a row per vector
+    (``id``, ``vector``), and the metric, k_factor, next id and the base index, codes
+    included, in the schema metadata.
 
     Written to a temporary file and renamed over ``path``: a failed save leaves the
     previous file intact.
     """
-    ids = faiss.vector_to_array(index.refine_index.id_map).astype(np.int64)
-    vectors = index.refine_index.reconstruct_batch(ids).ravel()
-    table = pa.table({"id": pa.array(ids, pa.int64()),
-                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors), index.d)})
-    table = table.replace_schema_metadata({
-        "format": FORMAT_NAME, "metric": index.metric, "k_factor": repr(index.k_factor),
-        "next_id": str(index._next_id), "base": serialize_index(index.base_index)})
-    write_table_atomic(table, path)
+    if not isinstance(index, BioHashIndexRefine):
+        raise TypeError(f"index must be a BioHashIndexRefine, got {type(index).__name__}")
+    write_bytes_atomic(encode_refine(index._state()), path)
 
 
 def read_index_refine(path) -> BioHashIndexRefine:
-    """Load a file written by ``write_index_refine``; raises ``BioHashFormatError`` when it
-    is not one or its parts disagree. The base codes are re-encoded from the vectors."""
-    table = read_ipc_file(path)
-    meta = table.schema.metadata or {}
-    if meta.get(b"format") != FORMAT_NAME.encode() or table.column_names != ["id", "vector"]:
-        raise BioHashFormatError(f"{path}: not a BioHashIndexRefine file")
-    base = deserialize_index(meta[b"base"])
-    ids = table["id"].to_numpy()
-    if not np.array_equal(np.sort(base.storage.ids()), np.sort(ids)):
-        raise BioHashFormatError(f"{path}: the base index and the vectors hold different ids")
-    vectors = table["vector"].combine_chunks().flatten().to_numpy().reshape(len(ids), base.d)
-    base.reset()
-    index = BioHashIndexRefine(base, meta[b"metric"].decode(), float(meta[b"k_factor"]))
-    index.add_with_ids(vectors, ids)
-    index._next_id = int(meta[b"next_id"])
-    return index
+    """Load a file written by ``write_index_refine`` (or bytes of one); raises
+    ``BioHashFormatError`` naming the file and the part when it is not one or its parts
+    disagree. The base index keeps the codes it saved."""
+    return BioHashIndexRefine._from_state(decode_refine(path))

@@ -17,6 +17,8 @@ class RowSample:
         self.rows = np.zeros((0, d), np.float32)
 
     def add(self, xb: np.ndarray, rng: np.random.Generator) -> None:
+        if not self.n_max:   # keeps nothing: no copy of the block either
+            return
         keys = np.concatenate([self.keys, rng.random(len(xb))])
         rows = np.concatenate([self.rows, xb])
         keep = np.argsort(keys, kind="stable")[:self.n_max]

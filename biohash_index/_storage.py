@@ -22,7 +22,6 @@ would cost memory and gain no speed (``padded_code_size``); zero bytes change no
 from __future__ import annotations
 
 import faiss
-import numba
 import numpy as np
 from faiss.contrib.inspect_tools import get_invlist
 
@@ -84,6 +83,11 @@ class FlatCodeStorage:
     @property
     def is_trained(self) -> bool:
         return True
+
+    @property
+    def min_train(self) -> int:
+        """Training vectors ``train`` needs (one: the model needs one; flat storage none)."""
+        return 1
 
     def fresh(self) -> "FlatCodeStorage":
         """A new, empty, untrained storage of the same kind and parameters."""
@@ -187,6 +191,10 @@ class IVFCodeStorage(FlatCodeStorage):
         return self.index.nlist
 
     @property
+    def min_train(self) -> int:
+        return self.nlist
+
+    @property
     def nprobe(self) -> int:
         return self.index.nprobe
 
@@ -202,7 +210,7 @@ class IVFCodeStorage(FlatCodeStorage):
 
     def train(self, codes: np.ndarray) -> None:
         """Learn the nlist cluster centroids from uint8 (n, code_size) codes, n >= nlist."""
-        if len(codes) < self.nlist:
+        if len(codes) < self.min_train:
             raise ValueError(f"IVF storage needs at least nlist={self.nlist} training vectors, "
                              f"got {len(codes)}")
         self.index.train(pad_codes(codes, self.code_size))

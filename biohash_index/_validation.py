@@ -1,6 +1,7 @@
 """Input checks shared by the whole package: one place that says what was expected."""
 from __future__ import annotations
 
+import math
 import numbers
 import os
 
@@ -10,7 +11,13 @@ import numpy as np
 INT64_MAX = int(np.iinfo(np.int64).max)
 MAX_ID = INT64_MAX - 1   # so that the next id add() would use, max id + 1, is an int64 too
 MISSING_ID = -1          # what search returns in I where there is no result
-RESULT_BYTES = 16        # per (query, neighbour): D float32, I int64, faiss's int32 distances
+# Peak memory of a search, measured (benchmarks/bench_memory.py, bytes per search result):
+# per (query, result) 20 bytes for Hamming search, 29 for inverted storage, 36 for the
+# asymmetric search (D float32, I int64, faiss's int32 distances and positions, the weighted
+# distances and their order), whose shortlist adds 24 bytes for each candidate beyond k
+RESULT_BYTES = 36
+CANDIDATE_BYTES = 24
+MAX_JSON_DEPTH = 64      # nesting of lists and dicts in a document's metadata (check_json)
 
 
 def as_array(x, name: str) -> np.ndarray:
@@ -127,20 +134,52 @@ def memory_bytes() -> int | None:
         return None
 
 
-def check_k(k, nq: int) -> int:
-    """Return ``k`` as int if it is >= 1 and the (nq, k) results fit in memory, or raise.
+def check_k(k, nq: int, candidates: int | None = None) -> int:
+    """Return ``k`` as int if it is >= 1 and a search of nq queries for k results each, ranking
+    ``candidates`` per query (default k), fits in memory, or raise.
 
-    Checked before anything is allocated: the results take nq * k * RESULT_BYTES bytes.
+    Checked before anything is allocated: the search takes nq * (k * RESULT_BYTES +
+    (candidates - k) * CANDIDATE_BYTES) bytes at its peak (measured, see RESULT_BYTES).
     """
     k = check_positive_int(k, "k")
     if k > INT64_MAX:
         raise ValueError(f"k must fit in int64, got {k}")
-    need, limit = nq * k * RESULT_BYTES, memory_bytes()
+    extra = 0 if candidates is None else max(0, candidates - k)
+    need, limit = nq * (k * RESULT_BYTES + extra * CANDIDATE_BYTES), memory_bytes()
     if limit is not None and need > limit:
-        raise ValueError(f"k={k} is too large: the results of {nq} queries would take "
-                         f"{need / 2**30:.3g} GiB (nq * k * {RESULT_BYTES} bytes), more than "
-                         f"this machine's {limit / 2**30:.3g} GiB of memory")
+        raise ValueError(f"k={k} is too large: searching {nq} queries would take "
+                         f"{need / 2**30:.3g} GiB ({RESULT_BYTES} bytes per result"
+                         f"{f' and {CANDIDATE_BYTES} per further candidate' if extra else ''}), "
+                         f"more than this machine's {limit / 2**30:.3g} GiB of memory")
     return k
+
+
+def check_json(value, name: str, depth: int = 0) -> None:
+    """Raise TypeError/ValueError unless ``value`` comes back equal from JSON: None, str,
+    bool, int, finite float, and lists and str-keyed dicts of these, nested at most
+    MAX_JSON_DEPTH deep."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite (JSON has no NaN or infinity), got {value}")
+        return
+    if isinstance(value, (list, dict)) and depth >= MAX_JSON_DEPTH:
+        raise ValueError(f"{name} nests lists and dicts more than {MAX_JSON_DEPTH} deep")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            check_json(item, f"{name}[{i}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{name} has the key {key!r} ({type(key).__name__}): keys must "
+                                "be strings (a saved store would give it back as a string)")
+            check_json(item, f"{name}[{key!r}]", depth + 1)
+        return
+    hint = " (it would come back as a list)" if isinstance(value, tuple) else ""
+    raise TypeError(f"{name} is a {type(value).__name__}{hint}: values must be str, int, "
+                    "float, bool, None, lists or dicts of these, which survive saving as JSON")
 
 
 def check_positive_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
@@ -169,6 +208,14 @@ def check_real(value, name: str, low: float | None = None, high: float | None = 
     if high is not None and v > high:
         raise ValueError(f"{name} must be <= {high}, got {v}")
     return v
+
+
+def saved_n_threads(value):
+    """A thread count read from a file, lowered to numba's NUMBA_NUM_THREADS here: a setting
+    of the machine that saved it, not part of the file's validity (then ``check_n_threads``)."""
+    if isinstance(value, int) and value > numba.config.NUMBA_NUM_THREADS:
+        return numba.config.NUMBA_NUM_THREADS
+    return value
 
 
 def check_n_threads(value) -> int | None:

@@ -22,7 +22,8 @@ from .datasets import TABLES, label_split, load_digits, load_mnist, load_vectors
 from .evaluation import mean_average_precision, recall_at_k
 from ._index import STORAGES, BioHashIndex, read_index, write_index
 from ._model import HYPERPARAMETERS, TASKS, Bool, Int, OneOf, hyperparameters_in_use
-from ._persistence import FORMAT_VERSION, BioHashFormatError
+from ._formats._io import BioHashFormatError
+from ._formats.index_file import read_format_version
 from ._progress import set_progress
 from ._streaming import IPC_SUFFIXES, vector_blocks, vector_column
 
@@ -102,9 +103,9 @@ def open_index(path) -> BioHashIndex:
     return read_index(path)
 
 
-def check_replace(path, force: bool) -> None:
+def check_replace(path, force: bool, command: str) -> None:
     """Refuse to overwrite what is at ``path`` unless it is an empty saved index or force:
-    replacing an index that holds vectors with a new one would lose them."""
+    replacing an index that holds vectors with another would lose them."""
     if force or not Path(path).exists():
         return
     try:
@@ -113,8 +114,8 @@ def check_replace(path, force: bool) -> None:
         raise ValueError(f"--out {path} exists and is not a readable index ({e}): pass --force "
                          "to replace it, or choose another --out") from None
     if ntotal:
-        raise ValueError(f"--out {path} is an index holding {ntotal} vectors; train would "
-                         "replace it with a new index: pass --force to replace it, or choose "
+        raise ValueError(f"--out {path} is an index holding {ntotal} vectors; {command} would "
+                         "replace it with another index: pass --force to replace it, or choose "
                          "another --out")
 
 
@@ -166,7 +167,7 @@ def index_kwargs(args) -> dict:
 def train(args) -> int:
     """Train an index on vectors from a file or Parquet/Arrow directory and save it (with
     the vectors if --add). Refuses to replace an index holding vectors unless --force."""
-    check_replace(args.out, args.force)
+    check_replace(args.out, args.force, "train")
     source, n, d = vector_source(args.input, args.column)
     index = BioHashIndex(d, args.hash_length, **index_kwargs(args))
     t = time.perf_counter()
@@ -181,8 +182,11 @@ def train(args) -> int:
 
 def add(args) -> int:
     """Add vectors from a file or Parquet/Arrow directory to a saved index (ids from --ids,
-    else numbered on)."""
+    else numbered on) and save it, to --out if given. Refuses to replace another index
+    holding vectors at --out unless --force."""
     index = open_index(args.index)
+    if args.out and Path(args.out).resolve() != Path(args.index).resolve():
+        check_replace(args.out, args.force, "add")
     source, n, d = vector_source(args.input, args.column)
     if d != index.d:
         raise ValueError(f"{args.input}: vectors of dimension {d}, the index has d={index.d}")
@@ -240,7 +244,8 @@ def info(args) -> int:
     if storage == "ivf":
         storage += f" (nlist={index.storage.nlist}, nprobe={index.nprobe})"
     rows = [
-        ("saved index", f"{args.index} ({size:,} bytes, format version {FORMAT_VERSION})"),
+        ("saved index", f"{args.index} ({size:,} bytes, format version "
+                        f"{read_format_version(args.index)})"),
         ("d", prm.d), ("hash_length (k)", prm.hash_length), ("n_hidden (m)", prm.n_hidden),
         ("code_size", f"{prm.code_size} bytes"), ("storage", storage),
         ("ntotal", index.ntotal), ("is_trained", index.is_trained),
@@ -466,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids", metavar="FILE", help="int64 ids, one per vector")
     p.add_argument("--ids-column", metavar="NAME", help="column of a Parquet/Arrow --ids file")
     p.add_argument("--out", metavar="INDEX", help="save here instead of overwriting --index")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it is another index holding vectors")
 
     p = command("search", search, "search a saved index")
     p.add_argument("--index", required=True, metavar="INDEX")

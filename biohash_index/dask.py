@@ -4,7 +4,7 @@
   (``map_blocks`` / ``map_partitions``); the small model is put into the graph once.
 - ``train_on_sample``: train an index on a uniform sample drawn from the collection.
 - ``ShardedIndex``: an index kept as shard files in a directory all workers share
-  (``_shard_manifest``: a manifest with each shard's checksum and the model's digest), each
+  (``_formats.shards``: a manifest with each shard's checksum and the model's digest), each
   shard loaded into one worker's memory and searched as one index: a query batch fans out to
   every shard and their shortlists are merged exactly on the workers (``_search``: the same
   answer as one index holding all the data). It can be reopened
@@ -18,7 +18,9 @@ optionally an integer ``ids_column``.
 from __future__ import annotations
 
 import copy
+import functools
 import secrets
+import threading
 
 import dask
 import dask.array as da
@@ -28,7 +30,7 @@ import pyarrow as pa
 from distributed import Client, default_client, wait
 from distributed import TimeoutError as DaskTimeoutError
 
-from . import _shard_manifest as sm
+from ._formats import shards as sm
 from ._id_set import IdSet
 from ._index import BioHashIndex
 from ._model import BioHashModel
@@ -104,15 +106,26 @@ def build_shards(index: BioHashIndex, data, directory, client: Client | None = N
     return sharded
 
 
+def _one_change_at_a_time(method):
+    """Run a change of a ``ShardedIndex`` alone among the changes of that object."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._changing:
+            return method(self, *args, **kwargs)
+    return run
+
+
 class ShardedIndex:
     """An index split into shards on a Dask cluster, searched and changed as one index.
 
     The shards are files in a directory every worker can read and write (a shared file
-    system; layout in ``_shard_manifest``), each loaded into one worker's memory. Make one with
+    system; layout in ``_formats.shards``), each loaded into one worker's memory. Make one with
     ``create`` (empty) or ``build_shards``; ``open`` reopens it. Every change is on disk when
-    its call returns (the manifest is replaced atomically). One writer at a time: a change
-    made through another ``ShardedIndex`` on the same directory makes this one's next change
-    fail (reopen it), and may remove shard files this one still reads.
+    its call returns (it commits a new manifest version, exclusively created). Threads may
+    share one object: its changes run one at a time. A change made through another
+    ``ShardedIndex`` on the same directory (another process, client or object) makes this
+    one's next change raise RuntimeError and change nothing (reopen it): no change is lost,
+    but the other may remove shard files this one still reads.
 
     A shard lost with its worker is loaded again from its file, on another worker, and is
     checked again (checksum and model digest): a search gives the same answer, or an error
@@ -130,6 +143,7 @@ class ShardedIndex:
         self.timeout = None if timeout is None else check_real(timeout, "timeout", low=0.0,
                                                                 low_inclusive=False)
         self.closed = False
+        self._changing = threading.Lock()   # one change of this object at a time
         self.shards_ = self._load(manifest["shards"])
 
     @classmethod
@@ -144,7 +158,7 @@ class ShardedIndex:
                              f"shard (is_trained={index.is_trained}, ntotal={index.ntotal})")
         client = client or default_client()
         template = copy.deepcopy(index)
-        manifest = client.submit(sm.create, str(directory), template, pure=False).result()
+        manifest = client.submit(_create, str(directory), template, pure=False).result()
         return cls(directory, manifest, template, client, timeout)
 
     @classmethod
@@ -241,6 +255,7 @@ class ShardedIndex:
                                ) from None
 
     # ---------------------------------------------------------------- adding
+    @_one_change_at_a_time
     def add(self, x) -> None:
         """Add float (n, d) vectors (a numpy array) as one new shard, with ids next_id ..
         next_id + n - 1 (next_id: one more than the largest id ever added, 0 at first)."""
@@ -248,6 +263,7 @@ class ShardedIndex:
         x = check_vectors(x, self.d, "x")
         self._add_parts([(x, next_ids(self.manifest["next_id"], len(x)))], [None])
 
+    @_one_change_at_a_time
     def add_with_ids(self, x, ids) -> None:
         """Add float (n, d) vectors as one new shard under int64 (n,) ids, which must be
         distinct, not -1 and not yet in any shard (duplicates are refused)."""
@@ -256,6 +272,7 @@ class ShardedIndex:
         ids = check_new_ids(ids, len(x), IdSet())  # distinct, not -1; stored ids checked below
         self._add_parts([(x, ids)], [None])
 
+    @_one_change_at_a_time
     def add_from(self, data, *, column: str | None = None,
                  ids_column: str | None = None) -> int:
         """Add the vectors of a dask array or dataframe, one new shard per block/partition;
@@ -291,7 +308,7 @@ class ShardedIndex:
             wait(built)  # no build still writing its file
             self._remove_files(names)
             raise
-        self.shards_ += loaded
+        self.shards_ = self.shards_ + loaded   # a new list: searches hold the old one
         return sum(e["ntotal"] for e in new)
 
     def _check_unique(self, new: list[dict], loaded: list) -> None:
@@ -314,6 +331,7 @@ class ShardedIndex:
                              "(remove them first to replace them)")
 
     # ---------------------------------------------------------------- removing
+    @_one_change_at_a_time
     def remove_ids(self, ids) -> int:
         """Remove the vectors with these int64 ids from every shard; returns how many were
         removed (unknown ids are skipped). Shards that change are written anew; emptied
@@ -342,6 +360,7 @@ class ShardedIndex:
         return sum(n for n, _ in results.values())
 
     # ---------------------------------------------------------------- state
+    @_one_change_at_a_time
     def close(self) -> None:
         """Release the shards from the workers' memory; the files stay."""
         self.client.cancel(self.shards_)
@@ -364,7 +383,7 @@ class ShardedIndex:
         over them in turn; reloaded from the file, checked again, if a worker is lost)."""
         workers = sorted(self.client.nthreads())
         digest = self.manifest["model_digest"]
-        futures = [self.client.submit(sm.read_shard, self.directory, e, digest,
+        futures = [self.client.submit(_read_shard, self.directory, e, digest,
                                       key=f"biohash-{e['file']}-{secrets.token_hex(4)}",
                                       workers=workers[i % len(workers)] if workers else None,
                                       allow_other_workers=True)
@@ -383,25 +402,30 @@ class ShardedIndex:
         return futures
 
     def _commit(self, shards: list[dict], next_serial: int) -> None:
-        """Replace the manifest on disk: the commit point of a change."""
-        version = self.manifest["version"]
-        max_ids = [e["max_id"] for e in shards]
-        manifest = {**self.manifest, "version": version + 1, "shards": shards,
-                    "next_serial": next_serial,
-                    "next_id": max([self.manifest["next_id"], *(m + 1 for m in max_ids)])}
-        self.client.submit(sm.write_manifest, self.directory, manifest, version,
-                           pure=False).result()
+        """Commit the next manifest version (``_formats.shards.commit``: a compare-and-swap,
+        safe to run again), or raise RuntimeError if another writer changed the index."""
+        manifest = sm.next_manifest(self.manifest, shards, next_serial)
+        self.client.submit(sm.commit, self.directory, manifest, pure=False).result()
         self.manifest = manifest
 
     def _remove_files(self, names: list[str]) -> None:
-        """Delete shard files that the manifest does not list (best effort)."""
+        """Delete those of these shard files that the current manifest does not list."""
         if names:
-            self.client.submit(sm.remove_files, self.directory, names, pure=False).result()
+            self.client.submit(sm.remove_unlisted, self.directory, names, pure=False).result()
+
+
+def _create(root: str, template: BioHashIndex) -> dict:
+    return sm.create(root, template._state())
+
+
+def _read_shard(root: str, entry: dict, digest: str) -> BioHashIndex:
+    """The shard of manifest ``entry``, loaded and checked (``_formats.shards.read_shard``)."""
+    return BioHashIndex._from_state(sm.read_shard(root, entry, digest))
 
 
 def _open_directory(root: str):
     manifest = sm.read_manifest(root)
-    template = sm.read_shard(root, manifest["template"], manifest["model_digest"])
+    template = _read_shard(root, manifest["template"], manifest["model_digest"])
     if template.ntotal or not template.is_trained:
         raise sm.BioHashFormatError(f"{root}/{sm.TEMPLATE}: must be trained and empty")
     return manifest, template
@@ -417,7 +441,7 @@ def _build_shard(template: BioHashIndex, block, start: int | None, root: str, na
         ids = np.arange(start, start + len(x), dtype=np.int64)
     shard = copy.deepcopy(template)
     shard.add_with_ids(x, ids)
-    return sm.write_shard(shard, root, name)
+    return sm.write_shard(shard._state(), root, name)
 
 
 def _remove_from_shard(shard: BioHashIndex, ids: np.ndarray, entry: dict, root: str,
@@ -430,7 +454,7 @@ def _remove_from_shard(shard: BioHashIndex, ids: np.ndarray, entry: dict, root: 
         return 0, entry
     rest = copy.deepcopy(shard)
     removed = rest.remove_ids(hit)
-    return removed, (sm.write_shard(rest, root, name) if rest.ntotal else None)
+    return removed, (sm.write_shard(rest._state(), root, name) if rest.ntotal else None)
 
 
 def _same(x):

@@ -168,6 +168,9 @@ def load_vectors(path, column: str | None = None) -> np.ndarray:
     if path.is_dir():
         return _table_column(path, column)
     if not path.is_file():
+        if path.exists():
+            raise ValueError(f"{path}: not a regular file (a FIFO, device or socket is not "
+                             "read)")
         raise FileNotFoundError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if path.name.lower().removesuffix(".gz").endswith(("ubyte", ".idx")):

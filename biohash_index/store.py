@@ -31,10 +31,9 @@ from __future__ import annotations
 
 import copy
 import inspect
-import json
-import math
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import faiss
@@ -42,18 +41,18 @@ import numpy as np
 import pyarrow as pa
 
 from ._faiss_compat import FAISS_METRICS
-from ._files import BioHashFormatError, ipc_bytes, read_ipc_file, write_table_atomic
 from ._filters import compile_filter
-from ._index import BioHashIndex, deserialize_index, serialize_index
+from ._formats._io import BioHashFormatError, write_bytes_atomic
+from ._formats.refine import RefineState
+from ._formats.store import StoreState, decode_store, decode_table, encode_store, store_table
+from ._index import BioHashIndex
 from ._locking import ReadWriteLock
 from ._model import n_hidden_for
 from ._refine import BioHashIndexRefine
-from ._validation import as_array, check_positive_int, check_real, check_vectors
+from ._validation import (as_array, check_json, check_positive_int, check_real, check_vectors,
+                          saved_n_threads)
 
 METRICS = ("cosine", "l2")
-FORMAT_NAME = "biohash-store"   # the file's "format" and "version" metadata
-FORMAT_VERSION = 1
-COLUMNS = ["id", "key", "text", "metadata", "extra", "vector"]
 # what the integrations build on: the engine, its records, and the checks and filters they share
 __all__ = ["BioHashStore", "Record", "Hit", "METRICS", "default_hash_length", "check_ids",
            "check_positive_int", "compile_filter"]
@@ -82,31 +81,6 @@ def default_hash_length(d: int) -> int:
     """Active units per code for d-dimensional embeddings: d // 2 clipped to [8, 256], so
     codes of d bits (48 bytes for 384-d) with the default task."""
     return min(256, max(8, d // 2))
-
-
-def check_json(value: Any, name: str) -> None:
-    """Raise TypeError/ValueError unless ``value`` comes back equal from JSON: None, str,
-    bool, int, finite float, and lists and str-keyed dicts of these."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite (JSON has no NaN or infinity), got {value}")
-        return
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            check_json(item, f"{name}[{i}]")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{name} has the key {key!r} ({type(key).__name__}): keys must "
-                                "be strings (a saved store would give it back as a string)")
-            check_json(item, f"{name}[{key!r}]")
-        return
-    hint = " (it would come back as a list)" if isinstance(value, tuple) else ""
-    raise TypeError(f"{name} is a {type(value).__name__}{hint}: values must be str, int, "
-                    "float, bool, None, lists or dicts of these, which survive saving as JSON")
 
 
 def check_record(record: Record, name: str = "record") -> Record:
@@ -144,8 +118,10 @@ class BioHashStore:
     metric: "cosine" (vectors scaled to unit length) or "l2"; hash_length, n_hidden,
     activity: the code shape (hash_length defaults to ``default_hash_length(d)``);
     k_factor: candidates per result re-ranked exactly; train_threshold: stored records at
-    which the hash is trained; index_options: further ``BioHashIndex`` keywords (``seed``,
-    ``epochs``, ``storage``, ...), which must survive JSON.
+    which the hash is trained (at least as many as training needs: ``nlist`` with IVF
+    storage); index_options: further ``BioHashIndex`` keywords (``seed``, ``epochs``,
+    ``storage``, ...), which must survive JSON (``n_threads`` is lowered to numba's thread
+    count when a saved store is loaded, as for an index).
     """
 
     def __init__(self, *, metric: str = "cosine", hash_length: int | None = None,
@@ -291,8 +267,12 @@ class BioHashStore:
 
     @property
     def _training_due(self) -> bool:
-        """Whether the store holds train_threshold records and is not yet hashed."""
-        return not self.is_hashed and len(self._records) >= self.train_threshold
+        """Whether the store is not yet hashed and holds train_threshold records, and as many
+        as training needs (``nlist`` for IVF storage): training can then not fail on the
+        options or the data, so an add that trains has nothing to undo."""
+        n = len(self._records)
+        return (not self.is_hashed and n >= self.train_threshold
+                and n >= self._new_base(self.dim).storage.min_train)
 
     def _train_if_due(self) -> None:
         if not self._training.acquire(blocking=False):
@@ -446,98 +426,75 @@ class BioHashStore:
         return faiss.IndexIDMap2(faiss.IndexFlat(d, FAISS_METRICS[self._index_metric]))
 
     # ---------------------------------------------------------------- saving and loading
-    def to_table(self) -> pa.Table:
-        """The store as an Arrow table (see the module docstring)."""
+    def _state(self) -> StoreState:
+        """What saving writes (the store format, ``_formats.store``)."""
         with self._lock.read():
             keys = np.fromiter(self._records, np.int64, len(self._records))
             records = [self._records[key] for key in keys.tolist()]
             d = self.dim or 0
             x = self._reconstruct(keys) if len(keys) else np.zeros((0, max(d, 1)), np.float32)
-            meta = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION), "dim": str(d),
-                    "next_key": str(self._next_key), "config": json.dumps(self.config)}
-            if self.is_hashed:
-                meta["biohash_index"] = serialize_index(self.index.base_index)
-        return pa.table({
-            "id": pa.array([r.id for r in records], pa.string()),
-            "key": pa.array(keys, pa.int64()),
-            "text": pa.array([r.text for r in records], pa.string()),
-            "metadata": pa.array([json.dumps(r.metadata) for r in records], pa.string()),
-            "extra": pa.array([json.dumps(r.extra) for r in records], pa.string()),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), max(d, 1)),
-        }).replace_schema_metadata(meta)
+            base = self.index.base_index._state() if self.is_hashed else None
+            return StoreState(copy.deepcopy(self.config), d, self._next_key,
+                              [r.id for r in records], [r.text for r in records],
+                              [r.metadata for r in records], [r.extra for r in records],
+                              keys, x, base)
+
+    def to_table(self) -> pa.Table:
+        """The store as an Arrow table (the store format, docs/format.md)."""
+        return store_table(self._state())
 
     def save(self, path) -> None:
         """Write the store to one Arrow IPC file at ``path``, atomically (a failed save
         leaves the previous file intact)."""
-        write_table_atomic(self.to_table(), path)
+        write_bytes_atomic(encode_store(self._state()), path)
 
     def to_bytes(self) -> bytes:
         """The store as the bytes of the file ``save`` writes."""
-        return ipc_bytes(self.to_table())
+        return encode_store(self._state())
 
     @classmethod
     def load(cls, path) -> "BioHashStore":
-        """A store from ``save``'s file; raises ``BioHashFormatError`` on a bad file."""
-        return cls.from_table(read_ipc_file(path), str(path))
+        """A store from ``save``'s file (a regular file: a link, FIFO or device is refused);
+        raises ``BioHashFormatError`` naming the file and the part on a bad file."""
+        return cls._from_state(decode_store(Path(path)), str(path))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "BioHashStore":
         """A store from ``to_bytes``; raises ``BioHashFormatError`` on bad bytes."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
-        try:
-            table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
-        except pa.ArrowInvalid as e:
-            raise BioHashFormatError(f"not an Arrow IPC file ({e})") from None
-        return cls.from_table(table, "bytes")
+        return cls._from_state(decode_store(data, "bytes"), "bytes")
 
     @classmethod
     def from_table(cls, table: pa.Table, where: str = "table") -> "BioHashStore":
         """A store from ``to_table``'s table; raises ``BioHashFormatError`` when it is not
         one or its parts disagree."""
-        meta = table.schema.metadata or {}
-        if (meta.get(b"format") != FORMAT_NAME.encode()
-                or meta.get(b"version") != str(FORMAT_VERSION).encode()):
-            raise BioHashFormatError(f"{where}: not a {FORMAT_NAME} v{FORMAT_VERSION} file")
-        if table.column_names != COLUMNS:
-            raise BioHashFormatError(f"{where}: columns {table.column_names}, expected {COLUMNS}")
+        return cls._from_state(decode_table(table, where), where)
+
+    @classmethod
+    def _from_state(cls, state: StoreState, where: str) -> "BioHashStore":
+        """The store ``state`` describes (decoded and checked); its options are checked by
+        the constructor (a saved n_threads is lowered to numba's thread count here)."""
+        config = copy.deepcopy(state.config)
+        options = config.pop("index_options")
+        if "n_threads" in options:
+            options["n_threads"] = saved_n_threads(options["n_threads"])
         try:
-            config = json.loads(meta[b"config"])
-            store = cls(**{k: v for k, v in config.items() if k != "index_options"},
-                        **config["index_options"])
-            d, next_key = int(meta[b"dim"]), int(meta[b"next_key"])
-            records = [Record(*row) for row in zip(
-                table["id"].to_pylist(), table["text"].to_pylist(),
-                map(json.loads, table["metadata"].to_pylist()),
-                map(json.loads, table["extra"].to_pylist()))]
-            records = [check_record(r, f"row {i}") for i, r in enumerate(records)]
-            keys = table["key"].to_numpy()
-            x = table["vector"].combine_chunks().flatten().to_numpy().reshape(-1, max(d, 1))
-            base = deserialize_index(meta[b"biohash_index"]) if b"biohash_index" in meta else None
-        except (AttributeError, KeyError, TypeError, ValueError, pa.ArrowException) as e:
-            raise BioHashFormatError(f"{where}: damaged {FORMAT_NAME} file ({e})") from None
-        if d < 0 or next_key < 0:
-            raise BioHashFormatError(f"{where}: negative dimension or key")
-        if len(x) != len(records) or len(set(keys.tolist())) != len(keys) or (
-                len(keys) and (keys.min() < 0 or keys.max() >= next_key)):
-            raise BioHashFormatError(f"{where}: keys, vectors and rows disagree")
-        if len({r.id for r in records}) != len(records):
-            raise BioHashFormatError(f"{where}: duplicate ids")
-        if base is not None and base.d != d:
-            raise BioHashFormatError(f"{where}: the BioHash index has d={base.d}, the vectors {d}")
-        if base is not None:
-            base.reset()     # keep the learned model; codes are rebuilt from the vectors
-            store.index = BioHashIndexRefine(base, store._index_metric, config["k_factor"])
-        elif d:
-            store.index = store._flat_index(d)
-        if len(records):
-            if not d:
-                raise BioHashFormatError(f"{where}: rows without a dimension")
-            store.index.add_with_ids(np.ascontiguousarray(x, np.float32), keys)
-        store._next_key = next_key
-        for key, record in zip(keys.tolist(), records):
-            store._records[key] = record
-            store._keys[record.id] = key
+            store = cls(**config, **options)
+        except (TypeError, ValueError) as e:
+            raise BioHashFormatError(f"{where}: config: {e}") from None
+        if state.base is not None:   # the codes it saved, under the keys
+            store.index = BioHashIndexRefine._from_state(RefineState(
+                state.base, store._index_metric, store.config["k_factor"], state.next_key,
+                state.keys, state.vectors))
+        elif state.dim:
+            store.index = store._flat_index(state.dim)
+            store.index.add_with_ids(state.vectors, state.keys)
+        store._next_key = state.next_key
+        for key, *fields in zip(state.keys.tolist(), state.ids, state.texts, state.metadata,
+                                state.extra):
+            store._records[key] = Record(*fields)
+            store._keys[fields[0]] = key
         return store
 
 

@@ -306,11 +306,16 @@ def test_a_failed_ivf_retrain_keeps_the_trained_index(ivf, xb):
 
 
 # ==================================================================== scale (4)
+FLT_MAX = float(np.finfo(np.float32).max)
+
+
 @pytest.mark.parametrize("center", [False, True])
-def test_training_is_scale_invariant(xb, center):
-    """Powers of two (2**64 ~ 1.8e19, 2**-100 ~ 7.9e-31) scale exactly, so the weights are
-    bit for bit those of the unscaled data; 1e19 and 1e-30 round, so the weights differ by
-    rounding and the codes are the same."""
+def test_training_is_scale_invariant(xb, center, tmp_path):
+    """Powers of two (2**64 ~ 1.8e19, 2**120, 2**-100 ~ 7.9e-31) scale exactly, so the weights
+    are bit for bit those of the unscaled data; 1e19, 1e-30 and values up to 0.99 x float32's
+    maximum round, so the weights differ by rounding and the codes are the same. Issue: near
+    float32's maximum, x - mean and the products overflowed (all codes equal, NaN distances,
+    a saved file that did not load)."""
     def fit(x):
         index = BioHashIndex(32, 4, n_hidden=64, epochs=3, center=center)
         index.train(x)
@@ -318,14 +323,40 @@ def test_training_is_scale_invariant(xb, center):
 
     ref = fit(xb)
     codes = ref.sa_encode(xb)
-    for scale in (2.0**64, 2.0**-100, 1e19, 1e-30):
+    ref.add(xb)
+    D_ref, I_ref = ref.search(xb[:20], 5)
+    top = 0.99 * FLT_MAX / np.abs(xb).max()
+    for scale in (2.0**64, 2.0**120, 2.0**-100, 1e19, 1e-30, top):
         x = xb * np.float32(scale)
+        assert np.isfinite(x).all()
         index = fit(x)
         if np.log2(scale).is_integer():
             np.testing.assert_array_equal(index.model.weights_, ref.model.weights_)
         else:
             np.testing.assert_allclose(index.model.weights_, ref.model.weights_, atol=1e-6)
         np.testing.assert_array_equal(index.sa_encode(x), codes)
+        index.add(x)
+        D, I = index.search(x[:20], 5)
+        np.testing.assert_array_equal(I, I_ref)
+        np.testing.assert_allclose(D, D_ref, rtol=1e-4)
+        index.save(tmp_path / "idx")
+        np.testing.assert_array_equal(read_index(tmp_path / "idx").sa_encode(x), codes)
+
+
+def test_a_save_never_writes_what_a_load_refuses(flat, xb, tmp_path):
+    """A model whose weights are not finite (as overflow near float32's maximum made them)
+    is refused by the save, which writes nothing, rather than written and refused later."""
+    flat.save(tmp_path / "idx")
+    before = tree(tmp_path)
+    bad = copy.deepcopy(flat)
+    W = bad.model.weights_.copy()
+    W[3, 5] = np.nan
+    bad.model = BioHashModel.from_arrays(bad.params, bad.model.mean_, W)
+    for save in (lambda: bad.save(tmp_path / "idx"), lambda: bad.save(tmp_path / "new"),
+                 lambda: serialize_index(bad)):
+        with pytest.raises(ValueError, match="cannot save the index: mean or weights hold NaN"):
+            save()
+    assert tree(tmp_path) == before
 
 
 def test_the_exact_scaling_changes_nothing_on_ordinary_data(xb):
@@ -461,12 +492,12 @@ def test_a_failed_save_over_an_index_leaves_it_loadable_and_unchanged(flat, ivf,
     path = tmp_path / "idx"
     flat.save(path)
     before = tree(path)
-    import biohash_index._persistence as persistence
+    import biohash_index._formats.index_dir as index_dir
 
     def fail(*args, **kw):
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(persistence, "fsync_dir", fail)
+    monkeypatch.setattr(index_dir, "fsync_dir", fail)
     with pytest.raises(OSError, match="disk on fire"):
         ivf.save(path)
     assert tree(path) == before

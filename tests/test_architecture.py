@@ -15,7 +15,20 @@ DOCS = ("README.md", "docs/architecture.md")
 
 
 def package_modules() -> list[str]:
+    """The top-level modules of the package (``__init__`` included)."""
     return sorted(p.stem for p in PACKAGE.glob("*.py"))
+
+
+def all_modules() -> dict[str, Path]:
+    """{dotted name within the package: file} of every module: "_index", "__init__" (the
+    package's), "_formats" (a subpackage's __init__), "_formats.index", ..."""
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
 
 
 def imports(path: Path):
@@ -61,7 +74,8 @@ def test_the_architecture_lists_the_store_surface_and_every_module():
     text = (ROOT / "docs/architecture.md").read_text()
     from biohash_index import store
     assert [name for name in store.__all__ if f"`{name}`" not in text] == []
-    private = [m for m in package_modules() if m.startswith("_") and not m.startswith("__")]
+    private = [m for m in all_modules() if m.startswith("_") and not m.startswith("__")]
+    assert "_formats.index" in private   # the subpackage was read
     assert [m for m in private if f"`{m}`" not in text] == []
 
 
@@ -97,22 +111,30 @@ def test_benchmarks_use_nothing_private_of_an_object():
 
 # ---------------------------------------------------------------- one-way imports
 def package_imports() -> dict[str, set[str]]:
-    """{module: the package modules it imports}, function-level imports included; ``from .
-    import name`` imports the module ``name`` if there is one, else ``__init__``."""
-    modules = set(package_modules())
+    """{module: the package modules it imports}, function-level imports included (dotted
+    names as ``all_modules``); ``from .x import name`` imports the module ``x.name`` if there
+    is one, and ``x`` (a module, or a package's __init__) itself."""
+    modules = all_modules()
+
+    def resolve(parts: list[str], names) -> set[str]:
+        target = ".".join(parts) or "__init__"
+        found = {f"{target}.{n}" if parts else n for n in names}
+        return ({target} if target in modules else set()) | (found & set(modules))
+
     graph = {}
-    for name in modules:
+    for name, path in modules.items():
+        package = name.split(".")[:-1] if path.name != "__init__.py" else (
+            [] if name == "__init__" else name.split("."))
         deps = set()
-        for node in ast.walk(ast.parse((PACKAGE / f"{name}.py").read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.level == 1 or (
-                    node.level == 0 and node.module.split(".")[0] == "biohash_index")):
-                sub = node.module if node.level else node.module.partition(".")[2]
-                if sub:
-                    deps.add(sub.split(".")[0])
-                else:
-                    deps |= {a.name if a.name in modules else "__init__" for a in node.names}
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[:len(package) - (node.level - 1)]
+                deps |= resolve(base + (node.module.split(".") if node.module else []),
+                                [a.name for a in node.names])
+            elif isinstance(node, ast.ImportFrom) and node.module.split(".")[0] == "biohash_index":
+                deps |= resolve(node.module.split(".")[1:], [a.name for a in node.names])
             elif isinstance(node, ast.Import):
-                deps |= {a.name.partition(".")[2].split(".")[0] or "__init__"
+                deps |= {".".join(a.name.split(".")[1:]) or "__init__"
                          for a in node.names if a.name.split(".")[0] == "biohash_index"}
         graph[name] = deps - {name}
     return graph
@@ -121,6 +143,7 @@ def package_imports() -> dict[str, set[str]]:
 def test_imports_within_the_package_form_no_cycle():
     graph = package_imports()
     assert graph["_version"] == set() and "_index" in graph["__init__"]   # the graph was read
+    assert "_formats.index" in graph["_index"] and "_formats._io" in graph["_formats.index"]
     state = {}   # module -> "open" while on the path, "done" once all it imports are done
 
     def visit(module, path):

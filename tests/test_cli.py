@@ -361,6 +361,25 @@ def test_train_refuses_to_replace_an_index_holding_vectors(tmp_path, clustered):
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
 
+def test_add_out_refuses_to_replace_another_index_holding_vectors(tmp_path, clustered):
+    """Issue: ``add --index A --out B`` replaced B, which held 200 vectors, with rc 0."""
+    x = clustered[0]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "b.npy", x[:200])
+    for name, data in (("a.idx", "x.npy"), ("b.idx", "b.npy")):
+        run("train", "--input", data, "--out", name, "--hash-length", 4, "--epochs", 2, "--add",
+            cwd=tmp_path)
+    add = ("add", "--index", "a.idx", "--input", "x.npy", "--ids", "ids.npy")
+    np.save(tmp_path / "ids.npy", np.arange(10**6, 10**6 + 600))
+    r = run(*add, "--out", "b.idx", cwd=tmp_path, ok=False)
+    assert "b.idx is an index holding 200 vectors" in r.stderr and "--force" in r.stderr
+    assert read_index(tmp_path / "b.idx").ntotal == 200
+    run(*add, "--out", "./a.idx", cwd=tmp_path)        # --out naming --index is no replacement
+    assert read_index(tmp_path / "a.idx").ntotal == 1200
+    run(*add[:-2], "--out", "b.idx", "--force", cwd=tmp_path)
+    assert read_index(tmp_path / "b.idx").ntotal == 1800
+
+
 def test_missing_index_version_and_help(tmp_path):
     for args in (["info", "nope.idx"], ["search", "--index", "nope.idx", "--queries", "q.npy"],
                  ["add", "--index", "nope.idx", "--input", "x.npy"]):
@@ -472,3 +491,31 @@ def test_search_of_an_empty_index_says_so(tmp_path, capsys, clustered):
     out, err = capsys.readouterr()
     assert "holds no vectors: every id is -1" in err
     assert [line.split("\t")[1] for line in out.splitlines()[1:]] == ["-1 -1"] * 3
+
+
+@pytest.mark.parametrize("name, version", [("v1-flat.index", 1), (None, 3), ("file", 3)])
+def test_info_reports_the_format_version_of_the_file(tmp_path, capsys, name, version):
+    """Issue: info printed the library's format version, 2, for a file of version 1; the
+    one-file form has its version too."""
+    import shutil
+    from pathlib import Path
+    from biohash_index import cli
+    path = tmp_path / ("index.bhx" if name == "file" else "index")
+    if name == "file" or name is None:
+        BioHashIndex(8, 2, task="labels").save(path)
+    else:
+        shutil.copytree(Path(__file__).parent / "data" / name, path)
+    assert cli.main(["info", str(path)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("saved index"))
+    assert line.endswith(f"format version {version})")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_called_what_it_is(tmp_path, clustered):
+    """Issue: the command called an existing FIFO "no such file"."""
+    os.mkfifo(tmp_path / "fifo.npy")
+    np.save(tmp_path / "q.npy", clustered[0][:2])
+    for args in (["train", "--input", "fifo.npy", "--out", "x.idx"], ["info", "fifo.npy"],
+                 ["search", "--index", "fifo.npy", "--queries", "q.npy"]):
+        r = run(*args, cwd=tmp_path, ok=False)
+        assert "no such" not in r.stderr and "fifo.npy: not a" in r.stderr, r.stderr

@@ -27,8 +27,8 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from biohash_index import BioHashIndex  # noqa: E402
 from biohash_index import dask as bhd  # noqa: E402
-from biohash_index import _shard_manifest as sm  # noqa: E402
-from biohash_index._persistence import BioHashFormatError  # noqa: E402
+from biohash_index import BioHashFormatError  # noqa: E402
+from biohash_index._formats import shards as sm  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")  # dask vs pandas 3
 
@@ -137,6 +137,22 @@ def assert_same_answers(sharded, single, xq, ks=(1, 10, 5000), radius=5):
         np.testing.assert_array_equal(got, want)
 
 
+def manifest_file(root: Path) -> Path:
+    """The current manifest file of a sharded index (the highest version)."""
+    return root / sm.version_file(sm.read_manifest(root)["version"])
+
+
+def assert_files_are_the_listed_ones(root: Path) -> dict:
+    """Every file the current manifest lists is there with its checksum, and nothing else
+    (no orphaned shard, no older manifest); returns the manifest."""
+    manifest = json.loads(manifest_file(root).read_text())
+    listed = {e["file"]: e for e in [manifest["template"], *manifest["shards"]]}
+    assert set(os.listdir(root)) == {manifest_file(root).name, *listed}
+    for name, e in listed.items():
+        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == e["sha256"]
+    return manifest
+
+
 def worker_pids(client) -> dict:
     return client.run(os.getpid)
 
@@ -173,13 +189,19 @@ def test_empty_sharded_index_answers_like_an_empty_index(client, data, tmp_path)
 
 
 # ---------------------------------------------------------------------- changing it
-def test_build_add_remove_and_reopen(client, data, tmp_path):
-    xb, xq = data
+def sharded_and_single(client, xb, root):
+    """(template, a sharded index of xb[:300] in three shards at root, one index of it)."""
     template = make_index("flat", xb)
-    root = tmp_path / "s"
     sharded = bhd.build_shards(template, da.from_array(xb[:300], chunks=100), root, client)
     single = copy.deepcopy(template)
     single.add(xb[:300])
+    return template, sharded, single
+
+
+def test_build_add_remove_and_reopen(client, data, tmp_path):
+    xb, xq = data
+    root = tmp_path / "s"
+    template, sharded, single = sharded_and_single(client, xb, root)
 
     sharded.add(xb[300:350])  # ids 300..349
     single.add(xb[300:350])
@@ -219,12 +241,167 @@ def test_build_add_remove_and_reopen(client, data, tmp_path):
     reopened = bhd.ShardedIndex.open(root, client)
     assert reopened.ntotal == 472 and reopened.manifest == sharded.manifest
     assert_same_answers(reopened, single, xq)
-    manifest = json.loads((root / sm.MANIFEST).read_text())
-    listed = {e["file"]: e for e in [manifest["template"], *manifest["shards"]]}
-    assert set(os.listdir(root)) == {sm.MANIFEST, *listed}  # replaced files were removed
-    for name, e in listed.items():
-        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == e["sha256"]
-    assert manifest["model_digest"] == sm.model_digest(template)
+    manifest = assert_files_are_the_listed_ones(root)  # replaced files were removed
+    assert manifest["model_digest"] == sm.model_digest(template._state())
+
+
+# ---------------------------------------------------------------------- changes and faults
+# Code run on every worker (``client.run(exec, code, {})``): after the file system call that
+# publishes a manifest (os.replace or os.link to "shards*.json"), the first worker to get
+# there creates MARKER and dies by SIGKILL, before it can report that its task finished.
+KILL_AFTER_COMMIT = """
+import os, signal
+def dying_after(fn):
+    def call(src, dst, *args, **kwargs):
+        out = fn(src, dst, *args, **kwargs)
+        name = os.path.basename(str(dst))
+        if name.startswith("shards") and name.endswith(".json"):
+            try:
+                os.close(os.open(MARKER, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return out
+            os.kill(os.getpid(), signal.SIGKILL)
+        return out
+    call.original = fn
+    return call
+os.replace, os.link = dying_after(os.replace), dying_after(os.link)
+"""
+# Code run on every worker: a manifest is published only once two commits got there (or
+# after 5 s), so that two changes made on one version race for the commit.
+MEET_BEFORE_COMMIT = """
+import os, time
+def meeting_before(fn):
+    def call(src, dst, *args, **kwargs):
+        name = os.path.basename(str(dst))
+        if name.startswith("shards") and name.endswith(".json"):
+            os.close(os.open(os.path.join(FOLDER, f"arrived-{os.getpid()}"), os.O_CREAT))
+            deadline = time.monotonic() + 5
+            while len(os.listdir(FOLDER)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return fn(src, dst, *args, **kwargs)
+    call.original = fn
+    return call
+os.replace, os.link = meeting_before(os.replace), meeting_before(os.link)
+"""
+RESTORE_OS = """
+import os
+os.replace = getattr(os.replace, "original", os.replace)
+os.link = getattr(os.link, "original", os.link)
+"""
+
+
+def run_on_workers(client, code: str, **names) -> None:
+    for name, value in names.items():
+        code = code.replace(name, repr(str(value)))
+    client.run(exec, code, {})
+
+
+@pytest.mark.parametrize("change", ["add", "remove_ids"])
+def test_a_change_whose_worker_dies_right_after_the_commit_is_kept(client, data, tmp_path,
+                                                                    change):
+    """Issue: Dask ran the commit again on another worker, which took its own manifest for
+    another writer's, and the client then deleted the shard the manifest lists. A commit
+    that finds its own change committed succeeds; cleanup never deletes a listed file."""
+    xb, xq = data
+    root = tmp_path / "s"
+    _, sharded, single = sharded_and_single(client, xb, root)
+    marker = tmp_path / "killed"
+    run_on_workers(client, KILL_AFTER_COMMIT, MARKER=marker)
+    try:
+        if change == "add":
+            sharded.add(xb[300:400])
+            single.add(xb[300:400])
+        else:
+            assert sharded.remove_ids(np.arange(50, 150)) == single.remove_ids(
+                np.arange(50, 150)) == 100
+    finally:
+        client.wait_for_workers(2, timeout=START_TIMEOUT)
+        run_on_workers(client, RESTORE_OS)
+    assert marker.exists()  # a worker died right after committing
+    assert sharded.ntotal == single.ntotal
+    assert_same_answers(sharded, single, xq, ks=(10,))
+    sharded.close()
+    reopened = bhd.ShardedIndex.open(root, client)
+    assert reopened.manifest == sharded.manifest
+    assert_same_answers(reopened, single, xq, ks=(10,))
+    assert_files_are_the_listed_ones(root)
+    reopened.close()
+
+
+def test_threads_sharing_one_sharded_index_lose_no_change(client, data, tmp_path):
+    """Issue: three threads adding through one object: 15 adds returned, 14 were kept."""
+    xb, xq = data
+    template = make_index("flat", xb)
+    root = tmp_path / "s"
+    sharded = bhd.ShardedIndex.create(template, root, client)
+    errors = []
+
+    def adds(t):
+        try:
+            for i in range(5):
+                rows = slice(40 * (5 * t + i), 40 * (5 * t + i + 1))
+                sharded.add_with_ids(xb[rows], np.arange(600)[rows])
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=adds, args=(t,)) for t in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert errors == [] and sharded.nshards == 15
+    single = copy.deepcopy(template)
+    single.add(xb)
+    sharded.close()
+    reopened = bhd.ShardedIndex.open(root, client)
+    assert reopened.nshards == 15 and reopened.ntotal == 600
+    assert_same_answers(reopened, single, xq, ks=(10,))
+    assert_files_are_the_listed_ones(root)
+    reopened.close()
+
+
+def test_two_writers_racing_for_one_version_never_lose_a_change(client, data, tmp_path):
+    """Issue: two objects on one directory adding at once both returned, and one shard was
+    orphaned. Each commit waits for the other at the manifest: one commits, the other
+    raises and changes nothing; every add that returned is in the reopened index."""
+    xb, _ = data
+    root = tmp_path / "s"
+    bhd.ShardedIndex.create(make_index("flat", xb), root, client).close()
+    writers = [bhd.ShardedIndex.open(root, client) for _ in range(2)]
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    run_on_workers(client, MEET_BEFORE_COMMIT, FOLDER=meeting)
+    outcome = {}
+
+    def add(w):
+        try:
+            writers[w].add_with_ids(xb[100 * w:100 * w + 100], np.arange(100) + 100 * w)
+            outcome[w] = "ok"
+        except Exception as e:  # noqa: BLE001 - checked below
+            outcome[w] = f"{type(e).__name__}: {e}"
+
+    try:
+        threads = [threading.Thread(target=add, args=(w,)) for w in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+    finally:
+        run_on_workers(client, RESTORE_OS)
+    won = [w for w in range(2) if outcome[w] == "ok"]
+    assert len(won) == 1, outcome
+    lost = 1 - won[0]
+    assert outcome[lost].startswith("RuntimeError") and "changed by another writer" in \
+        outcome[lost] and "nothing was changed" in outcome[lost]
+    reopened = bhd.ShardedIndex.open(root, client)
+    assert reopened.ntotal == 100
+    assert reopened.search(xb[100 * won[0]:100 * won[0] + 1], 1)[1][0, 0] == 100 * won[0]
+    assert_files_are_the_listed_ones(root)
+    with pytest.raises(RuntimeError, match="changed by another writer"):
+        writers[lost].add(xb[:5])   # still on the old version: refused, nothing changed
+    assert sm.read_manifest(root) == reopened.manifest
+    for index in (*writers, reopened):
+        index.close()
 
 
 # ---------------------------------------------------------------------- damaged directories
@@ -245,9 +422,9 @@ def test_open_names_the_missing_damaged_or_foreign_shard(client, data, tmp_path)
 
     def mixed(root):  # a shard of b listed in a's manifest, with its own (valid) checksum
         shutil.copy(tmp_path / "b" / b.manifest["shards"][0]["file"], root)
-        manifest = json.loads((root / sm.MANIFEST).read_text())
+        manifest = json.loads(manifest_file(root).read_text())
         manifest["shards"][1] = b.manifest["shards"][0]
-        (root / sm.MANIFEST).write_text(json.dumps(manifest))
+        manifest_file(root).write_text(json.dumps(manifest))
 
     def flip(root):
         data = bytearray((root / shard1).read_bytes())
@@ -258,7 +435,7 @@ def test_open_names_the_missing_damaged_or_foreign_shard(client, data, tmp_path)
              "damaged": (flip, f"{shard1}: sha256 checksum differs"),
              "truncated": (lambda root: os.truncate(root / shard1, 100), f"{shard1}: 100 bytes"),
              "mixed": (mixed, f"{b.manifest['shards'][0]['file']}: built with another model"),
-             "no manifest": (lambda root: (root / sm.MANIFEST).unlink(), "shards.json: missing")}
+             "no manifest": (lambda root: manifest_file(root).unlink(), "no manifest")}
     for name, (change, message) in cases.items():
         with pytest.raises(BioHashFormatError, match=message):
             bhd.ShardedIndex.open(broken(name, change), client)
@@ -366,10 +543,10 @@ def test_shards_rebuilt_with_another_model_are_refused_after_a_restart(client, d
     with pytest.raises(BioHashFormatError, match=r"shard-.*sha256 checksum differs"):
         sharded.search(xq, 20)
     # a manifest that vouches for the foreign files: caught by the model digest
-    manifest = json.loads((tmp_path / "s" / sm.MANIFEST).read_text())
+    manifest = json.loads(manifest_file(tmp_path / "s").read_text())
     manifest["shards"] = [{**mine, "sha256": theirs["sha256"], "size": theirs["size"]}
                           for mine, theirs in zip(manifest["shards"], other.manifest["shards"])]
-    (tmp_path / "s" / sm.MANIFEST).write_text(json.dumps(manifest))
+    manifest_file(tmp_path / "s").write_text(json.dumps(manifest))
     with pytest.raises(BioHashFormatError, match="shard-.*built with another model"):
         bhd.ShardedIndex.open(tmp_path / "s", client)
 

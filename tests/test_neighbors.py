@@ -13,6 +13,7 @@ from biohash_index import TASKS, BioHashIndex, read_index
 from biohash_index import _centering as centering
 from biohash_index.evaluation import recall_at_k
 from biohash_index._model import BioHashParams, auto_epochs, orthonormal_rows
+from biohash_index._sampling import RowSample
 from biohash_index._search import MIN_SHORTLIST
 
 from .conftest import data_path
@@ -246,3 +247,16 @@ def test_streaming_training_learns_the_same_share():
     ref.train(xb)
     streamed.train_from([xb[s:s + 500] for s in range(0, len(xb), 500)])
     np.testing.assert_array_equal(streamed.model.mean_, ref.model.mean_)
+
+
+@pytest.mark.parametrize("d", [1, 32, 768, 16_384, 83_886, 83_887, 100_000, 10**6])
+def test_the_centring_sample_is_at_most_64_mib(d):
+    """Issue: at least 200 rows were sampled whatever d, 76 MiB at d = 100,000 and 763 MiB
+    at 10**6. Where 64 MiB hold fewer than MIN_ROWS rows, there is no check (the whole mean
+    is subtracted, as with fewer training rows), and no row is kept."""
+    rows = centering.sample_rows(d)
+    assert rows * 4 * d <= 64 * 2**20
+    assert rows == 0 or rows >= centering.MIN_ROWS
+    sample = RowSample(rows, d)
+    sample.add(np.ones((3, d), np.float32), np.random.default_rng(0))
+    assert len(sample.rows) == min(rows, 3)

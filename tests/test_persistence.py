@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import biohash_index._persistence as persistence
+import biohash_index._formats.index_dir as index_dir
 from biohash_index import (BioHashFormatError, BioHashIndex, deserialize_index, read_index,
                            serialize_index, write_index)
 
@@ -90,8 +90,15 @@ def load_in_subprocess(paths, timeout=120, memory=None):
     if memory is not None:
         code = (f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({memory}, {memory}))"
                 f"\n{code}")
+    return run_reporting_child(code, list(map(str, paths)), timeout)
+
+
+def run_reporting_child(code: str, args: list[str], timeout: float) -> dict:
+    """{arg: the child's report line as a tuple}: run ``python -c code args`` in the
+    repository; the child prints ["start", arg] then its report, one JSON line each. A
+    crash or a hang fails the test naming the arg the child was on."""
     try:
-        proc = subprocess.run([sys.executable, "-c", code, *map(str, paths)], cwd=REPO,
+        proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else e.stdout or ""
@@ -227,7 +234,7 @@ def test_files_are_plain_arrow_and_faiss(flat, tmp_path):
     assert sorted(os.listdir(tmp_path / "a")) == ["BIOHASH_INDEX", "CURRENT", "LOCK", gen.name]
     assert sorted(os.listdir(gen)) == sorted(FILES)
     model = pa.ipc.open_file(str(gen / "model.arrow")).read_all()
-    assert model["format_version"][0].as_py() == 2
+    assert model["format_version"][0].as_py() == 3
     assert model["n_hidden"][0].as_py() == 64 and model["p"][0].as_py() == flat.params.p
     W = np.array(model["weights"][0].as_py(), np.float32)
     np.testing.assert_array_equal(W, flat.model.weights_)
@@ -236,6 +243,7 @@ def test_files_are_plain_arrow_and_faiss(flat, tmp_path):
                                   flat.model.train_stats_["won_fraction"])
     meta = pa.ipc.open_file(str(gen / "meta.arrow")).read_all()
     assert meta["storage"][0].as_py() == "flat" and meta["ntotal"][0].as_py() == flat.ntotal
+    assert meta["search_order"][0].as_py() == "id"
     np.testing.assert_array_equal(meta["ids"][0].as_py(), flat.storage.ids())
     codes = faiss.read_index_binary(str(gen / "codes.faiss"))
     assert codes.ntotal == flat.ntotal and codes.code_size == flat.code_size
@@ -297,8 +305,8 @@ def with_column(path: Path, column: str, value) -> bytes:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("not json", "not a valid manifest"),
-    ("[" * 60000, "not a valid manifest"),
+    ("not json", "not valid JSON"),
+    ("[" * 60000, "not valid JSON"),
     ("[" * 70000, "too large"),
     ('{"format": "other", "format_version": 1, "files": {}}', "format 'other'"),
     ('{"format": "biohash-index", "format_version": 1, "files": {}}', "exactly"),
@@ -313,17 +321,19 @@ def test_malformed_manifests_are_refused(flat, tmp_path, text, message):
 
 
 def test_newer_format_version_is_refused(flat, tmp_path):
+    from biohash_index._formats.index import FORMAT_VERSION
+    newer = FORMAT_VERSION + 1
     flat.save(tmp_path / "a")
     gen = generation(tmp_path / "a")
     manifest = json.loads((gen / "manifest.json").read_text())
-    manifest["format_version"] = 3
+    manifest["format_version"] = newer
     (gen / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BioHashFormatError, match="manifest.json.*format version 3"):
+    with pytest.raises(BioHashFormatError, match=f"manifest.json.*format version {newer}"):
         read_index(tmp_path / "a")
-    manifest["format_version"] = 2
+    manifest["format_version"] = FORMAT_VERSION
     (gen / "manifest.json").write_text(json.dumps(manifest))
-    rewrite(gen, "model.arrow", with_column(gen / "model.arrow", "format_version", 3))
-    with pytest.raises(BioHashFormatError, match="model.arrow.*format version 3"):
+    rewrite(gen, "model.arrow", with_column(gen / "model.arrow", "format_version", newer))
+    with pytest.raises(BioHashFormatError, match=f"model.arrow.*format version {newer}"):
         read_index(tmp_path / "a")
 
 
@@ -396,7 +406,7 @@ class Injected(Exception):
     pass
 
 
-STEPS = [(persistence, "write_new_file"), (persistence, "fsync_dir"), (os, "mkdir"),
+STEPS = [(index_dir, "write_new_file"), (index_dir, "fsync_dir"), (os, "mkdir"),
          (os, "rename"), (os, "replace")]
 
 
@@ -453,6 +463,59 @@ def test_an_exception_while_creating_leaves_nothing(flat, tmp_path, monkeypatch)
             assert read_index(path).ntotal == flat.ntotal
             shutil.rmtree(path)
         assert os.listdir(tmp_path) == []
+
+
+def fsync_failing_at(monkeypatch, n):
+    """Make the n-th os.fsync (1-based) raise ENOSPC, as a full disk does; returns the count."""
+    import errno
+    calls, fsync = [0], os.fsync
+
+    def failing(fd):
+        calls[0] += 1
+        if calls[0] == n:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return fsync(fd)
+    monkeypatch.setattr(os, "fsync", failing)
+    return calls
+
+
+@pytest.mark.parametrize("start", ["empty directory", "new path", "saved index"])
+def test_a_save_that_fills_the_disk_removes_what_it_wrote(flat, ivf, xb, tmp_path, monkeypatch,
+                                                          start):
+    """Issue: a first save into an empty directory that hit a full disk left a 0-byte marker
+    (and LOCK), and every later save refused the directory as not a saved index."""
+    path = tmp_path / "a"
+    with monkeypatch.context() as m:
+        n_steps = fsync_failing_at(m, 0)
+        flat.save(tmp_path / "count")
+    for n in range(1, n_steps[0] + 1):
+        shutil.rmtree(path, ignore_errors=True)
+        if start == "empty directory":
+            path.mkdir()
+        elif start == "saved index":
+            flat.save(path)
+        before = sorted(os.listdir(path)) if path.exists() else None
+        with monkeypatch.context() as m:
+            fsync_failing_at(m, n)
+            try:
+                ivf.save(path)
+                failed = False
+            except OSError:
+                failed = True
+        if failed and before is not None and read_current(path) != "ivf":
+            assert sorted(os.listdir(path)) in (before, sorted(before + ["LOCK"]))
+        elif failed and before is None:
+            assert not path.exists() or read_index(path).storage.kind == "ivf"
+        ivf.save(path)   # a later save works
+        assert_same(ivf, read_index(path), xb[:20])
+
+
+def read_current(path):
+    """The storage kind of the index saved at path, None if there is none."""
+    try:
+        return read_index(path).storage.kind
+    except BioHashFormatError:
+        return None
 
 
 def test_failed_cleanup_is_finished_by_the_next_save(flat, ivf, tmp_path, monkeypatch):

@@ -105,6 +105,13 @@ def test_bad_arguments(base, clustered):
         index.search(clustered[0][:, :5], 1)
     with pytest.raises(ValueError, match="k must be"):
         index.search(clustered[0][:1], 0)
+    index.add(clustered[0][:50])
+    for k in (2**40, 2**62):   # issue: MemoryError where BioHashIndex raises ValueError
+        with pytest.raises(ValueError, match=f"k={k} is too large"):
+            index.search(clustered[0][:3], k)
+    with pytest.raises(ValueError, match=f"k={2**40} is too large"):
+        base.search(clustered[0][:3], 2**40)
+    index.reset()
     base.add(clustered[0][:1])
     with pytest.raises(ValueError, match="empty"):
         BioHashIndexRefine(base)

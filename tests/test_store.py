@@ -1,5 +1,10 @@
 """BioHashStore, the engine of the framework integrations: records, search policy, filters,
 files. The LangChain and LlamaIndex stores are tested on top of it in integrations/."""
+import os
+import subprocess
+import sys
+
+import numba
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -120,6 +125,41 @@ def test_bad_options_and_arguments(clustered):
         store.delete([1])
 
 
+def test_an_ivf_store_trains_once_it_holds_nlist_documents(clustered):
+    """Issue: the add reaching train_threshold with fewer documents than the IVF lists
+    raised, but kept its documents (each retry stored another copy)."""
+    xb = clustered[0]
+    store = BioHashStore(train_threshold=100, storage="ivf", nlist=150, epochs=1)
+    store.add(xb[:100], records(100))   # the threshold, but too few for 150 lists: stays exact
+    assert len(store) == 100 and not store.is_hashed
+    with pytest.raises(ValueError, match="nlist=150"):
+        store.train()                    # asked for: refused, and nothing changes
+    assert len(store) == 100 and not store.is_hashed
+    store.add(xb[100:160], records(60, 100))
+    assert len(store) == 160 and store.is_hashed and store.index.ntotal == 160
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_a_store_saved_with_more_threads_trains_where_numba_has_fewer(clustered, tmp_path):
+    """Issue: a store saved with n_threads=2, loaded where numba has one thread, failed to
+    train on the add that reached the threshold, and kept that add's documents. The saved
+    setting is lowered on load, as the index's is."""
+    store = BioHashStore(train_threshold=50, n_threads=2, epochs=1)
+    store.add(clustered[0][:40], records(40))
+    store.save(tmp_path / "s.arrow")
+    np.save(tmp_path / "x.npy", clustered[0][40:60])
+    code = ("import sys, numpy as np\n"
+            "from biohash_index.store import BioHashStore, Record\n"
+            "s = BioHashStore.load(sys.argv[1])\n"
+            "s.add(np.load(sys.argv[2]), [Record(f'n{i}', '') for i in range(20)])\n"
+            "print(len(s), s.is_hashed, s.config['index_options']['n_threads'])\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.arrow"),
+                           str(tmp_path / "x.npy")], capture_output=True, text=True,
+                          env={**os.environ, "NUMBA_NUM_THREADS": "1"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["60", "True", "1"]
+
+
 @pytest.mark.parametrize("n,threshold", [(0, 10), (40, 100), (40, 20)])
 def test_save_load_bytes_round_trip(clustered, tmp_path, n, threshold):
     xb = clustered[0][:40]
@@ -155,7 +195,7 @@ def test_damaged_files_raise_format_errors(clustered, tmp_path):
         with pytest.raises(BioHashFormatError):
             BioHashStore.from_table(bad, name)
     (tmp_path / "junk.arrow").write_bytes(b"not arrow at all")
-    with pytest.raises(BioHashFormatError, match="not an Arrow IPC file"):
+    with pytest.raises(BioHashFormatError, match="not a valid Arrow IPC file"):
         BioHashStore.load(tmp_path / "junk.arrow")
     with pytest.raises(BioHashFormatError):
         BioHashStore.from_bytes(store.to_bytes()[:100])

@@ -148,10 +148,16 @@ def test_bad_hyperparameters_at_construction(kwargs, exc, word):
 
 # ------------------------------------------------------------------ k and memory
 def test_check_k_bounds_results_by_memory(monkeypatch):
-    monkeypatch.setattr(validation, "memory_bytes", lambda: 16 * 10 * 7)
+    """36 bytes per result, 24 per further candidate, as measured (issue: 16 were counted,
+    2.25 x less than bench_memory.py measures for the default search)."""
+    monkeypatch.setattr(validation, "memory_bytes", lambda: 36 * 10 * 7)
     assert check_k(7, 10) == 7                       # exactly fits
     with pytest.raises(ValueError, match="k=8 is too large.*10 queries"):
         check_k(8, 10)
+    monkeypatch.setattr(validation, "memory_bytes", lambda: 10 * (36 * 7 + 24 * 49))
+    assert check_k(7, 10, candidates=56) == 7        # a shortlist of 8 k
+    with pytest.raises(ValueError, match="24 per further candidate"):
+        check_k(7, 10, candidates=57)
     assert check_k(10**15, 0) == 10**15              # no queries, no results
     with pytest.raises(ValueError, match="int64"):
         check_k(2**63, 0)

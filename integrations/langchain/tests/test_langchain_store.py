@@ -400,7 +400,7 @@ def test_serialize_to_bytes_round_trip_without_pickle(emb, n):
     for q in ("t1", "t99"):
         assert (loaded.similarity_search_with_score(q, k=4)
                 == store.similarity_search_with_score(q, k=4))
-    with pytest.raises(ValueError, match="not an Arrow IPC file"):
+    with pytest.raises(ValueError, match="not a valid Arrow IPC file"):
         BioHashVectorStore.deserialize_from_bytes(data[:-20], emb)
 
 

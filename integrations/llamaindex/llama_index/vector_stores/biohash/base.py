@@ -209,11 +209,13 @@ class BioHashVectorStore(BasePydanticVectorStore):
         path ``persist`` was given, or its Arrow file; a ``.json`` path that holds the Arrow
         file itself (as persisted by earlier versions) loads too. Raises
         ``BioHashFormatError`` (a ValueError) for a file that is not one."""
-        open_ = _opener(fs)
+        open_, local = _opener(fs), _is_local(fs)
+        if local and (Path(persist_path).is_symlink() or not Path(persist_path).is_file()):
+            return cls(BioHashStore.load(persist_path))   # its error names what the path is
         with open_(persist_path, "rb") as f:
             arrow = f.read(len(ARROW_MAGIC)) == ARROW_MAGIC
         path = persist_path if arrow else arrow_path(persist_path)
-        if _is_local(fs):
+        if local:
             return cls(BioHashStore.load(path))
         with open_(path, "rb") as f:
             return cls(BioHashStore.from_bytes(f.read()))
