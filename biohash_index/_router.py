@@ -154,7 +154,7 @@ class Router:
         d = x.shape[1]
         if self.kind == "kmeans":
             km = faiss.Kmeans(d, nlist, niter=KMEANS_ITERATIONS, seed=seed,
-                              max_points_per_centroid=ROWS_PER_UNIT)
+                              min_points_per_centroid=1, max_points_per_centroid=ROWS_PER_UNIT)
             km.train(np.ascontiguousarray(x))
             units = km.centroids.astype(np.float32)
             self.mean_ = np.zeros(d, np.float32)
