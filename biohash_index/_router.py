@@ -138,10 +138,12 @@ class Router:
         return self.top(x, min(self.probes if nprobe is None else nprobe, self.n_units))
 
     # ---------------------------------------------------------------- training
-    def train(self, x: np.ndarray, mean: np.ndarray, seed: int) -> "Router":
+    def train(self, x: np.ndarray, mean: np.ndarray, seed: int,
+              verbose: bool = False) -> "Router":
         """Learn the units from float32 (n, d) training vectors (the model centres them by
         float32 (d,) mean), then ``nprobe_``; a uniform sample of at most ``sample_rows``
-        rows is used, drawn with ``seed``."""
+        rows is used, drawn with ``seed``; verbose: print what was learned (and faiss's
+        k-means report)."""
         rng = np.random.default_rng([seed, 2])
         nlist = self.nlist or auto_nlist(min(len(x), self.sample_rows(len(x))))
         if len(x) < nlist:
@@ -153,7 +155,7 @@ class Router:
             x = sample.rows
         d = x.shape[1]
         if self.kind == "kmeans":
-            km = faiss.Kmeans(d, nlist, niter=KMEANS_ITERATIONS, seed=seed,
+            km = faiss.Kmeans(d, nlist, niter=KMEANS_ITERATIONS, seed=seed, verbose=verbose,
                               min_points_per_centroid=1, max_points_per_centroid=ROWS_PER_UNIT)
             km.train(np.ascontiguousarray(x))
             units = km.centroids.astype(np.float32)
@@ -166,6 +168,10 @@ class Router:
                            else orthonormal_rows(nlist, d, rng))
             self.bias_ = np.zeros(nlist, np.float32)
         self.nprobe_ = self._check_nprobe(x, rng)
+        if verbose:
+            print(f"Router ({self.kind}): {nlist} units from {len(x):,} vectors; nprobe_="
+                  f"{self.nprobe_}, the units whose lists hold {NPROBE_RECALL:g} of held-out "
+                  "rows' neighbours", flush=True)
         return self
 
     def _check_nprobe(self, x: np.ndarray, rng: np.random.Generator) -> int:

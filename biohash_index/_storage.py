@@ -289,12 +289,14 @@ class RoutedCodeStorage(IVFCodeStorage):
         self.router.nprobe = value
 
     def fresh(self) -> "RoutedCodeStorage":
-        return RoutedCodeStorage(self.nbits, self.router.fresh())
+        storage = RoutedCodeStorage(self.nbits, self.router.fresh())
+        storage.index.verbose = self.index.verbose   # the router's report, if asked for
+        return storage
 
     def train(self, x: np.ndarray, mean: np.ndarray, seed: int) -> None:
         """Learn the router from float32 (n, d) training vectors, centred by the model's
         float32 (d,) mean; then the faiss index has one list per unit."""
-        router = self.router.fresh().train(x, mean, seed)
+        router = self.router.fresh().train(x, mean, seed, verbose=self.index.verbose)
         index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(self.nbits), self.nbits,
                                      router.n_units)
         index.is_trained = True
