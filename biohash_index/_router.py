@@ -28,7 +28,7 @@ import faiss
 import numpy as np
 
 from ._learning_kernels import learn_batch
-from ._model import orthonormal_rows, p_normalize
+from ._model import orthonormal_rows
 from ._sampling import RowSample
 from ._validation import check_positive_int
 
@@ -203,7 +203,7 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 def learned_units(inputs: np.ndarray, nlist: int, rng: np.random.Generator) -> np.ndarray:
     """float32 (nlist, d): units learned by the plasticity rule on float32 (n, d) unit-length
     inputs (n >= nlist), starting from nlist of them."""
-    W = p_normalize(inputs[rng.choice(len(inputs), nlist, replace=False)], 2.0)
+    W = inputs[rng.choice(len(inputs), nlist, replace=False)]   # a copy, of unit length
     won = np.zeros(nlist, bool)
     buf = np.empty((min(BATCH_SIZE, len(inputs)), nlist), np.float32)
     for epoch in range(EPOCHS):
