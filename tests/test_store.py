@@ -139,6 +139,25 @@ def test_an_ivf_store_trains_once_it_holds_nlist_documents(clustered):
     assert len(store) == 160 and store.is_hashed and store.index.ntotal == 160
 
 
+@pytest.mark.parametrize("options, n, kind", [({}, 160, "flat"), ({}, 200, "ivf"),
+                                              ({"storage": "flat"}, 200, "flat")])
+def test_a_store_picks_routed_storage_from_routed_from_records(clustered, monkeypatch, tmp_path,
+                                                               options, n, kind):
+    """Training on ROUTED_FROM records or more keeps the codes in routed IVF storage, unless
+    the index options say which storage; the saved store keeps it."""
+    import biohash_index.store as store_module
+    monkeypatch.setattr(store_module, "ROUTED_FROM", 200)
+    xb = clustered[0]
+    store = BioHashStore(train_threshold=n, epochs=1, **options)
+    store.add(xb[:n], records(n))
+    assert store.is_hashed and store.index.base_index.storage.kind == kind
+    want = [h.record.id for h in store.search(xb[5], 5)]
+    store.save(tmp_path / "s.arrow")
+    loaded = BioHashStore.load(tmp_path / "s.arrow")
+    assert loaded.index.base_index.storage.kind == kind
+    assert [h.record.id for h in loaded.search(xb[5], 5)] == want
+
+
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 def test_a_store_saved_with_more_threads_trains_where_numba_has_fewer(clustered, tmp_path):
     """Issue: a store saved with n_threads=2, loaded where numba has one thread, failed to
