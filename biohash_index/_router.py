@@ -65,7 +65,8 @@ class Router:
                  nprobe: int | None = None, assign: int = DEFAULT_ASSIGN):
         if kind not in ROUTERS:
             raise ValueError(f"router must be one of {ROUTERS}, got {kind!r}")
-        if assign not in ASSIGNS or isinstance(assign, bool):
+        if not isinstance(assign, (int, np.integer)) or isinstance(assign, bool) or (
+                assign not in ASSIGNS):
             raise ValueError(f"assign must be one of {ASSIGNS}, got {assign!r}")
         self.kind, self.assign = kind, int(assign)
         self.nlist = None if nlist is None else check_positive_int(nlist, "nlist")

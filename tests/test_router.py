@@ -161,6 +161,7 @@ def test_fewer_training_rows_than_lists_is_a_clear_error(blobs):
     ({"router": "faiss"}, ValueError, "router must be one of"),
     ({"assign": 3}, ValueError, "assign must be one of"),
     ({"assign": True}, ValueError, "assign must be one of"),
+    ({"assign": 1.0}, ValueError, "assign must be one of"),
     ({"nlist": 0}, ValueError, "nlist"),
     ({"nlist": 2.5}, TypeError, "nlist"),
     ({"nprobe": 0}, ValueError, "nprobe"),
