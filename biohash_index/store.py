@@ -12,10 +12,6 @@ Search policy:
   index before it is swapped in. From then on a search takes ``k * k_factor`` Hamming
   candidates and re-ranks them by exact distance (``BioHashIndexRefine``); later adds are
   encoded with the trained model, ``train()`` retrains on everything stored.
-- Storage: unless ``index_options`` sets ``storage``, training on ROUTED_FROM records or more
-  keeps the codes in routed IVF storage (learned router, learned nprobe), fewer in flat
-  storage: one search(query, 10) was 1.46 x as fast at equal recall@10 (0.998) at 50,000
-  records, 1.1 x at 2,000-10,000 (``benchmarks/bench_store_routing.py``, docs/routing.md).
 
 Bookkeeping: each document is a ``Record`` (string id, text, metadata, and ``extra``: data
 an adapter keeps beside it), stored under an int64 key in the faiss indexes. Adding an
@@ -57,7 +53,6 @@ from ._validation import (as_array, check_json, check_positive_int, check_real, 
                           saved_n_threads)
 
 METRICS = ("cosine", "l2")
-ROUTED_FROM = 50_000   # records from which training picks routed IVF storage (see above)
 # what the integrations build on: the engine, its records, and the checks and filters they share
 __all__ = ["BioHashStore", "Record", "Hit", "METRICS", "default_hash_length", "check_ids",
            "check_positive_int", "compile_filter"]
@@ -306,21 +301,16 @@ class BioHashStore:
 
     def _fit(self, x: np.ndarray, keys: np.ndarray) -> BioHashIndexRefine:
         """A ``BioHashIndexRefine`` trained on x (n, d) and holding it under ``keys``."""
-        index = BioHashIndexRefine(self._new_base(x.shape[1], len(x)), self._index_metric,
+        index = BioHashIndexRefine(self._new_base(x.shape[1]), self._index_metric,
                                    self.config["k_factor"])
         index.train(x)
         index.add_with_ids(x, keys)
         return index
 
-    def _new_base(self, d: int, n: int = 0) -> BioHashIndex:
-        """An untrained base index for d-dimensional vectors, to be trained on n records
-        (routed IVF storage from ROUTED_FROM, unless index_options set the storage)."""
+    def _new_base(self, d: int) -> BioHashIndex:
         cfg = self.config
-        options = cfg["index_options"]
-        if "storage" not in options and n >= ROUTED_FROM:
-            options = {**options, "storage": "ivf"}
         return BioHashIndex(d, cfg["hash_length"] or default_hash_length(d), cfg["n_hidden"],
-                            cfg["activity"], **options)
+                            cfg["activity"], **cfg["index_options"])
 
     # ---------------------------------------------------------------- deleting and getting
     def delete(self, ids: Iterable[str]) -> int:
