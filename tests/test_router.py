@@ -253,3 +253,17 @@ def test_router_requires_enough_rows_per_list_and_samples_beyond():
     router.train(x, x.mean(axis=0), 0)
     assert router.units_.shape == (2, 4) and router.bias_.shape == (2,)
     assert router.sample_rows(10) == 128 and Router().sample_rows(10) == 10
+
+
+def test_an_ivf_index_of_format_1_trained_again_gets_a_learned_router(tmp_path):
+    import shutil
+    from pathlib import Path
+    data = Path(__file__).parent / "data"
+    old = read_index(shutil.copytree(data / "v1-ivf.index", tmp_path / "old.index"))
+    nlist, nprobe = old.storage.nlist, old.nprobe
+    assert old.storage.faiss_order and not old.storage.routes
+    old.reset()
+    old.train(np.random.default_rng(0).standard_normal((500, old.d)).astype(np.float32))
+    router = old.storage.router
+    assert (router.kind, old.storage.nlist, old.nprobe) == ("learned", nlist, nprobe)
+    assert not old.storage.faiss_order
