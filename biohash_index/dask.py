@@ -28,8 +28,8 @@ import dask.array as da
 import dask.dataframe as dd
 import numpy as np
 import pyarrow as pa
-from distributed import Client, default_client, wait
 from dask.sizeof import sizeof
+from distributed import Client, as_completed, default_client, wait
 from distributed import TimeoutError as DaskTimeoutError
 
 from ._faiss_compat import search_options
@@ -264,22 +264,24 @@ class ShardedIndex:
     def _reduce(self, parts: list, groups: list[list], merge, *args):
         """The merge of the workers' results ``parts`` (the search of shard futures
         ``groups``): beyond FAN_IN of them, merged in a tree of tasks on the workers first;
-        the last FAN_IN travel to the client within ``timeout`` seconds and merge there."""
+        the last FAN_IN travel to the client as each is ready, within ``timeout`` seconds,
+        and merge there."""
         level, tasks = parts, list(parts)
         while len(level) > FAN_IN:
             level = [self.client.submit(merge, *args, *level[i:i + FAN_IN], pure=False)
                      for i in range(0, len(level), FAN_IN)]
             tasks += level
         try:
-            wait(level, timeout=self.timeout)
-        except DaskTimeoutError:
+            results = [r for _, r in as_completed(level, loop=self.client.loop,
+                                                  with_results=True, timeout=self.timeout)]
+        except TimeoutError:
             files = {f.key: e["file"] for e, f in zip(self.manifest["shards"], self.shards_)}
-            late = [files[s.key] for f, g in zip(parts, groups) if not f.done() for s in g]
+            late = [files.get(s.key, s.key) for f, g in zip(parts, groups) if not f.done()
+                    for s in g]
             self.client.cancel(tasks)
             raise TimeoutError(f"no answer from the cluster within timeout={self.timeout} s; "
                                f"shards not searched yet: {late} (a worker down or stalled?)"
                                ) from None
-        results = self.client.gather(level)
         return results[0] if len(results) == 1 else merge(*args, *results)
 
     # ---------------------------------------------------------------- adding
