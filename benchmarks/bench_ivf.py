@@ -48,6 +48,7 @@ K = 10
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 EF_SEARCH = (16, 32, 64, 128, 256)
 K_FACTOR = 10
+ADD_BLOCK = 50_000
 TEXT = (24000, 1000)   # the text set text_embeddings.py caches: passages, queries
 BIOHASH, BIOHASH_IVF, REFINE = "BioHash flat", "BioHash IVF", "BioHashIndexRefine (IVF)"
 BINARY_IVF, LSH = "IndexBinaryIVF, BioHash codes", "IndexLSH"
@@ -83,6 +84,12 @@ class Run:
         return {m: [(r, q) for _, r, q, _ in p] for m, p in self.points.items()}
 
 
+def add_blocks(index, xb) -> None:
+    """``index.add`` block by block, as a large collection is added (bounded memory)."""
+    for s in range(0, len(xb), ADD_BLOCK):
+        index.add(xb[s:s + ADD_BLOCK])
+
+
 def timed_build(fn, threads: int) -> float:
     apply_threads(threads)
     t0 = time.perf_counter()
@@ -104,14 +111,14 @@ def run_set(name: str, xb, xq, gt, args) -> Run:
           "|---|---|---|---|---|---|", flush=True)
 
     flat = BioHashIndex(d, 4 * args.bytes)
-    builds[BIOHASH] = timed_build(lambda: (flat.train(xt), flat.add(xb)), bt)
+    builds[BIOHASH] = timed_build(lambda: (flat.train(xt), add_blocks(flat, xb)), bt)
     cs = flat.code_size
     run.measure(BIOHASH, "exhaustive", lambda q: flat.search(q, K)[1], cs)
 
     refine = BioHashIndexRefine(BioHashIndex(d, 4 * args.bytes, storage="ivf", nlist=nlist),
                                 k_factor=K_FACTOR)
     builds[f"{BIOHASH_IVF} (+ float vectors for refine)"] = timed_build(
-        lambda: (refine.train(xt), refine.add(xb)), bt)
+        lambda: (refine.train(xt), add_blocks(refine, xb)), bt)
     ivf = refine.base_index
     probes = [p for p in NPROBES if p <= nlist]
     for p in probes:
@@ -148,13 +155,16 @@ def run_set(name: str, xb, xq, gt, args) -> Run:
                         index.code_size)
         del index
 
-    hnsw = faiss.IndexHNSWFlat(d, 16)
-    builds["IndexHNSWFlat (M=16)"] = timed_build(lambda: hnsw.add(xb), bt)
-    for ef in EF_SEARCH:
-        hnsw.hnsw.efSearch = ef
-        run.measure("IndexHNSWFlat (M=16)", f"efSearch={ef}", lambda q: hnsw.search(q, K)[1],
-                    4 * d + 2 * 16 * 4)
-    del hnsw
+    if n <= args.hnsw_max:
+        hnsw = faiss.IndexHNSWFlat(d, 16)
+        builds["IndexHNSWFlat (M=16)"] = timed_build(lambda: hnsw.add(xb), bt)
+        for ef in EF_SEARCH:
+            hnsw.hnsw.efSearch = ef
+            run.measure("IndexHNSWFlat (M=16)", f"efSearch={ef}",
+                        lambda q: hnsw.search(q, K)[1], 4 * d + 2 * 16 * 4)
+        del hnsw
+    else:
+        print(f"(IndexHNSWFlat skipped: n > --hnsw-max {args.hnsw_max:,})")
 
     print("build seconds (train + add, " f"{bt} threads): "
           + ", ".join(f"{m} {s:.0f}" for m, s in builds.items()))
@@ -230,6 +240,8 @@ def main(argv=None) -> None:
     ap.add_argument("--build-threads", type=int, default=1,
                     help="threads for building (more than the idle cores: OpenMP's waits "
                          "slow faiss down)")
+    ap.add_argument("--hnsw-max", type=int, default=10**9,
+                    help="build IndexHNSWFlat only up to this many vectors (its build is slow)")
     ap.add_argument("--plot", default=None, help="PNG file of the recall / q/s picture")
     args = ap.parse_args(argv)
     apply_threads(1)
