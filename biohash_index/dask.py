@@ -5,9 +5,10 @@
 - ``train_on_sample``: train an index on a uniform sample drawn from the collection.
 - ``ShardedIndex``: an index kept as shard files in a directory all workers share
   (``_formats.shards``: a manifest with each shard's checksum and the model's digest), each
-  shard loaded into one worker's memory and searched as one index: a query batch fans out to
-  every shard and their shortlists are merged exactly on the workers (``_search``: the same
-  answer as one index holding all the data). It can be reopened
+  shard loaded into one worker's memory and searched as one index: a query batch travels
+  once to each worker, as one task that searches every shard the worker holds and merges
+  their shortlists; the client merges the workers' (exactly, ``_search``: the same answer as
+  one index holding all the data; docs/scaling.md). It can be reopened
   (``open``), grown (``add``, ``add_with_ids``, ``add_from``) and shrunk (``remove_ids``).
 - ``build_shards``: a new ``ShardedIndex`` with one shard per block/partition of a collection.
 
@@ -27,9 +28,11 @@ import dask.array as da
 import dask.dataframe as dd
 import numpy as np
 import pyarrow as pa
-from distributed import Client, default_client, wait
+from dask.sizeof import sizeof
+from distributed import Client, as_completed, default_client, wait
 from distributed import TimeoutError as DaskTimeoutError
 
+from ._faiss_compat import search_options
 from ._formats import shards as sm
 from ._id_set import IdSet
 from ._index import BioHashIndex
@@ -42,7 +45,8 @@ from ._validation import (check_ids, check_k, check_new_ids, check_positive_int,
                           check_vectors, next_ids)
 
 DEFAULT_TIMEOUT = 600.0  # seconds a search or a shard load may take before it is an error
-FAN_IN = 8               # shard results merged per task, in a tree on the workers
+FAN_IN = 8               # workers' results merged per task: on the client up to FAN_IN
+                         # workers, beyond them first in a tree of tasks on the workers
 __all__ = ["encode", "train_on_sample", "build_shards", "ShardedIndex"]
 # ---------------------------------------------------------------------- encoding
 def encode(model: BioHashIndex | BioHashModel, data, *, column: str | None = None) -> da.Array:
@@ -197,25 +201,26 @@ class ShardedIndex:
                 f"{', closed' if self.closed else ''})")
 
     # ---------------------------------------------------------------- searching
-    def search(self, xq, k: int):
+    def search(self, xq, k: int, *, params=None):
         """k nearest stored vectors over all shards: the answer of ``BioHashIndex.search`` on
         one index holding every vector, with the same model and storage (``_search.py``).
 
         Returns D float32 (nq, k) distances (weighted or Hamming, as the index scores) and
         I int64 (nq, k) ids (I = -1 and D = 2**31 - 1 where fewer than k are found). Each
-        shard sends the shortlist of its part of the data; their merge is the shortlist of
-        the whole.
+        shard makes the shortlist of its part of the data; their merge is the shortlist of
+        the whole. params: ``{"nprobe": n}`` or ``faiss.SearchParametersIVF(nprobe=n)``, the
+        lists each shard of IVF storage probes in this call (max_codes and selectors are
+        not offered: they would not mean what they mean on one index).
         """
         xq = self._queries(xq, "search")
         k = check_k(k, len(xq))
+        nprobe = self._nprobe(params)
         queries = encode_queries(self.model, xq)
         K = shortlist_size(k, self.ntotal) if queries.asymmetric else k
         if not self.nshards:
-            return best(*shortlist(self.template.storage, queries, K), k)
-        queries_f = self.client.submit(_same, queries, pure=False)
-        parts = [self.client.submit(_shortlist_shard, s, queries_f, K, pure=False)
-                 for s in self.shards_]
-        return best(*self._reduce(parts, _merge_shortlists, K), k)
+            return best(*shortlist(self.template.storage, queries, K, nprobe=nprobe), k)
+        return best(*self._fan_out(_shortlist_shards, (K, queries, nprobe),
+                                   _merge_shortlists, (K,)), k)
 
     def range_search(self, xq, radius: float):
         """All stored vectors at Hamming distance < radius, as ``BioHashIndex.range_search``:
@@ -228,31 +233,56 @@ class ShardedIndex:
         r = int(min(np.ceil(radius), 8 * self.template.code_size + 1))
         if not self.nshards:
             return range_search_storage(self.model, self.template.storage, xq, r)
-        xq_f = self.client.submit(_same, xq, pure=False)
-        parts = [self.client.submit(_range_shard, s, xq_f, r, pure=False)
-                 for s in self.shards_]
-        return self._reduce(parts, _merge_ranges)
+        return self._fan_out(_range_shards, (xq, r), _merge_ranges, ())
 
     def _queries(self, xq, what: str) -> np.ndarray:
         self._require_open(what)
         return check_vectors(xq, self.d, "xq")
 
-    def _reduce(self, parts: list, merge, *args):
-        """Merge the shards' results in a tree of tasks on the workers (FAN_IN per task);
-        only the final result travels to the client, within ``timeout`` seconds."""
+    def _nprobe(self, params) -> int | None:
+        """The nprobe of a search's ``params`` (None: the storage's), refusing the others."""
+        opts = search_options(params, self.template.storage.kind == "ivf")
+        if opts.sel is not None or opts.max_codes:
+            raise ValueError("params: a ShardedIndex takes nprobe only (not sel or max_codes)")
+        return opts.nprobe
+
+    def _fan_out(self, task, args: tuple, merge, merge_args: tuple):
+        """``task(*args, *shards)`` once per worker, over the shards it holds, where it holds
+        them (the arguments travel, never a shard: ``_shard_nbytes``); the results merged by
+        ``merge(*merge_args, *results)`` (``_reduce``)."""
+        shards = self.shards_   # this search's: a change may replace the list meanwhile
+        holders = self.client.who_has(shards)
+        groups: dict = {}
+        for f in shards:
+            groups.setdefault(min(holders.get(f.key) or [None]), []).append(f)
+        parts = [self.client.submit(task, *args, *group, pure=False,
+                                    workers=None if where is None else [where],
+                                    allow_other_workers=True)
+                 for where, group in groups.items()]
+        return self._reduce(parts, list(groups.values()), merge, *merge_args)
+
+    def _reduce(self, parts: list, groups: list[list], merge, *args):
+        """The merge of the workers' results ``parts`` (the search of shard futures
+        ``groups``): beyond FAN_IN of them, merged in a tree of tasks on the workers first;
+        the last FAN_IN travel to the client as each is ready, within ``timeout`` seconds,
+        and merge there."""
         level, tasks = parts, list(parts)
-        while len(level) > 1:
+        while len(level) > FAN_IN:
             level = [self.client.submit(merge, *args, *level[i:i + FAN_IN], pure=False)
                      for i in range(0, len(level), FAN_IN)]
             tasks += level
         try:
-            return level[0].result(timeout=self.timeout)
-        except DaskTimeoutError:
-            late = [e["file"] for e, f in zip(self.manifest["shards"], parts) if not f.done()]
+            results = [r for _, r in as_completed(level, loop=self.client.loop,
+                                                  with_results=True, timeout=self.timeout)]
+        except TimeoutError:
+            files = {f.key: e["file"] for e, f in zip(self.manifest["shards"], self.shards_)}
+            late = [files.get(s.key, s.key) for f, g in zip(parts, groups) if not f.done()
+                    for s in g]
             self.client.cancel(tasks)
             raise TimeoutError(f"no answer from the cluster within timeout={self.timeout} s; "
                                f"shards not searched yet: {late} (a worker down or stalled?)"
                                ) from None
+        return results[0] if len(results) == 1 else merge(*args, *results)
 
     # ---------------------------------------------------------------- adding
     @_one_change_at_a_time
@@ -457,10 +487,6 @@ def _remove_from_shard(shard: BioHashIndex, ids: np.ndarray, entry: dict, root: 
     return removed, (sm.write_shard(rest._state(), root, name) if rest.ntotal else None)
 
 
-def _same(x):
-    return x
-
-
 def _shard_ids(shard: BioHashIndex) -> np.ndarray:
     return shard.storage.ids()
 
@@ -469,20 +495,31 @@ def _shared_ids(shard: BioHashIndex, ids: np.ndarray) -> np.ndarray:
     return ids[shard.storage.id_set.isin(ids)][:5]
 
 
-def _shortlist_shard(shard: BioHashIndex, queries, K: int):
-    return shortlist(shard.storage, queries, K)
+@sizeof.register(BioHashIndex)
+def _shard_nbytes(index: BioHashIndex) -> int:
+    """Bytes of a shard's codes and ids, its size for Dask's scheduler, which otherwise
+    takes any object for a few bytes: it would run a search task where the queries are and
+    copy the shard there, rather than send the queries to the shard."""
+    return index.ntotal * (index.storage.code_size + 8)
+
+
+def _shortlist_shards(K: int, queries, nprobe: int | None, *shards: BioHashIndex):
+    """The shortlist (H, I, W) of the queries over the shards of one worker."""
+    return _merge_shortlists(K, *(shortlist(s.storage, queries, K, nprobe=nprobe)
+                                  for s in shards))
 
 
 def _merge_shortlists(K: int, *parts):
-    return merge_shortlists(list(parts), K)
+    return parts[0] if len(parts) == 1 else merge_shortlists(list(parts), K)
 
 
-def _range_shard(shard: BioHashIndex, xq: np.ndarray, r: int):
-    return range_search_storage(shard.model, shard.storage, xq, r)
+def _range_shards(xq: np.ndarray, r: int, *shards: BioHashIndex):
+    """The range result (lims, D, I) of the queries over the shards of one worker."""
+    return _merge_ranges(*(range_search_storage(s.model, s.storage, xq, r) for s in shards))
 
 
 def _merge_ranges(*parts):
-    return sort_ranges(list(parts))
+    return parts[0] if len(parts) == 1 else sort_ranges(list(parts))
 
 
 # ---------------------------------------------------------------------- collections
