@@ -45,6 +45,7 @@ KMEANS_ITERATIONS = 20
 CHECK_QUERIES = 200         # held-out training rows of the nprobe check ...
 CHECK_K = 10                # ... their neighbours ...
 NPROBE_RECALL = 0.9         # ... the share of them the probed lists must hold
+TOP_BLOCK = 1 << 22         # activations (rows x units) routed at once: 16 MiB
 
 
 def auto_nlist(n: int) -> int:
@@ -120,7 +121,11 @@ class Router:
 
     def top(self, x: np.ndarray, n_top: int) -> np.ndarray:
         """int64 (n, n_top): each vector's n_top most active units, most active first (ties
-        to the lower unit); n_top <= nlist."""
+        to the lower unit); n_top <= nlist. Rows go in blocks of TOP_BLOCK activations."""
+        rows = max(1, TOP_BLOCK // self.n_units)
+        if len(x) > rows:
+            return np.concatenate([self.top(x[s:s + rows], n_top)
+                                   for s in range(0, len(x), rows)])
         a = self.activations(x)
         if n_top < a.shape[1]:
             part = np.argpartition(-a, n_top - 1, axis=1)[:, :n_top]

@@ -267,3 +267,25 @@ def test_an_ivf_index_of_format_1_trained_again_gets_a_learned_router(tmp_path):
     router = old.storage.router
     assert (router.kind, old.storage.nlist, old.nprobe) == ("learned", nlist, nprobe)
     assert not old.storage.faiss_order
+
+
+def test_routing_in_blocks_gives_the_same_lists(blobs, monkeypatch):
+    xb, xq = blobs
+    router = ivf_index(xb, nlist=32).storage.router
+    whole = router.lists_of(xb), router.probe(xq, 5)
+    monkeypatch.setattr("biohash_index._router.TOP_BLOCK", 32 * 7)   # 7 rows per block
+    np.testing.assert_array_equal(router.lists_of(xb), whole[0])
+    np.testing.assert_array_equal(router.probe(xq, 5), whole[1])
+
+
+def test_a_trained_empty_index_with_many_lists_copies_and_pickles(blobs):
+    import pickle
+    xb, xq = blobs
+    index = BioHashIndex(xb.shape[1], 8, storage="ivf", nlist=512)
+    index.train(np.tile(xb, (2, 1)))
+    for other in (copy.deepcopy(index), pickle.loads(pickle.dumps(index))):
+        assert other.is_trained and other.ntotal == 0 and other.storage.nlist == 512
+        other.add(xb)
+        index_copy_answer = other.search(xq, 5)
+    index.add(xb)
+    np.testing.assert_array_equal(index.search(xq, 5)[1], index_copy_answer[1])

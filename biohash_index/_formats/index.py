@@ -61,6 +61,7 @@ ROUTER_COLUMNS = ("router", "assign", "router_nlist", "router_nprobe", "router_m
                   "router_units", "router_bias")
 READS_VERSIONS = tuple(FILES)
 MAX_MANIFEST_BYTES = 1 << 16
+MAX_EMPTY_LISTS = 1 << 20   # lists a small codes.faiss may declare (faiss makes each before reading)
 # hyperparameters a file may lack (docs/format.md), read with the values their declarations
 # say files saved before them imply (``hyperparameter(before=...)``)
 ADDED_PARAMS = {f.name: f.metadata["before"] for f in dataclasses.fields(BioHashParams)
@@ -516,7 +517,7 @@ def _check_faiss_layout(data: memoryview, name: str) -> None:
         if bytes(r.take(4)) != b"ilar" or r.number("<Q") != nlist or r.number("<Q") != code_size:
             raise BioHashFormatError(f"{name}: inverted lists other than nlist={nlist} arrays "
                                      f"of {code_size}-byte codes")
-        if nlist > len(data):   # faiss allocates an empty list per list before reading
+        if nlist > max(len(data), MAX_EMPTY_LISTS):   # faiss allocates every list first
             raise BioHashFormatError(f"{name}: nlist={nlist} for {len(data)} bytes")
         kind = bytes(r.take(4))
         sizes = np.frombuffer(r.take(8 * r.number("<Q")), np.uint64)
