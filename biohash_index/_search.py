@@ -36,14 +36,14 @@ import numpy as np
 
 from ._faiss_compat import selected_ids
 from ._inverted_kernels import inverted_search
-from ._search_kernels import (range_matches, shortlists, shortlists_parallel,
-                              weighted_distances, weighted_distances_parallel)
+from ._search_kernels import (MISSING_DISTANCE, range_matches, searches, searches_parallel,
+                              shortlists, shortlists_parallel, weighted_distances,
+                              weighted_distances_parallel)
 from ._storage import pad_codes
 from ._threads import numba_parallel
 
 SHORTLIST = 8      # Hamming candidates per result re-ranked by weighted distance ...
 MIN_SHORTLIST = 64  # ... and at least this many (benchmarks/ann_text.py)
-MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max
 MISSING_HAMMING = np.iinfo(np.int32).max
 PARALLEL_FROM = 8   # queries per call from which the kernels spread over numba's threads
 
@@ -115,9 +115,32 @@ def search(model, storage, xq: np.ndarray, k: int, *, nprobe: int | None = None,
         return _faiss_search(model, storage, xq, k, nprobe, max_codes, sel)
     queries = encode_queries(model, xq)
     K = shortlist_size(k, storage.ntotal) if queries.asymmetric else k
-    H, I, W = shortlist(storage, queries, K, nprobe=nprobe, max_codes=max_codes,
-                        allowed=allowed_ids(sel, storage))
-    return best(H, I, W, k)
+    allowed = allowed_ids(sel, storage)
+    if storage.kind == "inverted":
+        H, I, W = shortlist(storage, queries, K, allowed=allowed)
+        return best(H, I, W, k)
+    D = np.empty((len(xq), k), np.float32)
+    I = np.empty((len(xq), k), np.int64)
+    c, scale = (queries.c, queries.scale) if queries.asymmetric else (_NO_C, _NO_SCALE)
+    _run(searches, searches_parallel, _query_codes(storage, queries), c, scale,
+         storage.probe(queries, nprobe), *storage.list_table(), *_allowed_args(allowed),
+         storage.multi_assigned, max_codes, K, D, I)
+    return D, I
+
+
+_NO_C = np.zeros((0, 1), np.float32)   # c and scale of Hamming scoring, for ``searches``
+_NO_SCALE = np.zeros(0, np.float32)
+_ALL_IDS = np.zeros(0, np.int64)       # ``allowed`` when every id is
+
+
+def _query_codes(storage, queries: Queries) -> np.ndarray:
+    """The queries' codes padded to the stored code size, C-contiguous."""
+    return np.ascontiguousarray(pad_codes(queries.codes, storage.code_size))
+
+
+def _allowed_args(allowed: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """(allowed, filtered) as the kernels take them."""
+    return (_ALL_IDS, False) if allowed is None else (allowed, True)
 
 
 def _faiss_search(model, storage, xq, k, nprobe, max_codes, sel):
@@ -139,9 +162,8 @@ def shortlist(storage, queries: Queries, K: int, *, nprobe: int | None = None,
     with asymmetric scoring, W float32 weighted distances (else None), each (nq, K); past
     the candidates, H = int32 max, I = -1, W = +inf. allowed: sorted int64 ids, the only
     candidates (None: all)."""
-    qcodes = np.ascontiguousarray(pad_codes(queries.codes, storage.code_size))
-    filtered = allowed is not None
-    allowed = np.zeros(0, np.int64) if allowed is None else allowed
+    qcodes = _query_codes(storage, queries)
+    allowed, filtered = _allowed_args(allowed)
     code_addr, id_addr, sizes = storage.list_table()
     if storage.kind == "inverted":
         H, L = _inverted_shortlists(storage, qcodes, allowed, filtered, K)
@@ -159,8 +181,10 @@ def shortlist(storage, queries: Queries, K: int, *, nprobe: int | None = None,
 def _run(kernel, parallel_kernel, queries: np.ndarray, *args):
     """``kernel(queries, *args)`` on the calling thread, or its parallel twin over numba's
     threads for PARALLEL_FROM queries or more."""
+    if len(queries) < PARALLEL_FROM:
+        return kernel(queries, *args)
     threads = numba.get_num_threads()
-    if len(queries) < PARALLEL_FROM or threads == 1:
+    if threads == 1:
         return kernel(queries, *args)
     with numba_parallel():
         return parallel_kernel(queries, *args, threads)

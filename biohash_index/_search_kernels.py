@@ -213,14 +213,139 @@ def _shortlist_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, dedu
 
 
 @njit(cache=True, nogil=True)
+def _bounded_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, max_codes, hs, ids,
+                 locs, hist, H, I, L):
+    """``_shortlist_one`` for lists whose ids are distinct (no dedupe), with a buffer instead
+    of a heap: a code enters the buffer hs, ids, locs (cap >= 2 K entries) when it comes
+    before the K-th best (distance, id) kept so far, and a full buffer is cut back to its K
+    best (``_cut``). Most codes cost a popcount and one compare that is not taken;
+    hist: int64 scratch (8 code_size + 2,)."""
+    K = H.shape[0]
+    cap = hs.shape[0]
+    cs = q.shape[0]
+    qa = q.ctypes.data
+    w = _word_tuple(q)
+    regular = regular_code_size(cs)
+    count = 0
+    scanned = 0
+    th, ti = 8 * cs + 1, INT64_MAX   # the K-th best kept once the buffer was cut: the bar
+    for lst in probes:
+        if lst < 0:
+            continue
+        n = sizes[lst]
+        ca, ia = code_addr[lst], id_addr[lst]
+        r = -1
+        while True:
+            r, h = _next_within(ca, qa, w, cs, regular, r + 1, n, th)
+            if r == n:
+                break
+            i = load_at(ia + 8 * r, np.int64)
+            if h == th and i >= ti:
+                continue
+            if filtered and not _keeps(i, allowed, filtered, I, 0, False):
+                continue
+            hs[count], ids[count], locs[count] = h, i, (np.int64(lst) << ROW_BITS) | r
+            count += 1
+            if count == cap:
+                count, th, ti = _cut(hs, ids, locs, count, K, hist)
+        scanned += n
+        if max_codes > 0 and scanned >= max_codes:
+            break
+    return _sorted_best(hs, ids, locs, count, K, hist, H, I, L)
+
+
+@njit(cache=True, nogil=True)
+def _next_within(ca, qa, w, cs, regular, r, n, th):
+    """(row, distance) of the first of rows r .. n - 1 of the codes at ca within Hamming
+    distance th of the query, or (n, 0): a loop small enough that the compiler takes the
+    branches on the code size out of it."""
+    while r < n:
+        h = _hamming(ca + r * cs, qa, w, cs, regular)
+        if h <= th:
+            return r, h
+        r += 1
+    return n, 0
+
+
+@njit(cache=True, nogil=True)
+def _cut(hs, ids, locs, count, K, hist):
+    """Keep the min(K, count) best entries of the buffer by (distance, id), distinct ids,
+    at its front, in any order; returns (how many, the distance and id of the worst kept).
+    Leaves hist[t] = the number kept at distance < t."""
+    hist[:] = 0
+    for j in range(count):
+        hist[hs[j] + 1] += 1
+    for t in range(1, hist.shape[0]):
+        hist[t] += hist[t - 1]
+    keep = min(K, count)
+    t = 0
+    while hist[t + 1] < keep:           # t: the distance of the keep-th best
+        t += 1
+    ti = -INT64_MAX - 1
+    if hist[t + 1] > keep:              # more ties at t than fit: their smallest ids
+        tied = np.empty(hist[t + 1] - hist[t], np.int64)
+        c = 0
+        for j in range(count):
+            if hs[j] == t:
+                tied[c] = ids[j]
+                c += 1
+        tied.sort()
+        ti = tied[keep - hist[t] - 1]
+    else:
+        for j in range(count):
+            if hs[j] == t and ids[j] > ti:
+                ti = ids[j]
+    c = 0
+    for j in range(count):
+        if hs[j] < t or (hs[j] == t and ids[j] <= ti):
+            hs[c], ids[c], locs[c] = hs[j], ids[j], locs[j]
+            c += 1
+    return c, t, ti
+
+
+@njit(cache=True, nogil=True)
+def _sorted_best(hs, ids, locs, count, K, hist, H, I, L):
+    """The min(K, count) best entries of the buffer into H, I, L in (distance, id) order;
+    returns how many."""
+    count, _, _ = _cut(hs, ids, locs, count, K, hist)
+    for j in np.argsort(ids[:count], kind="mergesort"):  # by distance (counting), then id
+        at = hist[hs[j]]
+        hist[hs[j]] += 1
+        H[at], I[at], L[at] = hs[j], ids[j], locs[j]
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _shortlist_row(q, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe, max_codes,
+                   H, I, L, hs, ids, locs, hist):
+    """One query's shortlist into H, I, L (K,), padded past the codes found."""
+    if dedupe:
+        c = _shortlist_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe,
+                           max_codes, H, I, L)
+    else:
+        c = _bounded_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, max_codes,
+                         hs, ids, locs, hist, H, I, L)
+    H[c:] = np.iinfo(np.int32).max
+    I[c:] = -1
+    L[c:] = -1
+
+
+@njit(cache=True, nogil=True)
+def _scratch(K, code_size):
+    """The buffers of ``_bounded_one``: hs int32, ids int64, locs int64 (2 K + 64,) and
+    hist int64 (8 code_size + 2,)."""
+    cap = 2 * K + 64
+    return (np.empty(cap, np.int32), np.empty(cap, np.int64), np.empty(cap, np.int64),
+            np.empty(8 * code_size + 2, np.int64))
+
+
+@njit(cache=True, nogil=True)
 def _shortlist_rows(qcodes, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe,
                     max_codes, H, I, L, lo, hi):
+    hs, ids, locs, hist = _scratch(H.shape[1], qcodes.shape[1])
     for i in range(lo, hi):
-        c = _shortlist_one(qcodes[i], probes[i], code_addr, id_addr, sizes, allowed, filtered,
-                           dedupe, max_codes, H[i], I[i], L[i])
-        H[i, c:] = np.iinfo(np.int32).max
-        I[i, c:] = -1
-        L[i, c:] = -1
+        _shortlist_row(qcodes[i], probes[i], code_addr, id_addr, sizes, allowed, filtered,
+                       dedupe, max_codes, H[i], I[i], L[i], hs, ids, locs, hist)
 
 
 @njit(cache=True, nogil=True)
@@ -279,21 +404,27 @@ def _nibble_costs(row, nbytes):
 
 
 @njit(cache=True, nogil=True)
+def _weighted_row(c, scale, code_addr, code_size, L, W):
+    """Weighted distances W (K,) of one query (c (m,), scale) to the codes at L (K,)."""
+    nbytes = (c.shape[0] + 7) // 8
+    T = _nibble_costs(c, nbytes)
+    for r in range(L.shape[0]):
+        loc = L[r]
+        if loc < 0:
+            W[r] = np.inf
+            continue
+        a = code_addr[loc >> ROW_BITS] + (loc & ROW_MASK) * code_size
+        s = np.float32(0)
+        for b in range(nbytes):
+            v = load_at(a + b, np.uint8)
+            s += T[2 * b, v & 15] + T[2 * b + 1, v >> 4]
+        W[r] = s / scale
+
+
+@njit(cache=True, nogil=True)
 def _weighted_rows(c, scale, code_addr, code_size, L, W, lo, hi):
-    nbytes = (c.shape[1] + 7) // 8
     for i in range(lo, hi):
-        T = _nibble_costs(c[i], nbytes)
-        for r in range(L.shape[1]):
-            loc = L[i, r]
-            if loc < 0:
-                W[i, r] = np.inf
-                continue
-            a = code_addr[loc >> ROW_BITS] + (loc & ROW_MASK) * code_size
-            s = np.float32(0)
-            for b in range(nbytes):
-                v = load_at(a + b, np.uint8)
-                s += T[2 * b, v & 15] + T[2 * b + 1, v >> 4]
-            W[i, r] = s / scale[i]
+        _weighted_row(c[i], scale[i], code_addr, code_size, L[i], W[i])
 
 
 @njit(cache=True, nogil=True)
@@ -321,6 +452,72 @@ def weighted_distances_parallel(c, scale, code_addr, code_size, L, n_chunks):
         _weighted_rows(c, scale, code_addr, code_size, L, W, ch * nq // n_chunks,
                        (ch + 1) * nq // n_chunks)
     return W
+
+
+# ---------------------------------------------------------------------- whole searches
+MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max
+
+
+@njit(cache=True, nogil=True)
+def _best_row(H, I, W, asymmetric, D, Ik):
+    """The k = len(D) best of one query's shortlist H, I (and weighted distances W when
+    ``asymmetric``) into D float32 and Ik int64 (k,): the first k, or the k best by (W, id),
+    missing results (I = -1) last, at D = MISSING_DISTANCE."""
+    k = D.shape[0]
+    if asymmetric:
+        key = np.where(I == -1, INT64_MAX, I)
+        by_id = np.argsort(key, kind="mergesort")
+        order = by_id[np.argsort(W[by_id], kind="mergesort")]
+        for j in range(k):
+            Ik[j] = I[order[j]]
+            D[j] = W[order[j]]
+    else:
+        for j in range(k):
+            Ik[j] = I[j]
+            D[j] = np.float32(H[j])
+    for j in range(k):
+        if Ik[j] == -1:
+            D[j] = MISSING_DISTANCE
+
+
+@njit(cache=True, nogil=True)
+def _search_rows(qcodes, c, scale, probes, code_addr, id_addr, sizes, allowed, filtered,
+                 dedupe, max_codes, K, D, I, lo, hi):
+    code_size = qcodes.shape[1]
+    asymmetric = c.shape[0] > 0
+    hs, ids, locs, hist = _scratch(K, code_size)
+    H1 = np.empty(K, np.int32)
+    I1 = np.empty(K, np.int64)
+    L1 = np.empty(K, np.int64)
+    W1 = np.empty(K, np.float32)
+    for i in range(lo, hi):
+        _shortlist_row(qcodes[i], probes[i], code_addr, id_addr, sizes, allowed, filtered,
+                       dedupe, max_codes, H1, I1, L1, hs, ids, locs, hist)
+        if asymmetric:
+            _weighted_row(c[i], scale[i], code_addr, code_size, L1, W1)
+        _best_row(H1, I1, W1, asymmetric, D[i], I[i])
+
+
+@njit(cache=True, nogil=True)
+def searches(qcodes, c, scale, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe,
+             max_codes, K, D, I):
+    """The whole search of each query in one pass: its shortlist of K (``shortlists``),
+    then, with asymmetric scoring (c float32 (nq, m) and scale (nq,) as
+    ``weighted_distances`` takes them; c of 0 rows: Hamming scoring), its weighted
+    distances, and the k best (``_best_row``) written to D float32 and I int64 (nq, k)."""
+    _search_rows(qcodes, c, scale, probes, code_addr, id_addr, sizes, allowed, filtered,
+                 dedupe, max_codes, K, D, I, 0, qcodes.shape[0])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def searches_parallel(qcodes, c, scale, probes, code_addr, id_addr, sizes, allowed, filtered,
+                      dedupe, max_codes, K, D, I, n_chunks):
+    """``searches`` with the queries split into n_chunks chunks, one per thread."""
+    nq = qcodes.shape[0]
+    n_chunks = max(1, min(nq, n_chunks))
+    for ch in prange(n_chunks):
+        _search_rows(qcodes, c, scale, probes, code_addr, id_addr, sizes, allowed, filtered,
+                     dedupe, max_codes, K, D, I, ch * nq // n_chunks, (ch + 1) * nq // n_chunks)
 
 
 # ---------------------------------------------------------------------- range search
