@@ -36,7 +36,9 @@ import numpy as np
 
 from ._faiss_compat import selected_ids
 from ._inverted_kernels import inverted_search
-from ._search_kernels import (MISSING_DISTANCE, range_matches, searches, searches_parallel,
+from ._encoding_kernels import threshold_z
+from ._search_kernels import (MISSING_DISTANCE, encode_searches, encode_searches_parallel,
+                              query_codes, range_matches, searches, searches_parallel,
                               shortlists, shortlists_parallel, weighted_distances,
                               weighted_distances_parallel)
 from ._storage import pad_codes
@@ -46,6 +48,7 @@ SHORTLIST = 8      # Hamming candidates per result re-ranked by weighted distanc
 MIN_SHORTLIST = 64  # ... and at least this many (benchmarks/ann_text.py)
 MISSING_HAMMING = np.iinfo(np.int32).max
 PARALLEL_FROM = 8   # queries per call from which the kernels spread over numba's threads
+QUERY_BLOCK_BYTES = 1 << 20  # the inputs of the queries encoded at once (float32 (rows, m))
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class Queries:
 
     codes: uint8 (nq, code_size); with asymmetric scoring, c float32 (nq, m), the unit
     inputs less each query's threshold, and scale float32 (nq,), mean |c| per query
-    (``query_offsets``); both None with Hamming scoring.
+    (``encode_queries``); both None with Hamming scoring.
     """
     x: np.ndarray
     codes: np.ndarray
@@ -75,23 +78,18 @@ def shortlist_size(k: int, ntotal: int) -> int:
     return max(k, min(ntotal, max(MIN_SHORTLIST, SHORTLIST * k)))
 
 
-def query_offsets(acts: np.ndarray, hash_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """c float32 (nq, m): unit inputs less each query's threshold (midway between its h-th
-    and (h+1)-th largest, h = hash_length); scale float32 (nq,): mean |c| per query (> 0)."""
-    m, h = acts.shape[1], hash_length
-    part = np.partition(acts, (m - h - 1, m - h), axis=1)
-    c = (acts - (part[:, m - h - 1:m - h] + part[:, m - h:m - h + 1]) / 2).astype(np.float32)
-    scale = np.maximum(np.abs(c).mean(axis=1), np.finfo(np.float32).tiny)  # constant row: D = 0
-    return c, scale.astype(np.float32)
-
-
 def encode_queries(model, x: np.ndarray) -> Queries:
     """The ``Queries`` of validated float32 (nq, d) x for a trained ``BioHashModel``,
-    scored as its ``scoring`` hyperparameter says."""
-    if model.params.scoring != "asymmetric":
+    scored as its ``scoring`` hyperparameter says. With asymmetric scoring, c is the unit
+    inputs less each query's threshold (midway between its h-th and (h+1)-th largest, h =
+    hash_length) and scale the mean |c| per query (> 0; a constant row has D = 0)."""
+    prm = model.params
+    if prm.scoring != "asymmetric":
         return Queries(x, model.encode(x))
-    codes, acts = model.encode_queries(x)
-    return Queries(x, codes, *query_offsets(acts, model.params.hash_length))
+    acts, bias = model.inputs(x)
+    return Queries(x, *query_codes(acts, _bias_arg(bias), prm.hash_length,
+                                   threshold_z(prm.hash_length, prm.n_hidden), prm.code_size,
+                                   True))
 
 
 def allowed_ids(sel, storage) -> np.ndarray | None:
@@ -113,24 +111,48 @@ def search(model, storage, xq: np.ndarray, k: int, *, nprobe: int | None = None,
     """
     if storage.faiss_order:
         return _faiss_search(model, storage, xq, k, nprobe, max_codes, sel)
-    queries = encode_queries(model, xq)
-    K = shortlist_size(k, storage.ntotal) if queries.asymmetric else k
+    asymmetric = model.params.scoring == "asymmetric"
+    K = shortlist_size(k, storage.ntotal) if asymmetric else k
     allowed = allowed_ids(sel, storage)
+    if storage.kind == "flat":
+        return _encode_search(model, storage, xq, k, K, allowed)
+    queries = encode_queries(model, xq)
     if storage.kind == "inverted":
         H, I, W = shortlist(storage, queries, K, allowed=allowed)
         return best(H, I, W, k)
     D = np.empty((len(xq), k), np.float32)
     I = np.empty((len(xq), k), np.int64)
-    c, scale = (queries.c, queries.scale) if queries.asymmetric else (_NO_C, _NO_SCALE)
+    c, scale = (queries.c, queries.scale) if asymmetric else (_NO_C, _NO_SCALE)
     _run(searches, searches_parallel, _query_codes(storage, queries), c, scale,
          storage.probe(queries, nprobe), *storage.list_table(), *_allowed_args(allowed),
          storage.multi_assigned, max_codes, K, D, I)
     return D, I
 
 
+def _encode_search(model, storage, xq, k, K, allowed):
+    """``search`` of flat storage (one list, distinct ids): each block of queries encoded
+    and searched by one kernel call."""
+    prm = model.params
+    D = np.empty((len(xq), k), np.float32)
+    I = np.empty((len(xq), k), np.int64)
+    z = threshold_z(prm.hash_length, prm.n_hidden)
+    rows = max(1, QUERY_BLOCK_BYTES // (4 * prm.n_hidden))
+    for s in range(0, len(xq), rows):
+        acts, bias = model.inputs(xq[s:s + rows])
+        _run(encode_searches, encode_searches_parallel, acts, _bias_arg(bias), prm.hash_length,
+             z, prm.scoring == "asymmetric", *storage.list_table(), storage.code_size,
+             *_allowed_args(allowed), K, D[s:s + rows], I[s:s + rows])
+    return D, I
+
+
 _NO_C = np.zeros((0, 1), np.float32)   # c and scale of Hamming scoring, for ``searches``
 _NO_SCALE = np.zeros(0, np.float32)
 _ALL_IDS = np.zeros(0, np.int64)       # ``allowed`` when every id is
+_NO_BIAS = np.zeros(0, np.float32)     # bias when the inputs have none to subtract
+
+
+def _bias_arg(bias: np.ndarray | None) -> np.ndarray:
+    return _NO_BIAS if bias is None else bias
 
 
 def _query_codes(storage, queries: Queries) -> np.ndarray:

@@ -12,6 +12,11 @@ The scan reads codes and ids through ``_simd.load_at`` and passes only scalars t
 helpers it calls for every code: a helper that takes arrays costs reference counting per
 call, many times the popcounts themselves.
 
+A query is encoded here too (``query_codes``, and ``encode_searches`` for one list of codes,
+flat storage, in the same pass as its search): its code from its hidden-unit inputs (as
+``_encoding_kernels``), and with asymmetric scoring c and scale below, computed in the order
+numpy computes them (``_pairwise_sum``), so they are the same bit for bit.
+
 Weighted distance (asymmetric scoring): for a query whose unit inputs, less its own
 threshold (midway between its h-th and (h+1)-th largest), are c (m,), and a stored code b,
 
@@ -25,6 +30,7 @@ tabled per 4 units (16 entries each), so a code costs two look-ups per byte.
 import numpy as np
 from numba import njit, prange
 
+from ._encoding_kernels import select_row
 from ._simd import load_at, popcount
 
 ROW_BITS = 32  # a location is list << ROW_BITS | row
@@ -518,6 +524,170 @@ def searches_parallel(qcodes, c, scale, probes, code_addr, id_addr, sizes, allow
     for ch in prange(n_chunks):
         _search_rows(qcodes, c, scale, probes, code_addr, id_addr, sizes, allowed, filtered,
                      dedupe, max_codes, K, D, I, ch * nq // n_chunks, (ch + 1) * nq // n_chunks)
+
+
+# ---------------------------------------------------------------------- query encoding
+TINY = np.finfo(np.float32).tiny
+
+
+@njit(cache=True, nogil=True)
+def _block_sum(a, lo, n):
+    """numpy's float32 sum of a[lo:lo + n], n <= 128: 8 accumulators (n < 8: one)."""
+    if n < 8:
+        s = np.float32(0)
+        for i in range(lo, lo + n):
+            s += a[i]
+        return s
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        s += a[lo + i]
+        i += 1
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _pairwise_sum(a, n):
+    """The float32 sum of a[:n] in numpy's order (pairwise summation: ``_block_sum`` up
+    to 128 values, above that the sum of two halves, the first a multiple of 8 long), so
+    that it equals numpy's sum bit for bit. The halving runs on a stack (numba caches no
+    recursive function)."""
+    if n <= 128:
+        return _block_sum(a, 0, n)
+    los = np.zeros(64, np.int64)
+    ns = np.zeros(64, np.int64)
+    state = np.zeros(64, np.int64)   # 0: new, 1: first half summed, 2: both
+    left = np.zeros(64, np.float32)
+    d, ns[0], s = 0, n, np.float32(0)
+    while d >= 0:
+        if ns[d] <= 128:
+            s = _block_sum(a, los[d], ns[d])
+            d -= 1
+            continue
+        half = ns[d] // 2
+        half -= half % 8
+        if state[d] == 2:
+            s = left[d] + s
+            d -= 1
+            continue
+        if state[d] == 1:
+            left[d] = s
+        state[d] += 1
+        los[d + 1] = los[d] + (half if state[d] == 2 else 0)
+        ns[d + 1] = ns[d] - half if state[d] == 2 else half
+        state[d + 1] = 0
+        d += 1
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _encode_query(acts, bias, n_active, z, asymmetric, code, c, v, cand, a, b, w):
+    """One query's code (into ``code``, uint8, zeroed here) from its inputs acts less bias
+    (float32 (m,) each; bias of length 0: none), and with ``asymmetric`` its offsets c
+    (m,): the inputs less midway between the n_active-th and (n_active + 1)-th largest;
+    returns scale, the mean |c| (at least float32's tiny), as ``_search.query_offsets``.
+    v, a, b, w: float32 scratch (m,); cand: int32 scratch (m + 8,)."""
+    m = acts.shape[0]
+    for j in range(m):
+        v[j] = acts[j] - bias[j] if bias.shape[0] else acts[j]
+    code[:] = 0
+    select_row(v, None, n_active, z, c, cand, a, b, w, code)
+    if not asymmetric:
+        return np.float32(1)
+    lo, hi = np.float32(-np.inf), np.float32(np.inf)
+    for j in range(m):     # the largest unit left out, the smallest taken
+        if (code[j >> 3] >> (j & 7)) & 1:
+            hi = min(hi, v[j])
+        else:
+            lo = max(lo, v[j])
+    mid = (lo + hi) / np.float32(2)
+    for j in range(m):
+        c[j] = v[j] - mid
+        a[j] = abs(c[j])
+    return max(np.float32(np.float64(_pairwise_sum(a, m)) / m), TINY)
+
+
+@njit(cache=True, nogil=True)
+def _encoding_scratch(m):
+    return (np.empty(m, np.float32), np.empty(m + 8, np.int32), np.empty(m, np.float32),
+            np.empty(m, np.float32), np.empty(m, np.float32))
+
+
+@njit(cache=True, nogil=True)
+def query_codes(acts, bias, n_active, z, code_size, asymmetric):
+    """Codes uint8 (nq, code_size) (zero past the m units), and with ``asymmetric`` c
+    float32 (nq, m) and scale float32 (nq,) (``weighted_distances``; else (0, m) and (0,)),
+    of queries whose hidden-unit inputs less bias are acts float32 (nq, m) less bias
+    float32 (m,) (length 0: none); z: ``_encoding_kernels.threshold_z``."""
+    nq, m = acts.shape
+    codes = np.empty((nq, code_size), np.uint8)
+    c = np.empty((nq if asymmetric else 0, m), np.float32)
+    scale = np.empty(nq if asymmetric else 0, np.float32)
+    v, cand, a, b, w = _encoding_scratch(m)
+    ci = np.empty(m, np.float32)
+    for i in range(nq):
+        s = _encode_query(acts[i], bias, n_active, z, asymmetric, codes[i], ci, v, cand, a, b, w)
+        if asymmetric:
+            c[i] = ci
+            scale[i] = s
+    return codes, c, scale
+
+
+@njit(cache=True, nogil=True)
+def _encode_search_rows(acts, bias, n_active, z, asymmetric, code_addr, id_addr, sizes,
+                        code_size, allowed, filtered, K, D, I, lo, hi):
+    m = acts.shape[1]
+    v, cand, a, b, w = _encoding_scratch(m)
+    code = np.empty(code_size, np.uint8)
+    c = np.empty(m, np.float32)
+    hs, ids, locs, hist = _scratch(K, code_size)
+    H1 = np.empty(K, np.int32)
+    I1 = np.empty(K, np.int64)
+    L1 = np.empty(K, np.int64)
+    W1 = np.empty(K, np.float32)
+    probes = np.arange(code_addr.shape[0])
+    for i in range(lo, hi):
+        scale = _encode_query(acts[i], bias, n_active, z, asymmetric, code, c, v, cand, a, b, w)
+        _shortlist_row(code, probes, code_addr, id_addr, sizes, allowed, filtered, False, 0,
+                       H1, I1, L1, hs, ids, locs, hist)
+        if asymmetric:
+            _weighted_row(c, scale, code_addr, code_size, L1, W1)
+        _best_row(H1, I1, W1, asymmetric, D[i], I[i])
+
+
+@njit(cache=True, nogil=True)
+def encode_searches(acts, bias, n_active, z, asymmetric, code_addr, id_addr, sizes, code_size,
+                    allowed, filtered, K, D, I):
+    """``query_codes`` and ``searches`` in one pass over the queries, each scanning every
+    list (distinct ids: flat storage): acts, bias, n_active, z as ``query_codes`` takes them;
+    code_size: bytes per stored code (query codes are zero-padded to it); the rest as
+    ``searches``."""
+    _encode_search_rows(acts, bias, n_active, z, asymmetric, code_addr, id_addr, sizes,
+                        code_size, allowed, filtered, K, D, I, 0, acts.shape[0])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def encode_searches_parallel(acts, bias, n_active, z, asymmetric, code_addr, id_addr, sizes,
+                             code_size, allowed, filtered, K, D, I, n_chunks):
+    """``encode_searches`` with the queries split into n_chunks chunks, one per thread."""
+    nq = acts.shape[0]
+    n_chunks = max(1, min(nq, n_chunks))
+    for ch in prange(n_chunks):
+        _encode_search_rows(acts, bias, n_active, z, asymmetric, code_addr, id_addr, sizes,
+                            code_size, allowed, filtered, K, D, I, ch * nq // n_chunks,
+                            (ch + 1) * nq // n_chunks)
 
 
 # ---------------------------------------------------------------------- range search
