@@ -42,12 +42,15 @@ from ._search_kernels import (MISSING_DISTANCE, encode_searches, encode_searches
                               shortlists, shortlists_parallel, weighted_distances,
                               weighted_distances_parallel)
 from ._storage import pad_codes
-from ._threads import numba_parallel
+from ._threads import SMALL_CALL_ROWS, numba_parallel
 
 SHORTLIST = 8      # Hamming candidates per result re-ranked by weighted distance ...
 MIN_SHORTLIST = 64  # ... and at least this many (benchmarks/ann_text.py)
 MISSING_HAMMING = np.iinfo(np.int32).max
-PARALLEL_FROM = 8   # queries per call from which the kernels spread over numba's threads
+# the kernels spread over numba's threads for SMALL_CALL_ROWS queries or more, when the
+# call scans at least PARALLEL_WORK bytes of codes (a few milliseconds on one thread): below
+# that, waiting for a second thread costs more than it saves on a busy machine
+PARALLEL_WORK = 1 << 24
 QUERY_BLOCK_BYTES = 1 << 20  # the inputs of the queries encoded at once (float32 (rows, m))
 
 
@@ -123,7 +126,7 @@ def search(model, storage, xq: np.ndarray, k: int, *, nprobe: int | None = None,
     D = np.empty((len(xq), k), np.float32)
     I = np.empty((len(xq), k), np.int64)
     c, scale = (queries.c, queries.scale) if asymmetric else (_NO_C, _NO_SCALE)
-    _run(searches, searches_parallel, _query_codes(storage, queries), c, scale,
+    _run(searches, searches_parallel, storage, _query_codes(storage, queries), c, scale,
          storage.probe(queries, nprobe), *storage.list_table(), *_allowed_args(allowed),
          storage.multi_assigned, max_codes, K, D, I)
     return D, I
@@ -139,9 +142,9 @@ def _encode_search(model, storage, xq, k, K, allowed):
     rows = max(1, QUERY_BLOCK_BYTES // (4 * prm.n_hidden))
     for s in range(0, len(xq), rows):
         acts, bias = model.inputs(xq[s:s + rows])
-        _run(encode_searches, encode_searches_parallel, acts, _bias_arg(bias), prm.hash_length,
-             z, prm.scoring == "asymmetric", *storage.list_table(), storage.code_size,
-             *_allowed_args(allowed), K, D[s:s + rows], I[s:s + rows])
+        _run(encode_searches, encode_searches_parallel, storage, acts, _bias_arg(bias),
+             prm.hash_length, z, prm.scoring == "asymmetric", *storage.list_table(),
+             storage.code_size, *_allowed_args(allowed), K, D[s:s + rows], I[s:s + rows])
     return D, I
 
 
@@ -191,19 +194,20 @@ def shortlist(storage, queries: Queries, K: int, *, nprobe: int | None = None,
         H, L = _inverted_shortlists(storage, qcodes, allowed, filtered, K)
         I = storage.ids_at(L)
     else:
-        H, I, L = _run(shortlists, shortlists_parallel, qcodes, storage.probe(queries, nprobe),
-                       code_addr, id_addr, sizes, allowed, filtered, storage.multi_assigned,
-                       max_codes, K)
+        H, I, L = _run(shortlists, shortlists_parallel, storage, qcodes,
+                       storage.probe(queries, nprobe), code_addr, id_addr, sizes, allowed,
+                       filtered, storage.multi_assigned, max_codes, K)
     if not queries.asymmetric:
         return H, I, None
-    return H, I, _run(weighted_distances, weighted_distances_parallel, queries.c,
+    return H, I, _run(weighted_distances, weighted_distances_parallel, storage, queries.c,
                       queries.scale, code_addr, storage.code_size, L)
 
 
-def _run(kernel, parallel_kernel, queries: np.ndarray, *args):
+def _run(kernel, parallel_kernel, storage, queries: np.ndarray, *args):
     """``kernel(queries, *args)`` on the calling thread, or its parallel twin over numba's
-    threads for PARALLEL_FROM queries or more."""
-    if len(queries) < PARALLEL_FROM:
+    threads for a call large enough (PARALLEL_WORK) to scan ``storage``."""
+    if len(queries) < SMALL_CALL_ROWS or (
+            len(queries) * storage.ntotal * storage.code_size < PARALLEL_WORK):
         return kernel(queries, *args)
     threads = numba.get_num_threads()
     if threads == 1:
