@@ -37,8 +37,8 @@ import numpy as np
 from ._faiss_compat import selected_ids
 from ._inverted_kernels import inverted_search
 from ._encoding_kernels import threshold_z
-from ._search_kernels import (MISSING_DISTANCE, encode_searches, encode_searches_parallel,
-                              query_codes, range_matches, searches, searches_parallel,
+from ._search_kernels import (MISSING_DISTANCE, query_codes, range_matches, searches,
+                              searches_parallel,
                               shortlists, shortlists_parallel, weighted_distances,
                               weighted_distances_parallel)
 from ._storage import pad_codes
@@ -51,7 +51,6 @@ MISSING_HAMMING = np.iinfo(np.int32).max
 # call scans at least PARALLEL_WORK bytes of codes (a few milliseconds on one thread): below
 # that, waiting for a second thread costs more than it saves on a busy machine
 PARALLEL_WORK = 1 << 24
-QUERY_BLOCK_BYTES = 1 << 20  # the inputs of the queries encoded at once (float32 (rows, m))
 
 
 @dataclass(frozen=True)
@@ -117,8 +116,6 @@ def search(model, storage, xq: np.ndarray, k: int, *, nprobe: int | None = None,
     asymmetric = model.params.scoring == "asymmetric"
     K = shortlist_size(k, storage.ntotal) if asymmetric else k
     allowed = allowed_ids(sel, storage)
-    if storage.kind == "flat":
-        return _encode_search(model, storage, xq, k, K, allowed)
     queries = encode_queries(model, xq)
     if storage.kind == "inverted":
         H, I, W = shortlist(storage, queries, K, allowed=allowed)
@@ -129,22 +126,6 @@ def search(model, storage, xq: np.ndarray, k: int, *, nprobe: int | None = None,
     _run(searches, searches_parallel, storage, _query_codes(storage, queries), c, scale,
          storage.probe(queries, nprobe), *storage.list_table(), *_allowed_args(allowed),
          storage.multi_assigned, max_codes, K, D, I)
-    return D, I
-
-
-def _encode_search(model, storage, xq, k, K, allowed):
-    """``search`` of flat storage (one list, distinct ids): each block of queries encoded
-    and searched by one kernel call."""
-    prm = model.params
-    D = np.empty((len(xq), k), np.float32)
-    I = np.empty((len(xq), k), np.int64)
-    z = threshold_z(prm.hash_length, prm.n_hidden)
-    rows = max(1, QUERY_BLOCK_BYTES // (4 * prm.n_hidden))
-    for s in range(0, len(xq), rows):
-        acts, bias = model.inputs(xq[s:s + rows])
-        _run(encode_searches, encode_searches_parallel, storage, acts, _bias_arg(bias),
-             prm.hash_length, z, prm.scoring == "asymmetric", *storage.list_table(),
-             storage.code_size, *_allowed_args(allowed), K, D[s:s + rows], I[s:s + rows])
     return D, I
 
 

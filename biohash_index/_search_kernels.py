@@ -12,10 +12,10 @@ The scan reads codes and ids through ``_simd.load_at`` and passes only scalars t
 helpers it calls for every code: a helper that takes arrays costs reference counting per
 call, many times the popcounts themselves.
 
-A query is encoded here too (``query_codes``, and ``encode_searches`` for one list of codes,
-flat storage, in the same pass as its search): its code from its hidden-unit inputs (as
-``_encoding_kernels``), and with asymmetric scoring c and scale below, computed in the order
-numpy computes them (``_pairwise_sum``), so they are the same bit for bit.
+Queries are encoded here too (``query_codes``), in one call: a code from each query's
+hidden-unit inputs (as ``_encoding_kernels``), and with asymmetric scoring c and scale below,
+computed in the order numpy computes them (``_pairwise_sum``), so they are the same bit for
+bit.
 
 Weighted distance (asymmetric scoring): for a query whose unit inputs, less its own
 threshold (midway between its h-th and (h+1)-th largest), are c (m,), and a stored code b,
@@ -643,51 +643,6 @@ def query_codes(acts, bias, n_active, z, code_size, asymmetric):
             c[i] = ci
             scale[i] = s
     return codes, c, scale
-
-
-@njit(cache=True, nogil=True)
-def _encode_search_rows(acts, bias, n_active, z, asymmetric, code_addr, id_addr, sizes,
-                        code_size, allowed, filtered, K, D, I, lo, hi):
-    m = acts.shape[1]
-    v, cand, a, b, w = _encoding_scratch(m)
-    code = np.empty(code_size, np.uint8)
-    c = np.empty(m, np.float32)
-    hs, ids, locs, hist = _scratch(K, code_size)
-    H1 = np.empty(K, np.int32)
-    I1 = np.empty(K, np.int64)
-    L1 = np.empty(K, np.int64)
-    W1 = np.empty(K, np.float32)
-    probes = np.arange(code_addr.shape[0])
-    for i in range(lo, hi):
-        scale = _encode_query(acts[i], bias, n_active, z, asymmetric, code, c, v, cand, a, b, w)
-        _shortlist_row(code, probes, code_addr, id_addr, sizes, allowed, filtered, False, 0,
-                       H1, I1, L1, hs, ids, locs, hist)
-        if asymmetric:
-            _weighted_row(c, scale, code_addr, code_size, L1, W1)
-        _best_row(H1, I1, W1, asymmetric, D[i], I[i])
-
-
-@njit(cache=True, nogil=True)
-def encode_searches(acts, bias, n_active, z, asymmetric, code_addr, id_addr, sizes, code_size,
-                    allowed, filtered, K, D, I):
-    """``query_codes`` and ``searches`` in one pass over the queries, each scanning every
-    list (distinct ids: flat storage): acts, bias, n_active, z as ``query_codes`` takes them;
-    code_size: bytes per stored code (query codes are zero-padded to it); the rest as
-    ``searches``."""
-    _encode_search_rows(acts, bias, n_active, z, asymmetric, code_addr, id_addr, sizes,
-                        code_size, allowed, filtered, K, D, I, 0, acts.shape[0])
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def encode_searches_parallel(acts, bias, n_active, z, asymmetric, code_addr, id_addr, sizes,
-                             code_size, allowed, filtered, K, D, I, n_chunks):
-    """``encode_searches`` with the queries split into n_chunks chunks, one per thread."""
-    nq = acts.shape[0]
-    n_chunks = max(1, min(nq, n_chunks))
-    for ch in prange(n_chunks):
-        _encode_search_rows(acts, bias, n_active, z, asymmetric, code_addr, id_addr, sizes,
-                            code_size, allowed, filtered, K, D, I, ch * nq // n_chunks,
-                            (ch + 1) * nq // n_chunks)
 
 
 # ---------------------------------------------------------------------- range search
