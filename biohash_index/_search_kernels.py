@@ -314,7 +314,11 @@ def _sorted_best(hs, ids, locs, count, K, hist, H, I, L):
     """The min(K, count) best entries of the buffer into H, I, L in (distance, id) order;
     returns how many."""
     count, _, _ = _cut(hs, ids, locs, count, K, hist)
-    for j in np.argsort(ids[:count], kind="mergesort"):  # by distance (counting), then id
+    ascending = True   # the buffer keeps scan order: ids stored in order are in order
+    for j in range(1, count):
+        ascending &= ids[j - 1] < ids[j]
+    order = np.arange(count) if ascending else np.argsort(ids[:count], kind="mergesort")
+    for j in order:    # by distance (a counting sort), then id
         at = hist[hs[j]]
         hist[hs[j]] += 1
         H[at], I[at], L[at] = hs[j], ids[j], locs[j]
@@ -464,13 +468,45 @@ def weighted_distances_parallel(c, scale, code_addr, code_size, L, n_chunks):
 MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max
 
 
+INSERTION_K = 64   # results kept by insertion into a sorted list up to this k, else sorted
+
+
+@njit(cache=True, nogil=True)
+def _insert_best(I, W, D, Ik):
+    """The k = len(D) best of the candidates I, W by (W, id), missing ids (-1) last, into
+    D and Ik in that order, by insertion: the shortlist comes nearly in W order, so most
+    candidates are refused by one compare with the k-th."""
+    k = D.shape[0]
+    n = 0
+    for r in range(I.shape[0]):
+        w, i = W[r], I[r]
+        key = INT64_MAX if i == -1 else i
+        if n == k and not _before_w(w, key, D[k - 1], Ik[k - 1]):
+            continue
+        j = min(n, k - 1)
+        while j > 0 and _before_w(w, key, D[j - 1], Ik[j - 1]):
+            D[j], Ik[j] = D[j - 1], Ik[j - 1]
+            j -= 1
+        D[j], Ik[j] = w, i
+        n = min(n + 1, k)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _before_w(w1, key1, w2, i2):
+    """Whether (w1, key1) comes before (w2, the key of id i2), -1 keyed last."""
+    key2 = INT64_MAX if i2 == -1 else i2
+    return w1 < w2 or (w1 == w2 and key1 < key2)
+
+
 @njit(cache=True, nogil=True)
 def _best_row(H, I, W, asymmetric, D, Ik):
     """The k = len(D) best of one query's shortlist H, I (and weighted distances W when
     ``asymmetric``) into D float32 and Ik int64 (k,): the first k, or the k best by (W, id),
     missing results (I = -1) last, at D = MISSING_DISTANCE."""
     k = D.shape[0]
-    if asymmetric:
+    if asymmetric and k <= INSERTION_K:
+        _insert_best(I, W, D, Ik)
+    elif asymmetric:
         key = np.where(I == -1, INT64_MAX, I)
         by_id = np.argsort(key, kind="mergesort")
         order = by_id[np.argsort(W[by_id], kind="mergesort")]
