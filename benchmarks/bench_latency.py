@@ -88,7 +88,7 @@ def index_rows(n: int, code_bytes: int, repeat: int) -> list[list]:
     base = lsh(d, 8 * code_bytes)
     ours_add = turns({"ours": lambda: BioHashIndex(d, 4 * code_bytes, n_threads=1).add(xb),
                       "lsh": lambda: (lambda i: (i.train(xb), i.add(xb)))(lsh(d, 8 * code_bytes))},
-                     max(1, repeat // 5))
+                     3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ours.add(xb)
@@ -105,15 +105,15 @@ def index_rows(n: int, code_bytes: int, repeat: int) -> list[list]:
            "BinaryFlat": percentiles(lambda q: flat.search(qcodes[:1], K), qcodes, repeat)}
     batch = turns({"BioHash": lambda: ours.search(xq[:BATCH], K),
                    "IndexLSH": lambda: base.search(xq[:BATCH], K),
-                   "BinaryFlat": lambda: flat.search(qcodes[:BATCH], K)}, max(3, repeat // 100))
+                   "BinaryFlat": lambda: flat.search(qcodes[:BATCH], K)}, 7)
     tmp = tempfile.mkdtemp()
     ours_path, lsh_path = os.path.join(tmp, "ours.index"), os.path.join(tmp, "lsh.faiss")
     save = turns({"BioHash": lambda: write_index(ours, ours_path),
                   "IndexLSH": lambda: (faiss.write_index(base, lsh_path), fsync_path(lsh_path))},
-                 max(3, repeat // 100))
+                 7)
     load = turns({"BioHash": lambda: read_index(ours_path).search(xq[:1], K),
                   "IndexLSH": lambda: faiss.read_index(lsh_path).search(xq[:1], K)},
-                 max(3, repeat // 100))
+                 7)
     label = f"{name} {n:,} x {d}, {code_bytes} B"
     rows = [[label, "one query p50 (ms)", one["BioHash"][0], one["IndexLSH"][0],
              one["BioHash"][0] / one["IndexLSH"][0], one["BinaryFlat"][0]],
@@ -191,7 +191,7 @@ def store_rows(n: int, d: int, repeat: int) -> list[list]:
         for q in xq[:10]:
             pair[0](q), pair[1](q)
         t = turns({"ours": lambda: [pair[0](q) for q in xq],
-                   "theirs": lambda: [pair[1](q) for q in xq]}, max(1, repeat // 200))
+                   "theirs": lambda: [pair[1](q) for q in xq]}, 3)
         rows.append([f"{n:,} x {d}", what, 1e3 * t["ours"] / len(xq),
                      1e3 * t["theirs"] / len(xq), t["ours"] / t["theirs"]])
     return rows
