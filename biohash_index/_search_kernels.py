@@ -242,17 +242,14 @@ def _bounded_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, max_co
         ca, ia = code_addr[lst], id_addr[lst]
         r = -1
         while True:
-            r, h = _next_within(ca, qa, w, cs, regular, r + 1, n, th)
+            r, h, i = _next_before(ca, ia, qa, w, cs, regular, r + 1, n, th, ti)
             if r == n:
                 break
-            i = load_at(ia + 8 * r, np.int64)
-            if h == th and i >= ti:
-                continue
             if filtered and not _keeps(i, allowed, filtered, I, 0, False):
                 continue
             hs[count], ids[count], locs[count] = h, i, (np.int64(lst) << ROW_BITS) | r
             count += 1
-            if count == cap:
+            if count == cap or (count == K and ti == INT64_MAX):   # the bar: the K-th best
                 count, th, ti = _cut(hs, ids, locs, count, K, hist)
         scanned += n
         if max_codes > 0 and scanned >= max_codes:
@@ -261,16 +258,18 @@ def _bounded_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, max_co
 
 
 @njit(cache=True, nogil=True)
-def _next_within(ca, qa, w, cs, regular, r, n, th):
-    """(row, distance) of the first of rows r .. n - 1 of the codes at ca within Hamming
-    distance th of the query, or (n, 0): a loop small enough that the compiler takes the
-    branches on the code size out of it."""
+def _next_before(ca, ia, qa, w, cs, regular, r, n, th, ti):
+    """(row, distance, id) of the first of rows r .. n - 1 of the codes at ca (ids at ia)
+    that comes before (th, ti) in (Hamming distance to the query, id) order, or (n, 0, 0): a
+    loop small enough that the compiler takes the branches on the code size out of it."""
     while r < n:
         h = _hamming(ca + r * cs, qa, w, cs, regular)
         if h <= th:
-            return r, h
+            i = load_at(ia + 8 * r, np.int64)
+            if h < th or i < ti:
+                return r, h, i
         r += 1
-    return n, 0
+    return n, 0, np.int64(0)
 
 
 @njit(cache=True, nogil=True)
