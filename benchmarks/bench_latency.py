@@ -181,14 +181,14 @@ def llamaindex_pair(x: np.ndarray):
 
 
 def store_rows(n: int, d: int, repeat: int) -> list[list]:
-    x, xq = unit_rows(n, d, 0), unit_rows(200, d, 1).tolist()
+    x, xq = unit_rows(n, d, 0), unit_rows(max(5, min(200, 600_000 // n)), d, 1).tolist()
     rows = []
     for what, make in (("LangChain vs FAISS store", langchain_pair),
                        ("LlamaIndex vs SimpleVectorStore", llamaindex_pair)):
         pair = make(x)
         if pair is None:
             continue
-        for q in xq[:10]:
+        for q in xq[:3]:
             pair[0](q), pair[1](q)
         t = turns({"ours": lambda: [pair[0](q) for q in xq],
                    "theirs": lambda: [pair[1](q) for q in xq]}, 3)

@@ -103,7 +103,8 @@ class BioHashIndex(NotAFaissIndex):
     visited per query, Hamming order) or "inverted" (exact, same results as "flat", searched
     through one posting list per hidden unit: faster for sparse codes, see _storage.py);
     n_threads: threads of the numba kernels, faiss searches and numpy's BLAS products in
-    each call (None: their current settings); the other keywords are the learning-rule
+    each call (None: their current settings; a call on fewer than 8 rows runs its kernels
+    on the calling thread and changes no setting); the other keywords are the learning-rule
     hyperparameters of ``BioHashParams``. IndexLSH's positional flags are accepted and
     ignored: ``BioHashIndex(d, nbits, True, False)`` is ``BioHashIndex(d, nbits)``.
 
