@@ -9,7 +9,7 @@ A description is comma-separated components, as in ``faiss.index_factory``:
 | ``BioHash<k>_m<m>`` | ... with m hidden units (``n_hidden``) |
 | ``BioHash<k>_a<activity>`` | ... with m = round(k / activity), e.g. ``BioHash16_a0.1`` |
 | ``LSH<nbits>[r][t]`` | instead of ``BioHash<k>``: ``BioHash<nbits>`` (see below) |
-| ``IVF<nlist>`` | codes in ``IndexBinaryIVF`` with nlist clusters (``storage="ivf"``) |
+| ``IVF<nlist>`` | codes in the nlist inverted lists of an ``IndexBinaryIVF``, routed by learned units (``storage="ivf"``) |
 | ``RFlat`` | last: keep the float vectors and re-rank, ``BioHashIndexRefine`` |
 
 Examples: ``"BioHash16"``, ``"BioHash16,IVF256"``, ``"BioHash32_m1280,IVF1024,RFlat"``,

@@ -25,8 +25,9 @@ from ._model import (HYPERPARAMETERS, BioHashModel, BioHashParams, SmallTraining
                      UntrainedIndexWarning, task_params, training_rows_needed)
 from ._search import range_search as range_search_storage
 from ._search import search as search_storage
-from ._storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage, padded_code_size
-from ._streaming import DEFAULT_BATCH_SIZE, MAX_POINTS_PER_CENTROID, add_from, train_from
+from ._router import DEFAULT_ASSIGN, Router
+from ._storage import FlatCodeStorage, InvertedCodeStorage, RoutedCodeStorage, padded_code_size
+from ._streaming import DEFAULT_BATCH_SIZE, MAX_ROUTER_SAMPLE, add_from, train_from
 from ._threads import uses_threads
 from ._validation import (MAX_ID, check_codes, check_ids, check_k, check_n_threads,
                           check_new_ids, check_positive_int, check_real, check_vectors, next_ids)
@@ -58,16 +59,25 @@ def next_id_after(next_id: int, ids: np.ndarray) -> int:
     return max(next_id, int(ids.max()) + 1) if len(ids) else next_id
 
 
-def make_storage(kind: str, nbits: int, nlist: int, nprobe: int):
-    """An empty code storage of the given kind for nbits-bit codes."""
+def make_storage(kind: str, nbits: int, nlist: int | None = None, nprobe: int | None = None,
+                 router: str = "learned", assign: int = DEFAULT_ASSIGN):
+    """An empty code storage of the given kind for nbits-bit codes; ivf: routed by an
+    untrained ``Router(router, nlist, nprobe, assign)``."""
     if kind == "flat":
         return FlatCodeStorage(nbits)
     if kind == "inverted":
         return InvertedCodeStorage(nbits)
     if kind == "ivf":
-        return IVFCodeStorage(nbits, check_positive_int(nlist, "nlist"),
-                              check_positive_int(nprobe, "nprobe"))
+        return RoutedCodeStorage(nbits, Router(router, nlist, nprobe, assign))
     raise ValueError(f"storage must be one of {STORAGES}, got {kind!r}")
+
+
+def fresh_storage(storage):
+    """An empty, untrained storage of the same kind and settings; the IVF storage of a file
+    of format version 1 or 2 becomes a routed one with its nlist and nprobe."""
+    if storage.kind == "ivf" and not storage.routes:
+        return make_storage("ivf", storage.nbits, storage.nlist, storage.nprobe)
+    return storage.fresh()
 
 
 def reported(method):
@@ -99,9 +109,13 @@ class BioHashIndex(NotAFaissIndex):
     n_hidden: m, hidden units (default ``round(k / activity)``); task: what the index is
     for, which sets the keywords left at None (``TASKS``: "neighbors", nearest-neighbour
     search, the default; "labels", retrieval by class); storage: "flat" (exact search) or
-    "ivf" (``IndexBinaryIVF`` with ``nlist`` clusters learned in ``train``, ``nprobe``
-    visited per query, Hamming order) or "inverted" (exact, same results as "flat", searched
-    through one posting list per hidden unit: faster for sparse codes, see _storage.py);
+    "ivf" (approximate: the inverted lists of an ``IndexBinaryIVF``, one per unit of a
+    router learned in ``train``, ``_router.py``) or "inverted" (exact, same results as
+    "flat", searched through one posting list per hidden unit: faster for sparse codes, see
+    _storage.py); IVF only: router, "learned" (Krotov-Hopfield units), "kmeans" (faiss
+    k-means of the vectors) or "random"; nlist, its lists (None: 4 sqrt(training rows));
+    nprobe, lists a query probes (None: learned in ``train`` to keep about 0.95 of flat
+    recall); assign, lists each vector is stored in (1 or 2);
     n_threads: threads of the numba kernels, faiss searches and numpy's BLAS products in
     each call (None: their current settings; a call on fewer than 8 rows runs its kernels
     on the calling thread and changes no setting); the other keywords are the learning-rule
@@ -122,24 +136,28 @@ class BioHashIndex(NotAFaissIndex):
     @with_hyperparameter_keywords
     def __init__(self, d: int, hash_length: int, n_hidden: int | None = None,
                  activity: float | None = None, *, task: str = "neighbors",
-                 storage: str = "flat", nlist: int = 256, nprobe: int = 8,
+                 storage: str = "flat", nlist: int | None = None, nprobe: int | None = None,
+                 router: str = "learned", assign: int = DEFAULT_ASSIGN,
                  n_threads: int | None = None, **hyperparameters):
         n_hidden, activity = index_lsh_arguments(n_hidden, activity)
         params = task_params(task, d, hash_length, n_hidden, activity, **hyperparameters)
-        self._setup(params, storage, nlist, nprobe, n_threads)
+        self._setup(params, storage, n_threads, nlist=nlist, nprobe=nprobe, router=router,
+                    assign=assign)
 
     @classmethod
-    def from_params(cls, params: BioHashParams, *, storage: str = "flat", nlist: int = 256,
-                    nprobe: int = 8, n_threads: int | None = None) -> "BioHashIndex":
+    def from_params(cls, params: BioHashParams, *, storage: str = "flat",
+                    nlist: int | None = None, nprobe: int | None = None,
+                    router: str = "learned", assign: int = DEFAULT_ASSIGN,
+                    n_threads: int | None = None) -> "BioHashIndex":
         """An empty, untrained index with exactly these hyperparameters (no task defaults)."""
         index = cls.__new__(cls)
-        index._setup(params, storage, nlist, nprobe, n_threads)
+        index._setup(params, storage, n_threads, nlist=nlist, nprobe=nprobe, router=router,
+                     assign=assign)
         return index
 
-    def _setup(self, params, storage, nlist, nprobe, n_threads) -> None:
+    def _setup(self, params, storage, n_threads, **ivf) -> None:
         self.model = BioHashModel(params)
-        self.storage = make_storage(storage, 8 * padded_code_size(params.code_size), nlist,
-                                    nprobe)
+        self.storage = make_storage(storage, 8 * padded_code_size(params.code_size), **ivf)
         self.n_threads = check_n_threads(n_threads)
         self._next_id = 0
 
@@ -203,7 +221,8 @@ class BioHashIndex(NotAFaissIndex):
 
     @property
     def nprobe(self) -> int:
-        """IVF clusters visited per query (IVF storage only)."""
+        """IVF lists probed per query (IVF storage only): the one set, else the one learned
+        in ``train`` (None before training)."""
         self._require_ivf("nprobe")
         return self.storage.nprobe
 
@@ -236,14 +255,14 @@ class BioHashIndex(NotAFaissIndex):
         self._train(x)
 
     def _train(self, x: np.ndarray) -> None:
-        self._use_trained(BioHashModel(self.params).train(x), self.storage.fresh(), x)
+        self._use_trained(BioHashModel(self.params).train(x), fresh_storage(self.storage), x)
 
     def _use_trained(self, model: BioHashModel, storage, x: np.ndarray | None) -> None:
         """Swap in a trained model and a fresh, empty storage, after training the storage
-        (IVF: its clusters, learned anew) on the codes of float (n, d) x if it needs it;
-        the index changes only if all succeeds."""
+        (IVF: its router, learned anew) on float (n, d) x if it needs it; the index changes
+        only if all succeeds."""
         if not storage.is_trained:
-            storage.train(model.encode(x))
+            storage.train(x, model.mean_, model.params.seed)
         self.model, self.storage = model, storage
 
     @reads
@@ -269,7 +288,7 @@ class BioHashIndex(NotAFaissIndex):
         """
         x = check_vectors(x, self.d, "x")
         if self._train_if_needed("add", x):
-            self._add_codes(self.model.encode(x), next_ids(self._next_id, len(x)))
+            self._add_codes(self.model.encode(x), next_ids(self._next_id, len(x)), x)
 
     @writes
     @reported
@@ -281,7 +300,7 @@ class BioHashIndex(NotAFaissIndex):
         x = check_vectors(x, self.d, "x")
         ids = check_new_ids(ids, len(x), self.storage.id_set)
         if self._train_if_needed("add_with_ids", x):
-            self._add_codes(self.model.encode(x), ids)
+            self._add_codes(self.model.encode(x), ids, x)
 
     def _train_if_needed(self, what: str, x: np.ndarray) -> bool:
         """Train on x if the index is untrained; False if there is nothing to add."""
@@ -305,11 +324,12 @@ class BioHashIndex(NotAFaissIndex):
                    batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         """Train from a re-readable streaming source (arrays, Arrow/Parquet; see ``streaming``).
 
-        IVF storage learns its clusters from a uniform sample of at most 256 vectors per
-        list, drawn in one more pass (``seed`` picks it)."""
+        IVF storage learns its router from a uniform sample of at most ``ROWS_PER_UNIT``
+        vectors per list (with nlist=None, of MAX_ROUTER_SAMPLE vectors), drawn in one more
+        pass (``seed`` picks it)."""
         self._require_empty("train_from")
-        storage = self.storage.fresh()
-        n_sample = 0 if storage.is_trained else MAX_POINTS_PER_CENTROID * storage.nlist
+        storage = fresh_storage(self.storage)
+        n_sample = 0 if storage.is_trained else storage.router.sample_rows(MAX_ROUTER_SAMPLE)
         model, sample = train_from(source, self.params, column=column, batch_size=batch_size,
                                    n_sample=n_sample)
         self._use_trained(model, storage, sample)
@@ -319,10 +339,14 @@ class BioHashIndex(NotAFaissIndex):
         """Add the vectors of a streaming source block by block; returns how many were added."""
         return add_from(self, source, column=column, ids_column=ids_column, batch_size=batch_size)
 
-    def _add_codes(self, codes: np.ndarray, ids: np.ndarray) -> None:
+    def _add_codes(self, codes: np.ndarray, ids: np.ndarray, x: np.ndarray | None = None) -> None:
+        """Store codes under ids; x: their float32 (n, d) vectors, which routed storage
+        lists them by (None: routed by their decoded vectors, ``sa_decode``)."""
         if len(ids) == 0:
             return
-        self.storage.add(codes, ids)
+        if self.storage.routes and x is None:
+            x = self.model.decode(codes[:, :self.code_size])
+        self.storage.add(codes, ids, x)
         self._next_id = next_id_after(self._next_id, ids)
 
     # ---------------------------------------------------------------- searching

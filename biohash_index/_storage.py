@@ -2,9 +2,11 @@
 
 Three kinds, chosen by ``BioHashIndex(storage=...)``:
 - ``FlatCodeStorage``: every code is a candidate (``IndexBinaryFlat``), exact.
-- ``IVFCodeStorage``: ``IndexBinaryIVF``, whose ``nlist`` inverted lists group the codes;
-  a query's candidates are the codes of the ``nprobe`` lists it probes; approximate, faster
-  on large collections.
+- ``RoutedCodeStorage`` (``storage="ivf"``): the inverted lists of an ``IndexBinaryIVF``,
+  one per unit of a ``Router`` (``_router.py``), which lists each vector under its top
+  ``assign`` units; a query's candidates are the codes of the ``nprobe`` lists it probes;
+  approximate, faster on large collections. ``IVFCodeStorage``, its base, is the IVF storage
+  of files of format versions 1 and 2: faiss's binary k-means lists, searched by faiss.
 - ``InvertedCodeStorage``: flat storage plus one posting list per hidden unit, so that a
   query reads only the lists of its active units. Exact: the same results as flat.
 
@@ -62,6 +64,7 @@ class FlatCodeStorage:
     kind = "flat"
     multi_assigned = False  # whether an id may be in several lists (search keeps it once)
     faiss_order = False     # searched by faiss itself (old IVF files: IVFCodeStorage)
+    routes = False          # whether add and train need the float vectors (a router)
 
     def __init__(self, nbits: int, index: faiss.IndexBinary | None = None):
         self.nbits = nbits
@@ -93,7 +96,7 @@ class FlatCodeStorage:
         """A new, empty, untrained storage of the same kind and parameters."""
         return type(self)(self.nbits)
 
-    def train(self, codes: np.ndarray) -> None:
+    def train(self, x: np.ndarray, mean: np.ndarray, seed: int) -> None:
         """Nothing to learn for exhaustive search."""
 
     def ids(self) -> np.ndarray:
@@ -104,8 +107,9 @@ class FlatCodeStorage:
         """uint8 (ntotal, code_size) codes in storage order (a copy)."""
         return self.code_view().copy()
 
-    def add(self, codes: np.ndarray, ids: np.ndarray) -> None:
-        """Store uint8 (n, c) codes under int64 (n,) ids, distinct and new."""
+    def add(self, codes: np.ndarray, ids: np.ndarray, x: np.ndarray | None = None) -> None:
+        """Store uint8 (n, c) codes under int64 (n,) ids, distinct and new; x: their float32
+        (n, d) vectors, for storage that ``routes``."""
         self._table = None
         self.index.add_with_ids(pad_codes(codes, self.code_size), ids)
         self.id_set.add(ids)
@@ -162,23 +166,20 @@ class FlatCodeStorage:
 
 
 class IVFCodeStorage(FlatCodeStorage):
-    """Codes in ``faiss.IndexBinaryIVF``: ``nlist`` clusters learned from training codes,
-    ``nprobe`` of them probed per query (the lists whose centroids are nearest to the
-    query's code). IVF keeps the int64 ids itself; its lists know ids, not positions.
+    """Codes in ``faiss.IndexBinaryIVF`` with faiss's binary k-means lists, as IVF indexes of
+    format versions 1 and 2 hold them (loaded, never trained anew: training an index makes a
+    ``RoutedCodeStorage`` with the same nlist and nprobe). IVF keeps the int64 ids itself;
+    its lists know ids, not positions.
 
     faiss_order: searched by faiss's own ``IndexBinaryIVF.search`` and ``range_search``
     (Hamming distances, ties in the order faiss scans the lists), as every IVF index was
-    before the search order became (distance, id): files of format versions 1 and 2 load
-    with it, so they search bit for bit as they did (``_search.py``).
+    before the search order became (distance, id), so such files search bit for bit as they
+    did (``_search.py``).
     """
 
     kind = "ivf"
 
-    def __init__(self, nbits: int, nlist: int, nprobe: int = 1,
-                 index: faiss.IndexBinaryIVF | None = None, faiss_order: bool = False):
-        if index is None:
-            index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(nbits), nbits, nlist)
-            index.nprobe = nprobe
+    def __init__(self, nbits: int, index: faiss.IndexBinaryIVF, faiss_order: bool = True):
         super().__init__(nbits, index)
         self.faiss_order = faiss_order
 
@@ -202,22 +203,13 @@ class IVFCodeStorage(FlatCodeStorage):
     def nprobe(self, value: int) -> None:
         self.index.nprobe = value
 
-    def fresh(self) -> "IVFCodeStorage":
-        storage = IVFCodeStorage(self.nbits, self.nlist, self.nprobe,
-                                 faiss_order=self.faiss_order)
-        storage.index.verbose = self.index.verbose   # faiss's clustering report, if asked for
-        return storage
-
-    def train(self, codes: np.ndarray) -> None:
-        """Learn the nlist cluster centroids from uint8 (n, code_size) codes, n >= nlist."""
-        if len(codes) < self.min_train:
-            raise ValueError(f"IVF storage needs at least nlist={self.nlist} training vectors, "
-                             f"got {len(codes)}")
-        self.index.train(pad_codes(codes, self.code_size))
+    def fresh(self):
+        """Not trained anew: ``_index.fresh_storage`` makes a routed storage instead."""
+        raise TypeError("IVF storage of a format 1-2 file is not trained anew")
 
     def _make_table(self):
         lists = self.index.invlists
-        sizes = np.array([lists.list_size(lst) for lst in range(self.nlist)], np.int64)
+        sizes = np.array([lists.list_size(lst) for lst in range(self.index.nlist)], np.int64)
         code_addr = np.array([int(lists.get_codes(lst)) if n else 0
                               for lst, n in enumerate(sizes)], np.int64)
         id_addr = np.array([int(lists.get_ids(lst)) if n else 0
@@ -237,7 +229,7 @@ class IVFCodeStorage(FlatCodeStorage):
     def _invlist_contents(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ids int64 (n_l,), codes uint8 (n_l, code_size)) of each inverted list l, copies
         (faiss's ``get_invlist``)."""
-        return [get_invlist(self.index.invlists, lst) for lst in range(self.nlist)]
+        return [get_invlist(self.index.invlists, lst) for lst in range(self.index.nlist)]
 
     def ids(self) -> np.ndarray:
         """int64 (ntotal,) ids, list by list (a copy)."""
@@ -246,6 +238,116 @@ class IVFCodeStorage(FlatCodeStorage):
     def codes(self) -> np.ndarray:
         """uint8 (ntotal, code_size) codes, list by list (a copy)."""
         return np.concatenate([codes for _, codes in self._invlist_contents()])
+
+
+class RoutedCodeStorage(IVFCodeStorage):
+    """IVF storage routed by a ``Router`` (``_router.py``): list l of an ``IndexBinaryIVF``
+    holds the codes of the vectors whose top ``assign`` units include unit l, filled through
+    ``add_core`` with the router's choice; a query probes its top ``nprobe`` units. faiss's
+    own quantizer stays empty (faiss never searches these lists; ``_search.py`` does).
+
+    With assign 2 a vector is in two lists (``multi_assigned``): ``ntotal``, ``ids`` and
+    ``codes`` count it once, search keeps it once, ``remove_ids`` removes every copy.
+    Before training the faiss index is a placeholder with the requested nlist (or 1).
+    """
+
+    faiss_order = False
+    routes = True
+
+    def __init__(self, nbits: int, router, index: faiss.IndexBinaryIVF | None = None):
+        if index is None:
+            nlist = router.n_units if router.is_trained else router.nlist or 1
+            index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(nbits), nbits, nlist)
+            index.is_trained = router.is_trained
+        self.router = router
+        super().__init__(nbits, index, faiss_order=False)
+
+    @property
+    def multi_assigned(self) -> bool:
+        return self.router.assign > 1
+
+    @property
+    def is_trained(self) -> bool:
+        return self.router.is_trained
+
+    @property
+    def nlist(self) -> int | None:
+        """Lists: the trained router's units, else the requested number (None: auto)."""
+        return self.router.n_units if self.is_trained else self.router.nlist
+
+    @property
+    def min_train(self) -> int:
+        return self.router.min_train
+
+    @property
+    def nprobe(self) -> int | None:
+        """Lists a query probes: the set nprobe, else the learned one (None untrained)."""
+        return self.router.probes if self.is_trained else self.router.nprobe
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        self.router.nprobe = value
+
+    def fresh(self) -> "RoutedCodeStorage":
+        storage = RoutedCodeStorage(self.nbits, self.router.fresh())
+        storage.index.verbose = self.index.verbose   # the router's report, if asked for
+        return storage
+
+    def train(self, x: np.ndarray, mean: np.ndarray, seed: int) -> None:
+        """Learn the router from float32 (n, d) training vectors, centred by the model's
+        float32 (d,) mean; then the faiss index has one list per unit."""
+        router = self.router.fresh().train(x, mean, seed, verbose=self.index.verbose)
+        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(self.nbits), self.nbits,
+                                     router.n_units)
+        index.is_trained = True
+        self.router, self.index = router, index
+        self._table = None
+
+    def add(self, codes: np.ndarray, ids: np.ndarray, x: np.ndarray | None = None) -> None:
+        """Store uint8 (n, c) codes under int64 (n,) new ids in the lists the router picks
+        for their float32 (n, d) vectors x."""
+        self._table = None
+        codes = np.ascontiguousarray(pad_codes(codes, self.code_size))
+        ids = np.ascontiguousarray(ids, np.int64)
+        ntotal = self.index.ntotal
+        for lists in self.router.lists_of(x).T:
+            lists = np.ascontiguousarray(lists)
+            self.index.add_core(len(ids), faiss.swig_ptr(codes), faiss.swig_ptr(ids),
+                                faiss.swig_ptr(lists))
+        self.index.ntotal = ntotal + len(ids)   # distinct vectors, not copies
+        self.id_set.add(ids)
+
+    def probe(self, queries, nprobe: int | None) -> np.ndarray:
+        """int64 (nq, nprobe): the lists of each query's most active units, most active
+        first (``nprobe`` None: the storage's)."""
+        return self.router.probe(queries.x, nprobe)
+
+    def remove_ids(self, ids: np.ndarray) -> int:
+        self._table = None
+        removed = int(self.id_set.isin(np.unique(ids)).sum()) if len(ids) else 0
+        ntotal = self.index.ntotal
+        self.index.remove_ids(faiss.IDSelectorBatch(ids))   # every copy
+        self.index.ntotal = ntotal - removed
+        self.id_set.remove(ids)
+        return removed
+
+    def ids(self) -> np.ndarray:
+        """int64 (ntotal,) ids, list by list, each once (a copy)."""
+        return self._distinct()[0]
+
+    def codes(self) -> np.ndarray:
+        """uint8 (ntotal, code_size) codes, in the order of ``ids`` (a copy)."""
+        return self._distinct()[1]
+
+    def _distinct(self) -> tuple[np.ndarray, np.ndarray]:
+        contents = self._invlist_contents()
+        ids = np.concatenate([i for i, _ in contents])
+        codes = np.concatenate([c for _, c in contents])
+        if not self.multi_assigned:
+            return ids, codes
+        _, first = np.unique(ids, return_index=True)
+        first.sort()
+        return ids[first], codes[first]
 
 
 class InvertedCodeStorage(FlatCodeStorage):
@@ -266,7 +368,7 @@ class InvertedCodeStorage(FlatCodeStorage):
         super().__init__(nbits, index)
         self._postings = None  # posting_lists(), None when stale
 
-    def add(self, codes: np.ndarray, ids: np.ndarray) -> None:
+    def add(self, codes: np.ndarray, ids: np.ndarray, x: np.ndarray | None = None) -> None:
         super().add(codes, ids)
         self._postings = None
 
@@ -294,15 +396,18 @@ class InvertedCodeStorage(FlatCodeStorage):
 
 
 def storage_from_faiss(index: faiss.IndexBinary, kind: str = "flat",
-                       faiss_order: bool = False) -> FlatCodeStorage:
+                       faiss_order: bool = False, router=None) -> FlatCodeStorage:
     """Wrap a faiss binary index (as ``faiss.read_index_binary`` returns it) in its storage;
-    ``kind`` "inverted" puts posting lists over a flat index; faiss_order: an IVF index
-    searched in faiss's own order (``IVFCodeStorage``)."""
+    ``kind`` "inverted" puts posting lists over a flat index; an IVF index is routed by
+    ``router`` (``RoutedCodeStorage``) or, with None, searched in faiss's own order with
+    faiss_order (``IVFCodeStorage``)."""
     if isinstance(index, faiss.IndexBinaryIDMap) and isinstance(  # IDMap2 is one too
             faiss.downcast_IndexBinary(index.index), faiss.IndexBinaryFlat):
         if kind == "inverted":
             return InvertedCodeStorage(index.d, index)
         return FlatCodeStorage(index.d, index)
     if isinstance(index, faiss.IndexBinaryIVF):
-        return IVFCodeStorage(index.d, index.nlist, index.nprobe, index, faiss_order)
+        if router is not None:
+            return RoutedCodeStorage(index.d, router, index)
+        return IVFCodeStorage(index.d, index, faiss_order)
     raise ValueError(f"unsupported faiss binary index type {type(index).__name__}")

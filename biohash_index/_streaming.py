@@ -33,7 +33,7 @@ from ._validation import check_ids, check_positive_int, check_vectors
 
 DEFAULT_BATCH_SIZE = 65536
 IPC_SUFFIXES = (".arrow", ".feather", ".ipc")
-MAX_POINTS_PER_CENTROID = 256  # as faiss k-means: more training codes per IVF list are not used
+MAX_ROUTER_SAMPLE = 1 << 18  # training vectors an IVF router with nlist=None samples (train_from)
 
 Block = tuple[np.ndarray, "np.ndarray | None"]  # float32 (n, d) vectors, int64 (n,) ids or None
 

@@ -25,13 +25,14 @@ from ._model import HYPERPARAMETERS, TASKS, Bool, Int, OneOf, hyperparameters_in
 from ._formats._io import BioHashFormatError
 from ._formats.index_file import read_format_version
 from ._progress import set_progress
+from ._router import ASSIGNS, ROUTERS
 from ._streaming import IPC_SUFFIXES, vector_blocks, vector_column
 
 __all__ = ["main"]
 RESULT_FORMATS = (".npy",) + TABLES
 # the BioHashIndex keywords that index options set (index_kwargs)
 INDEX_OPTIONS = ("n_hidden", "activity", "task", *(f.name for f in HYPERPARAMETERS),
-                 "storage", "nlist", "nprobe")
+                 "storage", "nlist", "nprobe", "router", "assign")
 
 
 # ---------------------------------------------------------------- reading and writing
@@ -242,7 +243,9 @@ def info(args) -> int:
         else path.stat().st_size
     storage = index.storage.kind
     if storage == "ivf":
-        storage += f" (nlist={index.storage.nlist}, nprobe={index.nprobe})"
+        router = getattr(index.storage, "router", None)
+        storage += (f" (nlist={index.storage.nlist}, nprobe={index.nprobe}"
+                    + (f", router={router.kind}, assign={router.assign})" if router else ")"))
     rows = [
         ("saved index", f"{args.index} ({size:,} bytes, format version "
                         f"{read_format_version(args.index)})"),
@@ -418,7 +421,12 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
     for f in HYPERPARAMETERS:
         g.add_argument("--" + f.name.replace("_", "-"), **hyperparameter_option(f))
     g.add_argument("--storage", choices=STORAGES, default=DEFAULTS["storage"])
-    g.add_argument("--nlist", type=int, default=DEFAULTS["nlist"], help="IVF clusters")
+    g.add_argument("--nlist", type=int, default=DEFAULTS["nlist"],
+                   help="IVF lists (default: 4 sqrt(training vectors))")
+    g.add_argument("--router", choices=ROUTERS, default=DEFAULTS["router"],
+                   help="how IVF lists are chosen (default: %(default)s)")
+    g.add_argument("--assign", type=int, choices=ASSIGNS, default=DEFAULTS["assign"],
+                   help="IVF lists each vector is stored in (default: %(default)s)")
 
 
 class RenamedFlag(argparse.Action):
@@ -460,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", action=RenamedFlag, help=argparse.SUPPRESS,
                    new="--hash-length K (-k is the number of neighbours in search and eval)")
     p.add_argument("--add", action="store_true", help="also add the training vectors")
-    p.add_argument("--nprobe", type=int, help="IVF clusters visited per query (default 8)")
+    p.add_argument("--nprobe", type=int,
+                   help="IVF lists probed per query (default: learned at training)")
     add_index_options(p)
 
     p = command("add", add, "add vectors from a file to a saved index")
@@ -479,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", required=True, metavar="FILE")
     p.add_argument("--column", **column)
     p.add_argument("-k", type=int, default=10, help="neighbours per query (default 10)")
-    p.add_argument("--nprobe", type=int, help="IVF clusters visited per query")
+    p.add_argument("--nprobe", type=int, help="IVF lists probed per query")
     p.add_argument("--out", metavar="FILE",
                    help="results: .npy (ids) or .parquet/.arrow/.feather (ids and distances)")
 
@@ -503,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="recall@k (default 10)")
     p.add_argument("--hash-lengths", type=int, nargs="+", default=[2, 4, 8, 16, 32],
                    metavar="K")
-    p.add_argument("--nprobe", type=int, help="IVF clusters visited per query")
+    p.add_argument("--nprobe", type=int, help="IVF lists probed per query")
     p.add_argument("--plot", metavar="FILE.png",
                    help="mAP versus hash length, or recall versus queries per second")
     add_index_options(p)

@@ -99,10 +99,11 @@ def two_workers(client):
     client.wait_for_workers(2, timeout=START_TIMEOUT)
 
 
-def make_index(storage: str, xb: np.ndarray, seed: int = 0) -> BioHashIndex:
-    """The default scoring (asymmetric): shards re-rank by weighted distance."""
+def make_index(storage: str, xb: np.ndarray, seed: int = 0, assign: int = 1) -> BioHashIndex:
+    """The default scoring (asymmetric): shards re-rank by weighted distance; IVF storage
+    routes with the template's router."""
     index = BioHashIndex(32, 4, n_hidden=64, epochs=3, seed=seed, storage=storage, nlist=4,
-                         nprobe=2)
+                         nprobe=2, assign=assign)
     index.train(xb)
     return index
 
@@ -164,10 +165,11 @@ def holder_pid(client, sharded, shard: int = 0) -> int:
 
 
 # ---------------------------------------------------------------------- answers as one index
-@pytest.mark.parametrize("storage", ["flat", "ivf", "inverted"])
-def test_sharded_search_equals_one_index_every_time(client, data, tmp_path, storage):
+@pytest.mark.parametrize("storage, assign", [("flat", 1), ("ivf", 1), ("ivf", 2),
+                                             ("inverted", 1)])
+def test_sharded_search_equals_one_index_every_time(client, data, tmp_path, storage, assign):
     xb, xq = data
-    template = make_index(storage, xb)
+    template = make_index(storage, xb, assign=assign)
     sharded = bhd.build_shards(template, da.from_array(xb, chunks=(170, 32)), tmp_path / "s",
                                client)
     assert sharded.nshards == 4 and sharded.ntotal_per_shard == [170, 170, 170, 90]

@@ -205,13 +205,15 @@ def test_nbits_metric_type_and_verbose(base, capsys):
         index.verbose = "yes"
 
 
-def test_verbose_ivf_prints_faiss_clustering(clustered, capfd):
-    index = BioHashIndex(32, 4, n_hidden=64, epochs=2, storage="ivf", nlist=4)
+@pytest.mark.parametrize("router", ["learned", "kmeans"])
+def test_verbose_ivf_prints_the_router_and_faiss_clustering(clustered, capfd, router):
+    index = BioHashIndex(32, 4, n_hidden=64, epochs=2, storage="ivf", nlist=4, router=router)
     index.verbose = True
     index.train(clustered[0])
     out = capfd.readouterr().out
     assert "BioHashIndex.train: 600 vectors" in out
-    assert "Training quantizer" in out             # faiss's own report
+    assert f"Router ({router}): 4 units from 256 vectors; nprobe_=" in out   # 64 per unit
+    assert ("Clustering 256 points" in out) == (router == "kmeans")   # faiss's own report
 
 
 # ---------------------------------------------------------------- merge_from

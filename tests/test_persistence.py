@@ -341,7 +341,7 @@ def test_newer_format_version_is_refused(flat, tmp_path):
 @pytest.mark.parametrize("file, column, value, message", [
     ("meta.arrow", "ntotal", 599, "ntotal=599"),
     ("meta.arrow", "next_id", 3, "next_id=3"),
-    ("meta.arrow", "storage", "ivf", "bad storage"),
+    ("meta.arrow", "storage", "ivf", "router None for ivf storage"),
     ("meta.arrow", "storage", "bogus", "storage must be one of"),
     ("meta.arrow", "ids", list(range(1, 601)), "ids differ"),
     ("model.arrow", "hash_length", 64, "hash_length"),

@@ -19,16 +19,23 @@ NBITS = 16
 DATA = Path(__file__).parent / "data"
 
 
-def storage_with(codes, ids, kind="flat"):
-    storage = make_storage(kind, NBITS, nlist=4, nprobe=2)
-    storage.train(codes)
+def storage_with(codes, ids):
+    storage = make_storage("flat", NBITS)
     storage.add(codes, ids)
+    return storage
+
+
+def trained_storage(kind, nbits, x, nlist=4, nprobe=None, assign=1):
+    """An empty storage of ``kind``; ivf: routed by a router learned on float32 (n, d) x."""
+    storage = make_storage(kind, nbits, nlist=nlist, nprobe=nprobe, assign=assign)
+    storage.train(x, x.mean(axis=0), 0)
     return storage
 
 
 def copy_of(storage):
     return storage_from_faiss(faiss.deserialize_index_binary(
-        faiss.serialize_index_binary(storage.index)))
+        faiss.serialize_index_binary(storage.index)), storage.kind,
+        router=storage.router if storage.routes else None)
 
 
 def random_codes(rng, n, nbits=NBITS, active=3):
@@ -52,16 +59,17 @@ def test_ties_are_broken_by_id_even_past_the_kth_result():
     assert W is None
 
 
-@pytest.mark.parametrize("kind", ["flat", "inverted", "ivf"])
-def test_shortlist_is_the_brute_force_order(kind):
-    """Every storage gives the K smallest (distance, id) pairs, negative ids included."""
+@pytest.mark.parametrize("kind,assign", [("flat", 1), ("inverted", 1), ("ivf", 1), ("ivf", 2)])
+def test_shortlist_is_the_brute_force_order(kind, assign):
+    """Every storage gives the K smallest (distance, id) pairs, negative ids included
+    (IVF with every list probed, each id once)."""
     rng = np.random.default_rng(7)
     codes, xq = random_codes(rng, 500, 64, 8), random_codes(rng, 20, 64, 8)
+    x, xfq = rng.standard_normal((500, 8), np.float32), rng.standard_normal((20, 8), np.float32)
     ids = rng.choice(np.arange(-10**6, 10**6), 500, replace=False)
-    storage = make_storage(kind, 64, nlist=4, nprobe=4)   # every list probed
-    storage.train(codes)
-    storage.add(codes, ids)
-    H, I, _ = shortlist(storage, Queries(None, xq), 37)
+    storage = trained_storage(kind, 64, x, nprobe=4, assign=assign)   # every list probed
+    storage.add(codes, ids, x)
+    H, I, _ = shortlist(storage, Queries(xfq, xq), 37)
     D = hamming(xq, codes)
     order = np.lexsort((np.broadcast_to(ids, D.shape), D), axis=1)[:, :37]
     np.testing.assert_array_equal(H, np.take_along_axis(D, order, 1))
@@ -92,17 +100,17 @@ def test_weighted_order_breaks_ties_by_id_and_keeps_missing_last():
 def test_merged_shortlists_equal_one_storage(kind, seed):
     rng = np.random.default_rng(seed)
     codes = random_codes(rng, 400)
+    x = rng.standard_normal((400, 8), np.float32)
     ids = rng.permutation(10_000)[:400].astype(np.int64)
-    xq = Queries(None, random_codes(rng, 30))
-    template = make_storage(kind, NBITS, nlist=4, nprobe=2)
-    template.train(codes)  # trained and empty: every shard has the same IVF lists
-    whole = copy_of(template)
-    whole.add(codes, ids)
+    xq = Queries(rng.standard_normal((30, 8), np.float32), random_codes(rng, 30))
+    template = trained_storage(kind, NBITS, x, nprobe=2, assign=seed % 2 + 1)
+    whole = copy_of(template)  # trained and empty: every shard has the same IVF lists
+    whole.add(codes, ids, x)
     shard_of = rng.integers(0, 3, len(codes))
     parts = []
     for s in range(3):
         shard = copy_of(template)
-        shard.add(codes[shard_of == s], ids[shard_of == s])
+        shard.add(codes[shard_of == s], ids[shard_of == s], x[shard_of == s])
         parts.append(shortlist(shard, xq, 25))
     for a, b in zip(merge_shortlists(parts, 25)[:2], shortlist(whole, xq, 25)[:2]):
         np.testing.assert_array_equal(a, b)
@@ -150,15 +158,15 @@ def test_weighted_distances_follow_the_definition(clustered):
             assert d == pytest.approx(want, rel=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["flat", "inverted", "ivf"])
-def test_range_search_is_every_code_within_the_radius_by_distance_then_id(kind):
+@pytest.mark.parametrize("kind,assign", [("flat", 1), ("inverted", 1), ("ivf", 1), ("ivf", 2)])
+def test_range_search_is_every_code_within_the_radius_by_distance_then_id(kind, assign):
     rng = np.random.default_rng(4)
     codes, xq = random_codes(rng, 300, 64, 8), random_codes(rng, 10, 64, 8)
+    x, xfq = rng.standard_normal((300, 8), np.float32), rng.standard_normal((10, 8), np.float32)
     ids = rng.permutation(10**5)[:300].astype(np.int64)
-    storage = make_storage(kind, 64, nlist=4, nprobe=4)
-    storage.train(codes)
-    storage.add(codes, ids)
-    lims, H, I = ranges(storage, Queries(None, xq), 12)
+    storage = trained_storage(kind, 64, x, nprobe=4, assign=assign)
+    storage.add(codes, ids, x)
+    lims, H, I = ranges(storage, Queries(xfq, xq), 12)
     D = hamming(xq, codes)
     for q in range(10):
         inside = np.flatnonzero(D[q] < 12)

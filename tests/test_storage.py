@@ -11,7 +11,8 @@ from threadpoolctl import threadpool_info
 
 from biohash_index import BioHashIndex
 from biohash_index._search import Queries, ranges, shortlist
-from biohash_index._storage import FlatCodeStorage, InvertedCodeStorage, IVFCodeStorage
+from biohash_index._router import Router
+from biohash_index._storage import FlatCodeStorage, InvertedCodeStorage, RoutedCodeStorage
 from biohash_index._threads import blas_limit, thread_limit
 
 
@@ -98,17 +99,23 @@ def test_posting_lists_take_the_documented_memory():
     assert sum(a.nbytes for a in inv.posting_lists()) == 4 * 4 * n + 20 * n + 8 * 65
 
 
-@pytest.mark.parametrize("nlist", [1, 4, 64])
-def test_ivf_ids_and_codes_are_the_stored_pairs(nlist):
-    """ids() and codes() of IVF storage read every inverted list, empty ones included."""
+@pytest.mark.parametrize("nlist,assign", [(1, 1), (4, 1), (4, 2), (64, 1), (64, 2)])
+def test_ivf_ids_and_codes_are_the_stored_pairs(nlist, assign):
+    """ids() and codes() of IVF storage read every inverted list, empty ones included,
+    each vector once however many lists hold it; removal removes every copy."""
     rng = np.random.default_rng(nlist)
     xb = rng.integers(0, 256, (300, 8), dtype=np.uint8)
+    x = rng.standard_normal((300, 16), np.float32)
     ids = rng.permutation(10**6)[:300].astype(np.int64)
-    ivf = IVFCodeStorage(64, nlist)
+    ivf = RoutedCodeStorage(64, Router(nlist=nlist, assign=assign))
     assert ivf.ids().shape == (0,) and ivf.codes().shape == (0, 8)
-    ivf.train(xb)
-    ivf.add(xb[:200], ids[:200])
-    assert ivf.remove_ids(ids[:200:3]) == 67
+    ivf.train(x, x.mean(axis=0), 0)
+    ivf.add(xb[:200], ids[:200], x[:200])
+    held = sum(ivf.index.invlists.list_size(lst) for lst in range(nlist))
+    assert ivf.ntotal == 200 and held == 200 * min(assign, nlist)
+    assert ivf.remove_ids(np.r_[ids[:200:3], ids[:200:3], 5]) == 67
+    assert ivf.ntotal == 133
+    assert sum(ivf.index.invlists.list_size(lst) for lst in range(nlist)) == 133 * min(assign, nlist)
     got_ids, got_codes = ivf.ids(), ivf.codes()
     assert got_ids.dtype == np.int64 and got_codes.shape == (133, 8)
     order, kept = np.argsort(got_ids), np.setdiff1d(np.arange(200), np.arange(0, 200, 3))

@@ -139,6 +139,21 @@ def test_an_ivf_store_trains_once_it_holds_nlist_documents(clustered):
     assert len(store) == 160 and store.is_hashed and store.index.ntotal == 160
 
 
+def test_an_ivf_store_routes_and_keeps_its_router_when_saved(clustered, tmp_path):
+    """index_options storage="ivf": the store's index is routed (docs/routing.md says why
+    it is not the default) and a saved store searches the same when loaded."""
+    xb = clustered[0]
+    store = BioHashStore(train_threshold=200, epochs=1, storage="ivf", assign=2)
+    store.add(xb[:200], records(200))
+    base = store.index.base_index
+    assert store.is_hashed and base.storage.kind == "ivf" and base.storage.router.assign == 2
+    want = [h.record.id for h in store.search(xb[5], 5)]
+    store.save(tmp_path / "s.arrow")
+    loaded = BioHashStore.load(tmp_path / "s.arrow")
+    assert loaded.index.base_index.storage.router.assign == 2
+    assert [h.record.id for h in loaded.search(xb[5], 5)] == want
+
+
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
 def test_a_store_saved_with_more_threads_trains_where_numba_has_fewer(clustered, tmp_path):
     """Issue: a store saved with n_threads=2, loaded where numba has one thread, failed to

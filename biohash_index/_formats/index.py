@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from .._checksum_kernels import xxh64
 from .._model import BioHashParams
+from .._router import ROUTERS, Router
 from .._storage import FlatCodeStorage, padded_code_size, storage_from_faiss
 from .._validation import check_n_threads, saved_n_threads
 from .._version import __version__
@@ -50,11 +51,14 @@ FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 # the files of a generation (besides the manifest) by the format version that wrote it:
 # 1, biohash-index 0.1; 2, with the scoring hyperparameter (ADDED_PARAMS); 3, with
-# meta.arrow's search_order
+# meta.arrow's search_order and the router of IVF storage (ROUTER_COLUMNS)
 FILES = {1: ("model.arrow", "meta.arrow", "codes.faiss"),
          2: ("model.arrow", "meta.arrow", "codes.faiss"),
          3: ("model.arrow", "meta.arrow", "codes.faiss")}
 SEARCH_ORDERS = ("id", "faiss")   # meta.arrow's search_order (IVFCodeStorage.faiss_order)
+# meta.arrow's columns of the router of routed IVF storage (version 3; null otherwise)
+ROUTER_COLUMNS = ("router", "assign", "router_nlist", "router_nprobe", "router_mean",
+                  "router_units", "router_bias")
 READS_VERSIONS = tuple(FILES)
 MAX_MANIFEST_BYTES = 1 << 16
 # hyperparameters a file may lack (docs/format.md), read with the values their declarations
@@ -98,13 +102,38 @@ def state_problem(state: IndexState) -> tuple[str, str] | None:
             return "model.arrow", "mean or weights hold NaN or infinite values"
     elif storage.ntotal or (storage.kind == "ivf" and storage.is_trained):
         return "codes.faiss", "trained or filled storage for an untrained model"
+    if storage.routes:
+        problem = _router_problem(storage, prm.d)
+        if problem:
+            return problem
     if storage.code_size != padded_code_size(prm.code_size):
         return "codes.faiss", (f"{storage.kind} storage of {storage.code_size}-byte codes, "
                                f"expected {padded_code_size(prm.code_size)}-byte codes")
     ids = storage.ids()
+    if len(ids) != storage.ntotal:
+        return "codes.faiss", f"ntotal={storage.ntotal} for {len(ids)} distinct stored ids"
     if not isinstance(state.next_id, int) or state.next_id < 0 or (
             len(ids) and state.next_id <= ids.max()):
         return "meta.arrow", f"next_id={state.next_id} must exceed every stored id"
+    return None
+
+
+def _router_problem(storage, d: int) -> tuple[str, str] | None:
+    """What is wrong with the router of routed IVF storage, or None: arrays of the wrong
+    shape or not finite, or a faiss index that does not have one list per unit."""
+    router, index = storage.router, storage.index
+    if not router.is_trained:
+        if index.is_trained or index.nlist != (router.nlist or 1):
+            return "codes.faiss", "a trained IVF index for an untrained router"
+        return None
+    nlist = len(router.units_)
+    for what, a, shape in (("router_mean", router.mean_, (d,)),
+                           ("router_units", router.units_, (nlist, d)),
+                           ("router_bias", router.bias_, (nlist,))):
+        if a.dtype != np.float32 or a.shape != shape or not np.isfinite(a).all():
+            return "meta.arrow", f"{what} must be finite float32 of shape {shape}"
+    if not index.is_trained or index.nlist != nlist or nlist == 0:
+        return "codes.faiss", f"an IVF index of {index.nlist} lists for {nlist} router units"
     return None
 
 
@@ -172,8 +201,30 @@ def _meta_table(state: IndexState) -> pa.Table:
         "nprobe": pa.array([storage.nprobe if ivf else None], pa.int64()),
         "n_threads": pa.array([state.n_threads], pa.int64()),
         "search_order": pa.array(["faiss" if storage.faiss_order else "id"]),
+        **_router_columns(storage.router if storage.routes else None, state.params.d),
         "ids": pa.LargeListArray.from_arrays(pa.array([0, len(ids)], pa.int64()), ids),
     })
+
+
+def _router_columns(router: Router | None, d: int) -> dict[str, pa.Array]:
+    """ROUTER_COLUMNS of meta.arrow: the router's settings, and its learned arrays (null
+    if untrained); all null without a router."""
+    vec = pa.list_(pa.float32(), d)
+    trained = router is not None and router.is_trained
+    settings = (router.kind, router.assign, router.nlist, router.nprobe) if router else (None,) * 4
+    cols = {name: pa.array([v], pa.string() if name == "router" else pa.int64())
+            for name, v in zip(ROUTER_COLUMNS[:4], settings)}
+    if trained:
+        units = pa.FixedSizeListArray.from_arrays(pa.array(router.units_.ravel()), d)
+        cols["router_mean"] = pa.FixedSizeListArray.from_arrays(pa.array(router.mean_), d)
+        cols["router_units"] = pa.ListArray.from_arrays(pa.array([0, len(units)], pa.int32()),
+                                                        units)
+        cols["router_bias"] = pa.array([router.bias_], pa.list_(pa.float32()))
+    else:
+        cols["router_mean"] = pa.nulls(1, vec)
+        cols["router_units"] = pa.nulls(1, pa.list_(vec))
+        cols["router_bias"] = pa.nulls(1, pa.list_(pa.float32()))
+    return cols
 
 
 # the bytes of each file of FILES, from the state
@@ -212,7 +263,9 @@ def decode_files(files: Mapping[str, pa.Buffer], at: Callable[[str], str]) -> In
     kind, n_threads = _storage_settings(meta, meta_file)
     mean, weights, stats = _model_arrays(model, params, model_file)
     faiss_order = _search_order(meta, manifest["format_version"], meta_file) == "faiss"
-    storage = _read_storage(files["codes.faiss"], kind, faiss_order, codes_file)
+    router = _read_router(meta, manifest["format_version"], params.d, kind, faiss_order,
+                          meta_file)
+    storage = _read_storage(files["codes.faiss"], kind, faiss_order, router, codes_file)
     _check_meta(meta, storage, meta_file, codes_file)
     state = IndexState(params, mean, weights, stats, storage,
                        _scalar(meta, "next_id", meta_file), n_threads)
@@ -312,7 +365,7 @@ def _storage_settings(meta: pa.Table, name: str) -> tuple[str, int | None]:
     numba has here (a setting of the machine that saved it)."""
     kind, nlist, nprobe, n_threads = (_scalar(meta, col, name)
                                       for col in ("storage", "nlist", "nprobe", "n_threads"))
-    if not isinstance(kind, str) or (kind == "ivf") != (nlist is not None and nprobe is not None):
+    if not isinstance(kind, str) or (kind != "ivf" and (nlist, nprobe) != (None, None)):
         raise BioHashFormatError(f"{name}: bad storage {kind!r} (nlist={nlist}, nprobe={nprobe})")
     if kind not in STORAGE_TAGS:
         raise BioHashFormatError(f"{name}: storage must be one of {tuple(STORAGE_TAGS)}, "
@@ -333,6 +386,47 @@ def _search_order(meta: pa.Table, version: int, name: str) -> str:
         raise BioHashFormatError(f"{name}: search_order must be one of {SEARCH_ORDERS}, "
                                  f"got {order!r}")
     return order
+
+
+def _read_router(meta: pa.Table, version: int, d: int, kind: str, faiss_order: bool,
+                 name: str) -> Router | None:
+    """The router of routed IVF storage (version 3, IVF storage in "id" order), or None."""
+    if version < 3:
+        return None
+    kind_, assign, nlist, nprobe = (_scalar(meta, col, name) for col in ROUTER_COLUMNS[:4])
+    if (kind_ is not None) != (kind == "ivf" and not faiss_order):
+        raise BioHashFormatError(f"{name}: router {kind_!r} for {kind} storage in "
+                                 f"{'faiss' if faiss_order else 'id'} order (IVF storage in "
+                                 "id order has a router, other storage none)")
+    if kind_ is None:
+        return None
+    try:
+        router = Router(kind_, nlist, nprobe, assign)
+    except (TypeError, ValueError) as e:
+        raise BioHashFormatError(f"{name}: bad router ({e}; routers: {ROUTERS})") from None
+    vec = pa.list_(pa.float32(), d)
+    cols = {c: _column(meta, c, name) for c in ROUTER_COLUMNS[4:]}
+    types = (vec, pa.list_(vec), pa.list_(pa.float32()))
+    if any(col.type != t for col, t in zip(cols.values(), types)):
+        raise BioHashFormatError(f"{name}: router arrays must be of types {types}")
+    nulls = {col.null_count for col in cols.values()}
+    if len(nulls) != 1:
+        raise BioHashFormatError(f"{name}: router arrays must all be present or all null")
+    if nulls == {1}:
+        return router
+    mean, units, bias = (cols["router_mean"].flatten(), cols["router_units"].flatten().flatten(),
+                         cols["router_bias"].flatten())
+    if mean.null_count or units.null_count or bias.null_count or len(units) != d * len(bias):
+        raise BioHashFormatError(f"{name}: router_units must be len(router_bias) * d values, "
+                                 "without nulls")
+    effective = _scalar(meta, "nprobe", name)
+    try:
+        return Router.from_arrays(kind_, nlist, nprobe, assign,
+                                  mean.to_numpy(zero_copy_only=True),
+                                  units.to_numpy(zero_copy_only=True).reshape(-1, d),
+                                  bias.to_numpy(zero_copy_only=True), effective)
+    except (TypeError, ValueError) as e:
+        raise BioHashFormatError(f"{name}: bad router ({e})") from None
 
 
 def _model_arrays(table: pa.Table, prm: BioHashParams, name: str):
@@ -363,10 +457,11 @@ def _model_arrays(table: pa.Table, prm: BioHashParams, name: str):
     return mu, W, stats
 
 
-def _read_storage(buf: pa.Buffer, kind: str, faiss_order: bool, name: str) -> FlatCodeStorage:
+def _read_storage(buf: pa.Buffer, kind: str, faiss_order: bool, router: Router | None,
+                  name: str) -> FlatCodeStorage:
     """The faiss storage in ``buf`` (already checksum-verified), checked to be of ``kind``;
     faiss parses it only after ``_check_faiss_layout``; faiss_order: IVF searched in faiss's
-    own order."""
+    own order; router: the router of routed IVF storage."""
     tags = STORAGE_TAGS[kind]
     if buf.size < 4 or buf.slice(0, 4).to_pybytes() not in tags:
         raise BioHashFormatError(f"{name}: not a faiss {kind} binary index "
@@ -374,7 +469,7 @@ def _read_storage(buf: pa.Buffer, kind: str, faiss_order: bool, name: str) -> Fl
     _check_faiss_layout(memoryview(buf), name)
     try:
         storage = storage_from_faiss(faiss.deserialize_index_binary(np.frombuffer(buf, np.uint8)),
-                                     kind, faiss_order)
+                                     kind, faiss_order, router)
     except RuntimeError as e:
         raise BioHashFormatError(f"{name}: faiss cannot read it ({e})") from None
     except ValueError as e:   # an unsupported index type, or repeated ids

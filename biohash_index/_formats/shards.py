@@ -68,7 +68,8 @@ def shard_file(serial: int) -> str:
 
 def model_digest(state: IndexState) -> str:
     """sha256 of what every shard of one index must share: the model's hyperparameters and
-    weights, and the storage kind and settings (for IVF, its nlist, nprobe and centroids)."""
+    weights, and the storage kind and settings (for IVF, its nlist, nprobe, centroids and
+    router)."""
     storage = state.storage
     h = hashlib.sha256()
     h.update(json.dumps(dataclasses.asdict(state.params), sort_keys=True).encode())
@@ -79,6 +80,11 @@ def model_digest(state: IndexState) -> str:
         h.update(json.dumps([storage.nlist, storage.nprobe]).encode())
         quantizer = faiss.downcast_IndexBinary(storage.index.quantizer)
         h.update(faiss.vector_to_array(quantizer.xb).tobytes())
+    if storage.routes:   # every shard routes with the template's units
+        router = storage.router
+        h.update(json.dumps([router.kind, router.assign]).encode())
+        for a in (router.mean_, router.units_, router.bias_):
+            h.update(np.ascontiguousarray(a, np.float32).tobytes())
     return h.hexdigest()
 
 
