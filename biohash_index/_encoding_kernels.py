@@ -27,11 +27,11 @@ def top_k_codes(tot: np.ndarray, n_active: int, code_size: int,
     (None: zeros). Returns uint8 (n, code_size) with exactly n_active bits set per row (a
     NaN input counts as the smallest value). Runs on the calling thread, without the GIL.
     """
-    return _top_k_codes(tot, bias, n_active, code_size, _threshold_z(n_active, tot.shape[1]))
+    return _top_k_codes(tot, bias, n_active, code_size, threshold_z(n_active, tot.shape[1]))
 
 
 @functools.lru_cache(maxsize=64)
-def _threshold_z(n_active: int, m: int) -> np.float32:
+def threshold_z(n_active: int, m: int) -> np.float32:
     """z such that about 2 n_active of m normal values exceed mean + z * sd: the first
     threshold."""
     return np.float32(NormalDist().inv_cdf(1 - min(0.5, 2 * n_active / m)))
@@ -47,12 +47,12 @@ def _top_k_codes(tot, bias, n_active, code_size, z):
     b = np.empty(m, tot.dtype)
     w = np.empty(m, tot.dtype)
     for i in range(n):
-        _select_row(tot[i], bias, n_active, z, v, cand, a, b, w, codes[i])
+        select_row(tot[i], bias, n_active, z, v, cand, a, b, w, codes[i])
     return codes
 
 
 @njit(cache=True, nogil=True)
-def _select_row(row, bias, n_active, z, v, cand, a, b, w, code):
+def select_row(row, bias, n_active, z, v, cand, a, b, w, code):
     """Set the bits of the n_active largest ``row - bias`` in ``code`` (zeros on entry).
 
     v, a, b, w: float32 scratch (m,); cand: int32 scratch (m + 8,).

@@ -24,7 +24,9 @@ class IdSet:
     def __init__(self, ids: np.ndarray | None = None):
         self._runs: list[np.ndarray] = []   # sorted int64 runs, oldest (largest) first
         if ids is not None and len(ids):
-            run = np.sort(np.asarray(ids, np.int64))
+            run = np.array(ids, np.int64)
+            if not (run[1:] > run[:-1]).all():   # ids added in order need no sort (a load)
+                run = np.sort(run)
             repeated = run[1:][run[1:] == run[:-1]]
             if len(repeated):
                 raise ValueError(f"ids must be distinct, got repeated ids: "

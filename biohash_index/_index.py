@@ -117,7 +117,8 @@ class BioHashIndex(NotAFaissIndex):
     nprobe, lists a query probes (None: learned in ``train`` to keep about 0.95 of flat
     recall); assign, lists each vector is stored in (1 or 2);
     n_threads: threads of the numba kernels, faiss searches and numpy's BLAS products in
-    each call (None: their current settings); the other keywords are the learning-rule
+    each call (None: their current settings; a call on fewer than 8 rows runs its kernels
+    on the calling thread and changes no setting); the other keywords are the learning-rule
     hyperparameters of ``BioHashParams``. IndexLSH's positional flags are accepted and
     ignored: ``BioHashIndex(d, nbits, True, False)`` is ``BioHashIndex(d, nbits)``.
 

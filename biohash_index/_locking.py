@@ -30,20 +30,28 @@ class ReadWriteLock:
 
     @contextmanager
     def read(self):
+        self.acquire_read()
+        try:
+            yield
+        finally:
+            self.release_read()
+
+    def acquire_read(self) -> None:
+        """Take the lock to read (``read`` without a context manager, for hot paths)."""
         me = threading.get_ident()
         with self._cond:
             if self._writer != me and me not in self._readers:
                 while self._writer is not None or self._writers_waiting:
                     self._cond.wait()
             self._readers[me] = self._readers.get(me, 0) + 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers[me] -= 1
-                if not self._readers[me]:
-                    del self._readers[me]
-                    self._cond.notify_all()
+
+    def release_read(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            self._readers[me] -= 1
+            if not self._readers[me]:
+                del self._readers[me]
+                self._cond.notify_all()
 
     @contextmanager
     def write(self):
@@ -87,7 +95,7 @@ class LockPerInstance:
     def __get__(self, obj, owner=None):
         if obj is None:
             return self
-        with self._making:
+        with self._making:   # only until made: the instance's own attribute then wins
             return obj.__dict__.setdefault(self.name, ReadWriteLock())
 
 
@@ -95,8 +103,12 @@ def reads(method):
     """Run ``method`` under ``self._lock.read()``: concurrently with other readers."""
     @functools.wraps(method)
     def locked(self, *args, **kwargs):
-        with self._lock.read():
+        lock = self._lock
+        lock.acquire_read()
+        try:
             return method(self, *args, **kwargs)
+        finally:
+            lock.release_read()
     return locked
 
 

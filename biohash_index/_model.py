@@ -332,7 +332,7 @@ class BioHashModel:
         self.mean_: np.ndarray | None = None
         self.weights_: np.ndarray | None = None
         self.train_stats_: dict[str, np.ndarray] = {}
-        self._proj = None  # (W_p, bias mantissa, exponent): ``_projection``
+        self._proj = None  # (W_p, bias mantissa, exponent, bias): ``_projection``
 
     @classmethod
     def from_arrays(cls, params: BioHashParams, mean: np.ndarray | None,
@@ -540,16 +540,23 @@ class BioHashModel:
             acts -= bias
         return top_k_codes(acts, self.params.hash_length, self.params.code_size), acts
 
+    def inputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(acts, bias): the hidden-unit inputs float32 (n, m) of float32 (n, d) rows, before
+        (bias float32 (m,)) or after (None) subtracting the mean's share (``_inputs``)."""
+        if not self.is_trained:
+            raise RuntimeError("the model is not trained: call train() first")
+        return self._inputs(x, np.empty((len(x), self.params.n_hidden), np.float32))
+
     def _inputs(self, x: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(out, bias): hidden-unit inputs of float32 (n, d) rows written to float32 (n, m)
         out, before (bias float32 (m,)) or after (None) subtracting the mean's share; rows
         ``scale_exponents`` picks are divided by their power of two first, and their bias
         with them."""
-        Wp, bias_m, bias_e = self._projection()
+        Wp, bias_m, bias_e, bias = self._projection()
         e = scale_exponents(x, bias_e)
         if e is None:
             np.matmul(x, Wp.T, out=out)
-            return out, None if bias_m is None else np.ldexp(bias_m, bias_e)
+            return out, bias
         np.matmul(np.ldexp(x, -e), Wp.T, out=out)
         if bias_m is not None:
             out -= np.ldexp(bias_m, bias_e - e)
@@ -589,14 +596,16 @@ class BioHashModel:
         return (u / norms + self.mean_).astype(np.float32)
 
     def _projection(self):
-        """(W_p, bias mantissa, exponent): W_p float32 (m, d) (``p_weights``); the bias
+        """(W_p, bias mantissa, exponent, bias): W_p float32 (m, d) (``p_weights``); the bias
         mean @ W_p.T is ldexp(mantissa, exponent), the mantissa float32 (m,) computed on the
-        mean divided by 2**exponent (so it cannot overflow), None if the mean is 0."""
+        mean divided by 2**exponent (so it cannot overflow); mantissa, exponent and bias
+        None if the mean is 0."""
         if self._proj is None:
             Wp = np.ascontiguousarray(p_weights(self.weights_, self.params.p))
             e = _exponent(self.mean_)
             bias_m = None if e is None else np.ldexp(self.mean_, -e) @ Wp.T
-            self._proj = (Wp, bias_m, e)  # no bias: the selection reads the products in place
+            bias = None if e is None else np.ldexp(bias_m, e)
+            self._proj = (Wp, bias_m, e, bias)  # no bias: the selection reads the products in place
         return self._proj
 
 

@@ -36,16 +36,21 @@ import numpy as np
 
 from ._faiss_compat import selected_ids
 from ._inverted_kernels import inverted_search
-from ._search_kernels import (range_matches, shortlists, shortlists_parallel,
-                              weighted_distances, weighted_distances_parallel)
+from ._encoding_kernels import threshold_z
+from ._search_kernels import (MISSING_DISTANCE, query_codes, range_matches, searches,
+                              searches_parallel,
+                              shortlists, shortlists_parallel, weighted_distances,
+                              weighted_distances_parallel)
 from ._storage import pad_codes
-from ._threads import numba_parallel
+from ._threads import SMALL_CALL_ROWS, numba_parallel
 
 SHORTLIST = 8      # Hamming candidates per result re-ranked by weighted distance ...
 MIN_SHORTLIST = 64  # ... and at least this many (benchmarks/ann_text.py)
-MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max
 MISSING_HAMMING = np.iinfo(np.int32).max
-PARALLEL_FROM = 8   # queries per call from which the kernels spread over numba's threads
+# the kernels spread over numba's threads for SMALL_CALL_ROWS queries or more, when the
+# call scans at least PARALLEL_WORK bytes of codes (a few milliseconds on one thread): below
+# that, waiting for a second thread costs more than it saves on a busy machine
+PARALLEL_WORK = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class Queries:
 
     codes: uint8 (nq, code_size); with asymmetric scoring, c float32 (nq, m), the unit
     inputs less each query's threshold, and scale float32 (nq,), mean |c| per query
-    (``query_offsets``); both None with Hamming scoring.
+    (``encode_queries``); both None with Hamming scoring.
     """
     x: np.ndarray
     codes: np.ndarray
@@ -75,23 +80,18 @@ def shortlist_size(k: int, ntotal: int) -> int:
     return max(k, min(ntotal, max(MIN_SHORTLIST, SHORTLIST * k)))
 
 
-def query_offsets(acts: np.ndarray, hash_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """c float32 (nq, m): unit inputs less each query's threshold (midway between its h-th
-    and (h+1)-th largest, h = hash_length); scale float32 (nq,): mean |c| per query (> 0)."""
-    m, h = acts.shape[1], hash_length
-    part = np.partition(acts, (m - h - 1, m - h), axis=1)
-    c = (acts - (part[:, m - h - 1:m - h] + part[:, m - h:m - h + 1]) / 2).astype(np.float32)
-    scale = np.maximum(np.abs(c).mean(axis=1), np.finfo(np.float32).tiny)  # constant row: D = 0
-    return c, scale.astype(np.float32)
-
-
 def encode_queries(model, x: np.ndarray) -> Queries:
     """The ``Queries`` of validated float32 (nq, d) x for a trained ``BioHashModel``,
-    scored as its ``scoring`` hyperparameter says."""
-    if model.params.scoring != "asymmetric":
+    scored as its ``scoring`` hyperparameter says. With asymmetric scoring, c is the unit
+    inputs less each query's threshold (midway between its h-th and (h+1)-th largest, h =
+    hash_length) and scale the mean |c| per query (> 0; a constant row has D = 0)."""
+    prm = model.params
+    if prm.scoring != "asymmetric":
         return Queries(x, model.encode(x))
-    codes, acts = model.encode_queries(x)
-    return Queries(x, codes, *query_offsets(acts, model.params.hash_length))
+    acts, bias = model.inputs(x)
+    return Queries(x, *query_codes(acts, _bias_arg(bias), prm.hash_length,
+                                   threshold_z(prm.hash_length, prm.n_hidden), prm.code_size,
+                                   True))
 
 
 def allowed_ids(sel, storage) -> np.ndarray | None:
@@ -113,11 +113,40 @@ def search(model, storage, xq: np.ndarray, k: int, *, nprobe: int | None = None,
     """
     if storage.faiss_order:
         return _faiss_search(model, storage, xq, k, nprobe, max_codes, sel)
+    asymmetric = model.params.scoring == "asymmetric"
+    K = shortlist_size(k, storage.ntotal) if asymmetric else k
+    allowed = allowed_ids(sel, storage)
     queries = encode_queries(model, xq)
-    K = shortlist_size(k, storage.ntotal) if queries.asymmetric else k
-    H, I, W = shortlist(storage, queries, K, nprobe=nprobe, max_codes=max_codes,
-                        allowed=allowed_ids(sel, storage))
-    return best(H, I, W, k)
+    if storage.kind == "inverted":
+        H, I, W = shortlist(storage, queries, K, allowed=allowed)
+        return best(H, I, W, k)
+    D = np.empty((len(xq), k), np.float32)
+    I = np.empty((len(xq), k), np.int64)
+    c, scale = (queries.c, queries.scale) if asymmetric else (_NO_C, _NO_SCALE)
+    _run(searches, searches_parallel, storage, _query_codes(storage, queries), c, scale,
+         storage.probe(queries, nprobe), *storage.list_table(), *_allowed_args(allowed),
+         storage.multi_assigned, max_codes, K, D, I)
+    return D, I
+
+
+_NO_C = np.zeros((0, 1), np.float32)   # c and scale of Hamming scoring, for ``searches``
+_NO_SCALE = np.zeros(0, np.float32)
+_ALL_IDS = np.zeros(0, np.int64)       # ``allowed`` when every id is
+_NO_BIAS = np.zeros(0, np.float32)     # bias when the inputs have none to subtract
+
+
+def _bias_arg(bias: np.ndarray | None) -> np.ndarray:
+    return _NO_BIAS if bias is None else bias
+
+
+def _query_codes(storage, queries: Queries) -> np.ndarray:
+    """The queries' codes padded to the stored code size, C-contiguous."""
+    return np.ascontiguousarray(pad_codes(queries.codes, storage.code_size))
+
+
+def _allowed_args(allowed: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """(allowed, filtered) as the kernels take them."""
+    return (_ALL_IDS, False) if allowed is None else (allowed, True)
 
 
 def _faiss_search(model, storage, xq, k, nprobe, max_codes, sel):
@@ -139,28 +168,30 @@ def shortlist(storage, queries: Queries, K: int, *, nprobe: int | None = None,
     with asymmetric scoring, W float32 weighted distances (else None), each (nq, K); past
     the candidates, H = int32 max, I = -1, W = +inf. allowed: sorted int64 ids, the only
     candidates (None: all)."""
-    qcodes = np.ascontiguousarray(pad_codes(queries.codes, storage.code_size))
-    filtered = allowed is not None
-    allowed = np.zeros(0, np.int64) if allowed is None else allowed
+    qcodes = _query_codes(storage, queries)
+    allowed, filtered = _allowed_args(allowed)
     code_addr, id_addr, sizes = storage.list_table()
     if storage.kind == "inverted":
         H, L = _inverted_shortlists(storage, qcodes, allowed, filtered, K)
         I = storage.ids_at(L)
     else:
-        H, I, L = _run(shortlists, shortlists_parallel, qcodes, storage.probe(queries, nprobe),
-                       code_addr, id_addr, sizes, allowed, filtered, storage.multi_assigned,
-                       max_codes, K)
+        H, I, L = _run(shortlists, shortlists_parallel, storage, qcodes,
+                       storage.probe(queries, nprobe), code_addr, id_addr, sizes, allowed,
+                       filtered, storage.multi_assigned, max_codes, K)
     if not queries.asymmetric:
         return H, I, None
-    return H, I, _run(weighted_distances, weighted_distances_parallel, queries.c,
+    return H, I, _run(weighted_distances, weighted_distances_parallel, storage, queries.c,
                       queries.scale, code_addr, storage.code_size, L)
 
 
-def _run(kernel, parallel_kernel, queries: np.ndarray, *args):
+def _run(kernel, parallel_kernel, storage, queries: np.ndarray, *args):
     """``kernel(queries, *args)`` on the calling thread, or its parallel twin over numba's
-    threads for PARALLEL_FROM queries or more."""
+    threads for a call large enough (PARALLEL_WORK) to scan ``storage``."""
+    if len(queries) < SMALL_CALL_ROWS or (
+            len(queries) * storage.ntotal * storage.code_size < PARALLEL_WORK):
+        return kernel(queries, *args)
     threads = numba.get_num_threads()
-    if len(queries) < PARALLEL_FROM or threads == 1:
+    if threads == 1:
         return kernel(queries, *args)
     with numba_parallel():
         return parallel_kernel(queries, *args, threads)

@@ -12,6 +12,11 @@ The scan reads codes and ids through ``_simd.load_at`` and passes only scalars t
 helpers it calls for every code: a helper that takes arrays costs reference counting per
 call, many times the popcounts themselves.
 
+Queries are encoded here too (``query_codes``), in one call: a code from each query's
+hidden-unit inputs (as ``_encoding_kernels``), and with asymmetric scoring c and scale below,
+computed in the order numpy computes them (``_pairwise_sum``), so they are the same bit for
+bit.
+
 Weighted distance (asymmetric scoring): for a query whose unit inputs, less its own
 threshold (midway between its h-th and (h+1)-th largest), are c (m,), and a stored code b,
 
@@ -25,6 +30,7 @@ tabled per 4 units (16 entries each), so a code costs two look-ups per byte.
 import numpy as np
 from numba import njit, prange
 
+from ._encoding_kernels import select_row
 from ._simd import load_at, popcount
 
 ROW_BITS = 32  # a location is list << ROW_BITS | row
@@ -213,14 +219,142 @@ def _shortlist_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, dedu
 
 
 @njit(cache=True, nogil=True)
+def _bounded_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, max_codes, hs, ids,
+                 locs, hist, H, I, L):
+    """``_shortlist_one`` for lists whose ids are distinct (no dedupe), with a buffer instead
+    of a heap: a code enters the buffer hs, ids, locs (cap >= 2 K entries) when it comes
+    before the K-th best (distance, id) kept so far, and a full buffer is cut back to its K
+    best (``_cut``). Most codes cost a popcount and one compare that is not taken;
+    hist: int64 scratch (8 code_size + 2,)."""
+    K = H.shape[0]
+    cap = hs.shape[0]
+    cs = q.shape[0]
+    qa = q.ctypes.data
+    w = _word_tuple(q)
+    regular = regular_code_size(cs)
+    count = 0
+    scanned = 0
+    th, ti = 8 * cs + 1, INT64_MAX   # the K-th best kept once the buffer was cut: the bar
+    for lst in probes:
+        if lst < 0:
+            continue
+        n = sizes[lst]
+        ca, ia = code_addr[lst], id_addr[lst]
+        r = -1
+        while True:
+            r, h, i = _next_before(ca, ia, qa, w, cs, regular, r + 1, n, th, ti)
+            if r == n:
+                break
+            if filtered and not _keeps(i, allowed, filtered, I, 0, False):
+                continue
+            hs[count], ids[count], locs[count] = h, i, (np.int64(lst) << ROW_BITS) | r
+            count += 1
+            if count == cap or (count == K and ti == INT64_MAX):   # the bar: the K-th best
+                count, th, ti = _cut(hs, ids, locs, count, K, hist)
+        scanned += n
+        if max_codes > 0 and scanned >= max_codes:
+            break
+    return _sorted_best(hs, ids, locs, count, K, hist, H, I, L)
+
+
+@njit(cache=True, nogil=True)
+def _next_before(ca, ia, qa, w, cs, regular, r, n, th, ti):
+    """(row, distance, id) of the first of rows r .. n - 1 of the codes at ca (ids at ia)
+    that comes before (th, ti) in (Hamming distance to the query, id) order, or (n, 0, 0): a
+    loop small enough that the compiler takes the branches on the code size out of it."""
+    while r < n:
+        h = _hamming(ca + r * cs, qa, w, cs, regular)
+        if h <= th:
+            i = load_at(ia + 8 * r, np.int64)
+            if h < th or i < ti:
+                return r, h, i
+        r += 1
+    return n, 0, np.int64(0)
+
+
+@njit(cache=True, nogil=True)
+def _cut(hs, ids, locs, count, K, hist):
+    """Keep the min(K, count) best entries of the buffer by (distance, id), distinct ids,
+    at its front, in any order; returns (how many, the distance and id of the worst kept).
+    Leaves hist[t] = the number kept at distance < t."""
+    hist[:] = 0
+    for j in range(count):
+        hist[hs[j] + 1] += 1
+    for t in range(1, hist.shape[0]):
+        hist[t] += hist[t - 1]
+    keep = min(K, count)
+    t = 0
+    while hist[t + 1] < keep:           # t: the distance of the keep-th best
+        t += 1
+    ti = -INT64_MAX - 1
+    if hist[t + 1] > keep:              # more ties at t than fit: their smallest ids
+        tied = np.empty(hist[t + 1] - hist[t], np.int64)
+        c = 0
+        for j in range(count):
+            if hs[j] == t:
+                tied[c] = ids[j]
+                c += 1
+        tied.sort()
+        ti = tied[keep - hist[t] - 1]
+    else:
+        for j in range(count):
+            if hs[j] == t and ids[j] > ti:
+                ti = ids[j]
+    c = 0
+    for j in range(count):
+        if hs[j] < t or (hs[j] == t and ids[j] <= ti):
+            hs[c], ids[c], locs[c] = hs[j], ids[j], locs[j]
+            c += 1
+    return c, t, ti
+
+
+@njit(cache=True, nogil=True)
+def _sorted_best(hs, ids, locs, count, K, hist, H, I, L):
+    """The min(K, count) best entries of the buffer into H, I, L in (distance, id) order;
+    returns how many."""
+    count, _, _ = _cut(hs, ids, locs, count, K, hist)
+    ascending = True   # the buffer keeps scan order: ids stored in order are in order
+    for j in range(1, count):
+        ascending &= ids[j - 1] < ids[j]
+    order = np.arange(count) if ascending else np.argsort(ids[:count], kind="mergesort")
+    for j in order:    # by distance (a counting sort), then id
+        at = hist[hs[j]]
+        hist[hs[j]] += 1
+        H[at], I[at], L[at] = hs[j], ids[j], locs[j]
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _shortlist_row(q, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe, max_codes,
+                   H, I, L, hs, ids, locs, hist):
+    """One query's shortlist into H, I, L (K,), padded past the codes found."""
+    if dedupe:
+        c = _shortlist_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe,
+                           max_codes, H, I, L)
+    else:
+        c = _bounded_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, max_codes,
+                         hs, ids, locs, hist, H, I, L)
+    H[c:] = np.iinfo(np.int32).max
+    I[c:] = -1
+    L[c:] = -1
+
+
+@njit(cache=True, nogil=True)
+def _scratch(K, code_size):
+    """The buffers of ``_bounded_one``: hs int32, ids int64, locs int64 (2 K + 64,) and
+    hist int64 (8 code_size + 2,)."""
+    cap = 2 * K + 64
+    return (np.empty(cap, np.int32), np.empty(cap, np.int64), np.empty(cap, np.int64),
+            np.empty(8 * code_size + 2, np.int64))
+
+
+@njit(cache=True, nogil=True)
 def _shortlist_rows(qcodes, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe,
                     max_codes, H, I, L, lo, hi):
+    hs, ids, locs, hist = _scratch(H.shape[1], qcodes.shape[1])
     for i in range(lo, hi):
-        c = _shortlist_one(qcodes[i], probes[i], code_addr, id_addr, sizes, allowed, filtered,
-                           dedupe, max_codes, H[i], I[i], L[i])
-        H[i, c:] = np.iinfo(np.int32).max
-        I[i, c:] = -1
-        L[i, c:] = -1
+        _shortlist_row(qcodes[i], probes[i], code_addr, id_addr, sizes, allowed, filtered,
+                       dedupe, max_codes, H[i], I[i], L[i], hs, ids, locs, hist)
 
 
 @njit(cache=True, nogil=True)
@@ -279,21 +413,27 @@ def _nibble_costs(row, nbytes):
 
 
 @njit(cache=True, nogil=True)
+def _weighted_row(c, scale, code_addr, code_size, L, W):
+    """Weighted distances W (K,) of one query (c (m,), scale) to the codes at L (K,)."""
+    nbytes = (c.shape[0] + 7) // 8
+    T = _nibble_costs(c, nbytes)
+    for r in range(L.shape[0]):
+        loc = L[r]
+        if loc < 0:
+            W[r] = np.inf
+            continue
+        a = code_addr[loc >> ROW_BITS] + (loc & ROW_MASK) * code_size
+        s = np.float32(0)
+        for b in range(nbytes):
+            v = load_at(a + b, np.uint8)
+            s += T[2 * b, v & 15] + T[2 * b + 1, v >> 4]
+        W[r] = s / scale
+
+
+@njit(cache=True, nogil=True)
 def _weighted_rows(c, scale, code_addr, code_size, L, W, lo, hi):
-    nbytes = (c.shape[1] + 7) // 8
     for i in range(lo, hi):
-        T = _nibble_costs(c[i], nbytes)
-        for r in range(L.shape[1]):
-            loc = L[i, r]
-            if loc < 0:
-                W[i, r] = np.inf
-                continue
-            a = code_addr[loc >> ROW_BITS] + (loc & ROW_MASK) * code_size
-            s = np.float32(0)
-            for b in range(nbytes):
-                v = load_at(a + b, np.uint8)
-                s += T[2 * b, v & 15] + T[2 * b + 1, v >> 4]
-            W[i, r] = s / scale[i]
+        _weighted_row(c[i], scale[i], code_addr, code_size, L[i], W[i])
 
 
 @njit(cache=True, nogil=True)
@@ -321,6 +461,223 @@ def weighted_distances_parallel(c, scale, code_addr, code_size, L, n_chunks):
         _weighted_rows(c, scale, code_addr, code_size, L, W, ch * nq // n_chunks,
                        (ch + 1) * nq // n_chunks)
     return W
+
+
+# ---------------------------------------------------------------------- whole searches
+MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max
+
+
+INSERTION_K = 64   # results kept by insertion into a sorted list up to this k, else sorted
+
+
+@njit(cache=True, nogil=True)
+def _insert_best(I, W, D, Ik):
+    """The k = len(D) best of the candidates I, W by (W, id), missing ids (-1) last, into
+    D and Ik in that order, by insertion: the shortlist comes nearly in W order, so most
+    candidates are refused by one compare with the k-th."""
+    k = D.shape[0]
+    n = 0
+    for r in range(I.shape[0]):
+        w, i = W[r], I[r]
+        key = INT64_MAX if i == -1 else i
+        if n == k and not _before_w(w, key, D[k - 1], Ik[k - 1]):
+            continue
+        j = min(n, k - 1)
+        while j > 0 and _before_w(w, key, D[j - 1], Ik[j - 1]):
+            D[j], Ik[j] = D[j - 1], Ik[j - 1]
+            j -= 1
+        D[j], Ik[j] = w, i
+        n = min(n + 1, k)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _before_w(w1, key1, w2, i2):
+    """Whether (w1, key1) comes before (w2, the key of id i2), -1 keyed last."""
+    key2 = INT64_MAX if i2 == -1 else i2
+    return w1 < w2 or (w1 == w2 and key1 < key2)
+
+
+@njit(cache=True, nogil=True)
+def _best_row(H, I, W, asymmetric, D, Ik):
+    """The k = len(D) best of one query's shortlist H, I (and weighted distances W when
+    ``asymmetric``) into D float32 and Ik int64 (k,): the first k, or the k best by (W, id),
+    missing results (I = -1) last, at D = MISSING_DISTANCE."""
+    k = D.shape[0]
+    if asymmetric and k <= INSERTION_K:
+        _insert_best(I, W, D, Ik)
+    elif asymmetric:
+        key = np.where(I == -1, INT64_MAX, I)
+        by_id = np.argsort(key, kind="mergesort")
+        order = by_id[np.argsort(W[by_id], kind="mergesort")]
+        for j in range(k):
+            Ik[j] = I[order[j]]
+            D[j] = W[order[j]]
+    else:
+        for j in range(k):
+            Ik[j] = I[j]
+            D[j] = np.float32(H[j])
+    for j in range(k):
+        if Ik[j] == -1:
+            D[j] = MISSING_DISTANCE
+
+
+@njit(cache=True, nogil=True)
+def _search_rows(qcodes, c, scale, probes, code_addr, id_addr, sizes, allowed, filtered,
+                 dedupe, max_codes, K, D, I, lo, hi):
+    code_size = qcodes.shape[1]
+    asymmetric = c.shape[0] > 0
+    hs, ids, locs, hist = _scratch(K, code_size)
+    H1 = np.empty(K, np.int32)
+    I1 = np.empty(K, np.int64)
+    L1 = np.empty(K, np.int64)
+    W1 = np.empty(K, np.float32)
+    for i in range(lo, hi):
+        _shortlist_row(qcodes[i], probes[i], code_addr, id_addr, sizes, allowed, filtered,
+                       dedupe, max_codes, H1, I1, L1, hs, ids, locs, hist)
+        if asymmetric:
+            _weighted_row(c[i], scale[i], code_addr, code_size, L1, W1)
+        _best_row(H1, I1, W1, asymmetric, D[i], I[i])
+
+
+@njit(cache=True, nogil=True)
+def searches(qcodes, c, scale, probes, code_addr, id_addr, sizes, allowed, filtered, dedupe,
+             max_codes, K, D, I):
+    """The whole search of each query in one pass: its shortlist of K (``shortlists``),
+    then, with asymmetric scoring (c float32 (nq, m) and scale (nq,) as
+    ``weighted_distances`` takes them; c of 0 rows: Hamming scoring), its weighted
+    distances, and the k best (``_best_row``) written to D float32 and I int64 (nq, k)."""
+    _search_rows(qcodes, c, scale, probes, code_addr, id_addr, sizes, allowed, filtered,
+                 dedupe, max_codes, K, D, I, 0, qcodes.shape[0])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def searches_parallel(qcodes, c, scale, probes, code_addr, id_addr, sizes, allowed, filtered,
+                      dedupe, max_codes, K, D, I, n_chunks):
+    """``searches`` with the queries split into n_chunks chunks, one per thread."""
+    nq = qcodes.shape[0]
+    n_chunks = max(1, min(nq, n_chunks))
+    for ch in prange(n_chunks):
+        _search_rows(qcodes, c, scale, probes, code_addr, id_addr, sizes, allowed, filtered,
+                     dedupe, max_codes, K, D, I, ch * nq // n_chunks, (ch + 1) * nq // n_chunks)
+
+
+# ---------------------------------------------------------------------- query encoding
+TINY = np.finfo(np.float32).tiny
+
+
+@njit(cache=True, nogil=True)
+def _block_sum(a, lo, n):
+    """numpy's float32 sum of a[lo:lo + n], n <= 128: 8 accumulators (n < 8: one)."""
+    if n < 8:
+        s = np.float32(0)
+        for i in range(lo, lo + n):
+            s += a[i]
+        return s
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        s += a[lo + i]
+        i += 1
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _pairwise_sum(a, n):
+    """The float32 sum of a[:n] in numpy's order (pairwise summation: ``_block_sum`` up
+    to 128 values, above that the sum of two halves, the first a multiple of 8 long), so
+    that it equals numpy's sum bit for bit. The halving runs on a stack (numba caches no
+    recursive function)."""
+    if n <= 128:
+        return _block_sum(a, 0, n)
+    los = np.zeros(64, np.int64)
+    ns = np.zeros(64, np.int64)
+    state = np.zeros(64, np.int64)   # 0: new, 1: first half summed, 2: both
+    left = np.zeros(64, np.float32)
+    d, ns[0], s = 0, n, np.float32(0)
+    while d >= 0:
+        if ns[d] <= 128:
+            s = _block_sum(a, los[d], ns[d])
+            d -= 1
+            continue
+        half = ns[d] // 2
+        half -= half % 8
+        if state[d] == 2:
+            s = left[d] + s
+            d -= 1
+            continue
+        if state[d] == 1:
+            left[d] = s
+        state[d] += 1
+        los[d + 1] = los[d] + (half if state[d] == 2 else 0)
+        ns[d + 1] = ns[d] - half if state[d] == 2 else half
+        state[d + 1] = 0
+        d += 1
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _encode_query(acts, bias, n_active, z, asymmetric, code, c, v, cand, a, b, w):
+    """One query's code (into ``code``, uint8, zeroed here) from its inputs acts less bias
+    (float32 (m,) each; bias of length 0: none), and with ``asymmetric`` its offsets c
+    (m,): the inputs less midway between the n_active-th and (n_active + 1)-th largest;
+    returns scale, the mean |c| (at least float32's tiny), as ``_search.query_offsets``.
+    v, a, b, w: float32 scratch (m,); cand: int32 scratch (m + 8,)."""
+    m = acts.shape[0]
+    for j in range(m):
+        v[j] = acts[j] - bias[j] if bias.shape[0] else acts[j]
+    code[:] = 0
+    select_row(v, None, n_active, z, c, cand, a, b, w, code)
+    if not asymmetric:
+        return np.float32(1)
+    lo, hi = np.float32(-np.inf), np.float32(np.inf)
+    for j in range(m):     # the largest unit left out, the smallest taken
+        if (code[j >> 3] >> (j & 7)) & 1:
+            hi = min(hi, v[j])
+        else:
+            lo = max(lo, v[j])
+    mid = (lo + hi) / np.float32(2)
+    for j in range(m):
+        c[j] = v[j] - mid
+        a[j] = abs(c[j])
+    return max(np.float32(np.float64(_pairwise_sum(a, m)) / m), TINY)
+
+
+@njit(cache=True, nogil=True)
+def _encoding_scratch(m):
+    return (np.empty(m, np.float32), np.empty(m + 8, np.int32), np.empty(m, np.float32),
+            np.empty(m, np.float32), np.empty(m, np.float32))
+
+
+@njit(cache=True, nogil=True)
+def query_codes(acts, bias, n_active, z, code_size, asymmetric):
+    """Codes uint8 (nq, code_size) (zero past the m units), and with ``asymmetric`` c
+    float32 (nq, m) and scale float32 (nq,) (``weighted_distances``; else (0, m) and (0,)),
+    of queries whose hidden-unit inputs less bias are acts float32 (nq, m) less bias
+    float32 (m,) (length 0: none); z: ``_encoding_kernels.threshold_z``."""
+    nq, m = acts.shape
+    codes = np.empty((nq, code_size), np.uint8)
+    c = np.empty((nq if asymmetric else 0, m), np.float32)
+    scale = np.empty(nq if asymmetric else 0, np.float32)
+    v, cand, a, b, w = _encoding_scratch(m)
+    ci = np.empty(m, np.float32)
+    for i in range(nq):
+        s = _encode_query(acts[i], bias, n_active, z, asymmetric, codes[i], ci, v, cand, a, b, w)
+        if asymmetric:
+            c[i] = ci
+            scale[i] = s
+    return codes, c, scale
 
 
 # ---------------------------------------------------------------------- range search

@@ -125,10 +125,25 @@ def _set_shared(libs, counts: list[int]) -> None:
             release()
 
 
+SMALL_CALL_ROWS = 8  # calls on fewer rows run on the calling thread: no limit to set
+
+
 def uses_threads(method):
-    """Decorate a method of an object with an ``n_threads`` attribute to run in its limit."""
+    """Decorate a method of an object with an ``n_threads`` attribute, whose first argument
+    is rows of data, to run in its limit; a call on fewer than SMALL_CALL_ROWS rows runs as
+    it is, on the calling thread (its kernels do), without the cost of changing limits."""
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self, x, *args, **kwargs):
+        if self.n_threads is None or _rows(x) < SMALL_CALL_ROWS:
+            return method(self, x, *args, **kwargs)
         with thread_limit(self.n_threads):
-            return method(self, *args, **kwargs)
+            return method(self, x, *args, **kwargs)
     return wrapper
+
+
+def _rows(x) -> int:
+    """The number of rows of x, an array-like (a source without a length: many)."""
+    try:
+        return len(x)
+    except TypeError:
+        return SMALL_CALL_ROWS

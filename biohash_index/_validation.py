@@ -1,6 +1,7 @@
 """Input checks shared by the whole package: one place that says what was expected."""
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -36,6 +37,9 @@ def check_vectors(x, d: int, name: str = "x", allow_empty: bool = True) -> np.nd
     Raises TypeError for non-numeric data and ValueError for a wrong shape, a wrong
     dimension or values that are NaN or infinite.
     """
+    if (type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2 and x.shape[1] == d
+            and (allow_empty or x.shape[0]) and x.flags.c_contiguous):
+        return _finite(x, name)   # already what is wanted: the checks below would pass
     arr = as_array(x, name)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
@@ -49,9 +53,14 @@ def check_vectors(x, d: int, name: str = "x", allow_empty: bool = True) -> np.nd
         raise ValueError(f"{name} must contain at least one vector, got shape {arr.shape}")
     with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
         out = np.ascontiguousarray(arr, dtype=np.float32)
-    if out.size and not np.isfinite(out).all():
+    return _finite(out, name)
+
+
+def _finite(x: np.ndarray, name: str) -> np.ndarray:
+    """x, a float32 array, if its values are finite, or a ValueError naming it."""
+    if x.size and not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values (or values beyond float32 range)")
-    return out
+    return x
 
 
 def check_ids(ids, n: int | None = None, name: str = "ids") -> np.ndarray:
@@ -126,8 +135,10 @@ def next_ids(start: int, n: int) -> np.ndarray:
     return np.arange(start, start + n, dtype=np.int64)
 
 
+@functools.lru_cache(maxsize=1)
 def memory_bytes() -> int | None:
-    """Physical memory of this machine in bytes, or None where the OS does not say."""
+    """Physical memory of this machine in bytes, or None where the OS does not say (asked
+    once)."""
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pytest
 
 from biohash_index import BioHashFormatError, BioHashIndex, BioHashIndexRefine, serialize_index
+from biohash_index._checksum_kernels import xxh64
 from biohash_index._formats import shards as sm
 from biohash_index.store import BioHashStore, Record
 
@@ -85,6 +86,7 @@ def report(jobs) -> None:
     ("ok", "format", "other" or "missing" for an integration not installed), the message,
     and the growth of the peak memory in MiB."""
     found = loaders()
+    xxh64(np.zeros(0, np.uint8))   # numba's runtime, started once per process, is no load's growth
     for job in jobs:
         loader, path = job.split("=", 1)
         print(json.dumps(["start", job]), flush=True)

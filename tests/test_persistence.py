@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 
 import biohash_index._formats.index_dir as index_dir
+from biohash_index._formats.index import checksum
 from biohash_index import (BioHashFormatError, BioHashIndex, deserialize_index, read_index,
                            serialize_index, write_index)
 
@@ -250,7 +251,7 @@ def test_files_are_plain_arrow_and_faiss(flat, tmp_path):
     manifest = json.loads((gen / "manifest.json").read_text())
     for name, entry in manifest["files"].items():
         data = (gen / name).read_bytes()
-        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        assert entry == {"size": len(data), "xxh64": checksum(data, "xxh64")}
 
 
 def test_a_generation_directory_loads_on_its_own(flat, xb, tmp_path):
@@ -615,3 +616,45 @@ def test_corrupted_files_raise_the_format_error_naming_the_file(storage, flat, i
             assert status == "format", f"{name} {how}: {status} {detail}"
             assert name in detail, f"{name} {how}: message does not name the file: {detail}"
     assert sum(status == "format" for status, _ in results.values()) >= len(cases) - 2
+
+
+# ==================================================================== checksums
+def test_damage_is_detected_by_the_xxh64_checksum(flat, tmp_path):
+    flat.save(tmp_path / "a")
+    codes = generation(tmp_path / "a") / "codes.faiss"
+    data = bytearray(codes.read_bytes())
+    data[len(data) // 2] ^= 1
+    codes.write_bytes(bytes(data))
+    with pytest.raises(BioHashFormatError, match="codes.faiss: xxh64 checksum mismatch"):
+        read_index(tmp_path / "a")
+
+
+def as_sha256_manifest(gen: Path) -> None:
+    """Rewrite a generation's manifest as files saved before xxh64 list their checksums."""
+    manifest = json.loads((gen / "manifest.json").read_text())
+    manifest["files"] = {name: {"size": e["size"],
+                                "sha256": hashlib.sha256((gen / name).read_bytes()).hexdigest()}
+                         for name, e in manifest["files"].items()}
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_sha256_manifests_of_earlier_files_are_still_verified(flat, xb, tmp_path):
+    flat.save(tmp_path / "a")
+    gen = generation(tmp_path / "a")
+    as_sha256_manifest(gen)
+    assert_same(flat, read_index(tmp_path / "a"), xb[:20])
+    data = bytearray((gen / "model.arrow").read_bytes())
+    data[-100] ^= 1
+    (gen / "model.arrow").write_bytes(bytes(data))
+    with pytest.raises(BioHashFormatError, match="model.arrow: sha256 checksum mismatch"):
+        read_index(tmp_path / "a")
+
+
+def test_a_manifest_entry_without_a_checksum_is_refused(flat, tmp_path):
+    flat.save(tmp_path / "a")
+    gen = generation(tmp_path / "a")
+    manifest = json.loads((gen / "manifest.json").read_text())
+    del manifest["files"]["meta.arrow"]["xxh64"]
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BioHashFormatError, match="must list size and a checksum"):
+        read_index(tmp_path / "a")

@@ -2,7 +2,7 @@
 
 A generation is four files (docs/format.md)::
 
-    manifest.json   format, versions, and size + sha256 of each file below
+    manifest.json   format, versions, and size + checksum (xxh64; sha256 before) of each file
     model.arrow     hyperparameters, mean, weights, training statistics (one row)
     meta.arrow      ntotal, next_id, storage kind and parameters, ids (one row)
     codes.faiss     the code storage, ``faiss.write_index_binary``
@@ -14,7 +14,7 @@ the pickle of an index, a shard file and the index inside a store or refine file
 ``index_dir`` keeps generations in an index directory. Neither knows ``BioHashIndex``, which
 produces the state it saves and builds itself from the state it loads.
 
-Decoding checks the manifest and every file's size and sha256 before any byte goes to
+Decoding checks the manifest and every file's size and checksum before any byte goes to
 pyarrow or faiss, reads the Arrow files with the hardened reader (``_io.read_ipc``), then
 checks that the files agree (``state_problem``). Encoding runs the same final check first,
 so a save never writes what a load would refuse. Nothing is unpickled.
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import struct
 import tarfile
@@ -39,6 +38,7 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
+from .._checksum_kernels import xxh64
 from .._model import BioHashParams
 from .._router import ROUTERS, Router
 from .._storage import FlatCodeStorage, padded_code_size, storage_from_faiss
@@ -148,21 +148,25 @@ def encode_files(state: IndexState) -> dict[str, bytes]:
     files = {name: ENCODERS[name](state) for name in FILES[FORMAT_VERSION]}
     manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                 "library_version": __version__,
-                "files": {name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                "files": {name: {"size": len(data), CHECKSUM: checksum(data, CHECKSUM)}
                           for name, data in files.items()}}
     files[MANIFEST] = json.dumps(manifest, indent=1).encode()
     return files
 
 
 def serialize_state(state: IndexState) -> bytes:
-    """The files of one generation in an uncompressed tar archive (ustar), as bytes."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in encode_files(state).items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    """The files of one generation in an uncompressed tar archive (ustar), as bytes: what
+    ``tarfile`` writes (a header and the data, padded to 512-byte blocks, per file; two zero
+    blocks; zeros to a whole 10 KiB record), joined in one copy."""
+    parts = []
+    for name, data in encode_files(state).items():
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        parts += [info.tobuf(tarfile.USTAR_FORMAT, tarfile.ENCODING, "surrogateescape"), data,
+                  bytes(-len(data) % tarfile.BLOCKSIZE)]
+    size = sum(len(p) for p in parts) + 2 * tarfile.BLOCKSIZE
+    parts.append(bytes(2 * tarfile.BLOCKSIZE + -size % tarfile.RECORDSIZE))
+    return b"".join(parts)
 
 
 def _model_table(state: IndexState) -> pa.Table:
@@ -246,7 +250,7 @@ def deserialize_state(data, name: str = "serialized index") -> IndexState:
 
 def decode_files(files: Mapping[str, pa.Buffer], at: Callable[[str], str]) -> IndexState:
     """The state in the buffers of manifest.json and the files it lists, after checking the
-    manifest and every file's size and sha256, then that the files agree; ``at(file)`` names
+    manifest and every file's size and checksum, then that the files agree; ``at(file)`` names
     a file in error messages."""
     manifest = parse_manifest(files[MANIFEST].to_pybytes(), at(MANIFEST))
     for name, entry in manifest["files"].items():
@@ -273,7 +277,8 @@ def decode_files(files: Mapping[str, pa.Buffer], at: Callable[[str], str]) -> In
 
 
 def parse_manifest(data: bytes, name: str) -> dict:
-    """The manifest (format, format_version, files: {name: {"size", "sha256"}}), checked:
+    """The manifest (format, format_version, files: {name: {"size", "xxh64" or "sha256"}}),
+    checked:
     this format, a version this library reads, and exactly the files of that version."""
     manifest = parse_json(data, name)
     try:
@@ -288,18 +293,40 @@ def parse_manifest(data: bytes, name: str) -> dict:
                                  f"{READS_VERSIONS} (library {manifest.get('library_version')!r})")
     if not isinstance(files, dict) or sorted(files) != sorted(FILES[version]) or not all(
             isinstance(e, dict) and isinstance(e.get("size"), int)
-            and isinstance(e.get("sha256"), str) for e in files.values()):
-        raise BioHashFormatError(f"{name}: must list size and sha256 of exactly "
-                                 f"{FILES[version]}")
+            and _entry_checksum(e) is not None for e in files.values()):
+        raise BioHashFormatError(f"{name}: must list size and a checksum "
+                                 f"({' or '.join(CHECKSUMS)}) of exactly {FILES[version]}")
     return manifest
+
+
+# ==================================================================== checksums
+# A manifest entry's checksum: "xxh64" (16 hex digits), which saves write, or "sha256", which
+# files saved before it hold and which is verified as before. Either detects damage; neither is a
+# security boundary (docs/format.md).
+CHECKSUM = "xxh64"
+CHECKSUMS = ("xxh64", "sha256")
+
+
+def checksum(data, kind: str) -> str:
+    """The hex checksum ``kind`` (of CHECKSUMS) of bytes-like data."""
+    if kind == "sha256":
+        return hashlib.sha256(data).hexdigest()
+    return f"{xxh64(np.frombuffer(data, np.uint8)):016x}"
+
+
+def _entry_checksum(entry: dict) -> str | None:
+    """The kind of checksum a manifest entry gives (the first of CHECKSUMS it holds as a
+    string), or None."""
+    return next((kind for kind in CHECKSUMS if isinstance(entry.get(kind), str)), None)
 
 
 def _verify(data: pa.Buffer, entry: dict, name: str) -> None:
     if data.size != entry["size"]:
         raise BioHashFormatError(f"{name}: {data.size} bytes, the manifest says "
                                  f"{entry['size']} (truncated or replaced)")
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise BioHashFormatError(f"{name}: sha256 checksum mismatch (corrupted)")
+    kind = _entry_checksum(entry)
+    if checksum(data, kind) != entry[kind]:
+        raise BioHashFormatError(f"{name}: {kind} checksum mismatch (corrupted)")
 
 
 def _read_table(buf: pa.Buffer, name: str) -> pa.Table:
