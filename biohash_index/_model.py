@@ -19,7 +19,8 @@ from typing import Callable, Iterable, Iterator, Mapping
 import numba
 import numpy as np
 
-from ._centering import K, SHARES, best_share, sample_rows
+from . import _subspace
+from ._centering import K, MIN_ROWS, SHARES, best_share, held_out_recalls, sample_rows
 from ._encoding_kernels import top_k_codes
 from ._learning_kernels import learn_batch, p_power
 from ._progress import progress
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 ENCODE_BYTES = 1 << 20  # the (rows, m) float32 block of inputs stays in cache for the selection
 INITS = ("sample", "gaussian", "orthogonal")
 SCORINGS = ("hamming", "asymmetric")
+PROJECTIONS = ("random", "subspace", "learned")
 WORK_BUDGET = 3e11  # multiply-adds of the products of a whole training run (auto_epochs)
 MIN_FACTOR = 1e-2  # Hebbian factors below this are left out of the rule (see BioHashParams)
 SAFE_EXPONENT = 32  # rows within 2**+-32 (and the mean) are encoded as they are (scale_exponents)
@@ -169,6 +171,12 @@ class BioHashParams:
     scoring: str = hyperparameter(
         OneOf(SCORINGS), "rank by Hamming or weighted (asymmetric) Hamming distance",
         tasks={"neighbors": "asymmetric", "labels": "hamming"}, before="hamming")
+    projection: str = hyperparameter(
+        OneOf(PROJECTIONS), "the weights before any epochs of the rule: the initial weights "
+        "of init (random), or the top principal directions of the centred data learned with "
+        "Sanger's Hebbian rule, rotated at random (subspace) or by iterative quantisation "
+        "(learned), the subspace size picked on held-out training rows (docs/learned-codes.md)",
+        tasks={"neighbors": "learned", "labels": "random"}, before="random")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -178,6 +186,9 @@ class BioHashParams:
                              f"({self.n_hidden})")
         if self.rank > self.n_hidden:
             raise ValueError(f"rank ({self.rank}) must be <= n_hidden ({self.n_hidden})")
+        if self.projection != "random" and not self.center:
+            raise ValueError(f"projection={self.projection!r} learns directions of the centred "
+                             "data: it needs center=True (or projection='random')")
 
     @property
     def code_size(self) -> int:
@@ -376,6 +387,8 @@ class BioHashModel:
         rng = np.random.default_rng(prm.seed)
         n, mean, sample, check = self._first_pass(blocks, rng)
         W = self._initial_weights(self._prepare(sample, mean), rng)
+        if prm.projection != "random":
+            W = self._learned_weights(blocks, n, mean, check, W)
         epochs = auto_epochs(prm.n_hidden, n, prm.d) if prm.epochs is None else prm.epochs
         win_frac = np.zeros(epochs, np.float64)
         norm_err = np.zeros(epochs, np.float64)
@@ -404,6 +417,44 @@ class BioHashModel:
                      "for shares %s: %s)", share, K, SHARES,
                      ", ".join(f"{r:.3f}" for r in recalls))
         return (share * mean).astype(np.float32)
+
+    def _learned_weights(self, blocks, n: int, mean: np.ndarray, check: np.ndarray | None,
+                         initial: np.ndarray) -> np.ndarray:
+        """float32 (m, d): the learned projection (``_subspace``) of the training data in
+        ``blocks`` (n rows, float32 (d,) mean): the top r = min(m, d, MAX_RANK) directions,
+        and where m > d / 2 also the top r / 2, rotated as ``projection`` says, or the
+        float32 (m, d) ``initial`` weights, whichever finds most held-out neighbours of the
+        float32 check sample (``held_out_recalls``; ties go to the larger subspace);
+        ``initial`` when there is no check (fewer than MIN_ROWS rows)."""
+        prm = self.params
+        rng = np.random.default_rng([prm.seed, 2])
+        if check is None or len(check) < MIN_ROWS:
+            return initial
+        xc = check - mean
+        sq = float(np.mean(np.einsum("ij,ij->i", xc, xc, dtype=np.float64)))
+        scale = 1 / math.sqrt(sq) if sq > 0 else 1.0
+        r = min(prm.n_hidden, prm.d, _subspace.MAX_RANK)
+        basis = _subspace.principal_basis(
+            _subspace.learn_subspace(blocks, mean, scale, r, n, rng), xc)
+        sizes = (r, r // 2) if 2 * prm.n_hidden > prm.d else (r,)
+        candidates = [self._rotated(basis[:size], xc, rng) for size in sizes] + [initial]
+        recalls = held_out_recalls(
+            [BioHashModel.from_arrays(prm, mean, W) for W in candidates], check)
+        log.info("projection: recall@%d of held-out training rows %s for %s learned "
+                 "directions and for the initial weights", K,
+                 ", ".join(f"{x:.3f}" for x in recalls), sizes)
+        return candidates[int(np.argmax(recalls))]
+
+    def _rotated(self, basis: np.ndarray, xc: np.ndarray, rng) -> np.ndarray:
+        """float32 (m, d) weights on float32 (r, d) basis rows: rotated by iterative
+        quantisation of the centred float32 sample xc (``projection="learned"``, r <=
+        MAX_RANK) or at random (``"subspace"``)."""
+        size = min(self.params.n_hidden, len(basis))
+        if self.params.projection == "learned":
+            R = _subspace.itq_rotation(xc[:_subspace.ITQ_ROWS] @ basis[:size].T, rng)
+        else:
+            R = _subspace.random_rotation(size, rng)
+        return _subspace.projection(basis, self.params.n_hidden, R, rng)
 
     # The steps of training, public for benchmarks/bench_train.py, which times one epoch:
     # ``n, mean, W = model.init_weights(blocks, rng)``, then
