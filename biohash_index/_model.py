@@ -173,7 +173,8 @@ class BioHashParams:
         tasks={"neighbors": "asymmetric", "labels": "hamming"}, before="hamming")
     projection: str = hyperparameter(
         OneOf(PROJECTIONS), "the weights before any epochs of the rule: the initial weights "
-        "of init (random), or the top principal directions of the centred data learned with "
+        "of init (random), or the top principal directions of the data (centred if center) "
+        "learned with "
         "Sanger's Hebbian rule, rotated at random (subspace) or by iterative quantisation "
         "(learned), the subspace size picked on held-out training rows (docs/learned-codes.md)",
         tasks={"neighbors": "learned", "labels": "random"}, before="random")
@@ -186,9 +187,6 @@ class BioHashParams:
                              f"({self.n_hidden})")
         if self.rank > self.n_hidden:
             raise ValueError(f"rank ({self.rank}) must be <= n_hidden ({self.n_hidden})")
-        if self.projection != "random" and not self.center:
-            raise ValueError(f"projection={self.projection!r} learns directions of the centred "
-                             "data: it needs center=True (or projection='random')")
 
     @property
     def code_size(self) -> int:
@@ -492,13 +490,14 @@ class BioHashModel:
 
     def _first_pass(self, blocks, rng):
         """Count, mean, a uniform sample of up to n_hidden rows (smallest random keys) for
-        the initial weights, and if ``center`` one of ``_centering.sample_rows`` rows for the
-        centring check (else None), drawn with a random stream of its own so the weights
-        are the same with or without it."""
+        the initial weights, and if ``center`` or a learned ``projection``, one of
+        ``_centering.sample_rows`` rows for the checks (else None), drawn with a random
+        stream of its own so the weights are the same with or without it."""
         prm = self.params
         n, total = 0, np.zeros(prm.d, np.float64)
         sample = RowSample(prm.n_hidden, prm.d)
-        check = RowSample(sample_rows(prm.d), prm.d) if prm.center else None
+        checked = prm.center or prm.projection != "random"
+        check = RowSample(sample_rows(prm.d), prm.d) if checked else None
         check_rng = np.random.default_rng([prm.seed, 1])
         for xb in blocks():
             n += len(xb)
@@ -509,9 +508,8 @@ class BioHashModel:
                 check.add(xb, check_rng)
         if n == 0:
             raise ValueError("the training data holds no vectors")
-        if check is None:
-            return n, np.zeros(prm.d, np.float32), sample.rows, None
-        return n, (total / n).astype(np.float32), sample.rows, check.rows
+        mean = (total / n).astype(np.float32) if prm.center else np.zeros(prm.d, np.float32)
+        return n, mean, sample.rows, None if check is None else check.rows
 
     def _prepare(self, x: np.ndarray, mean: np.ndarray) -> np.ndarray:
         """Training vectors (centred if ``center``) scaled to unit L2 norm, so each sample
