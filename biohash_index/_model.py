@@ -19,12 +19,13 @@ from typing import Callable, Iterable, Iterator, Mapping
 import numba
 import numpy as np
 
-from . import _subspace
 from ._centering import K, MIN_ROWS, SHARES, best_share, held_out_recalls, sample_rows
 from ._encoding_kernels import top_k_codes
 from ._learning_kernels import learn_batch, p_power
 from ._progress import progress
 from ._sampling import RowSample
+from ._subspace import (ITQ_ROWS, MAX_RANK, itq_rotation, learn_subspace, principal_basis,
+                        projection, random_rotation)
 from ._threads import blas_limit
 from ._validation import INT64_MAX, check_positive_int, check_real
 
@@ -428,12 +429,16 @@ class BioHashModel:
         rng = np.random.default_rng([prm.seed, 2])
         if check is None or len(check) < MIN_ROWS:
             return initial
-        xc = check - mean
+        # rows divided by a power of two (exact) bring the sample below 1: no overflow
+        e = _exponent(np.maximum(np.abs(check).max(axis=0), np.abs(mean))) or 0
+        mean_e = np.ldexp(mean, -e)
+        xc = np.ldexp(check, -e) - mean_e
         sq = float(np.mean(np.einsum("ij,ij->i", xc, xc, dtype=np.float64)))
         scale = 1 / math.sqrt(sq) if sq > 0 else 1.0
-        r = min(prm.n_hidden, prm.d, _subspace.MAX_RANK)
-        basis = _subspace.principal_basis(
-            _subspace.learn_subspace(blocks, mean, scale, r, n, rng), xc)
+        r = min(prm.n_hidden, prm.d, MAX_RANK)
+        W = learn_subspace(lambda: (np.ldexp(xb, -e) for xb in blocks()), mean_e, scale, r, n,
+                           rng)
+        basis = principal_basis(W, xc)
         sizes = (r, r // 2) if 2 * prm.n_hidden > prm.d else (r,)
         candidates = [self._rotated(basis[:size], xc, rng) for size in sizes] + [initial]
         recalls = held_out_recalls(
@@ -449,10 +454,10 @@ class BioHashModel:
         MAX_RANK) or at random (``"subspace"``)."""
         size = min(self.params.n_hidden, len(basis))
         if self.params.projection == "learned":
-            R = _subspace.itq_rotation(xc[:_subspace.ITQ_ROWS] @ basis[:size].T, rng)
+            R = itq_rotation(xc[:ITQ_ROWS] @ basis[:size].T, rng)
         else:
-            R = _subspace.random_rotation(size, rng)
-        return _subspace.projection(basis, self.params.n_hidden, R, rng)
+            R = random_rotation(size, rng)
+        return projection(basis, self.params.n_hidden, R, rng)
 
     # The steps of training, public for benchmarks/bench_train.py, which times one epoch:
     # ``n, mean, W = model.init_weights(blocks, rng)``, then

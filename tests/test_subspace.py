@@ -142,3 +142,16 @@ def test_bad_projection_names_the_argument(value, error):
         BioHashParams(d=8, hash_length=2, n_hidden=4, projection=value)
     with pytest.raises(error, match="projection"):
         BioHashIndex(8, 2, projection=value if value is not None else "none")
+
+
+def test_learned_projection_is_scale_invariant():
+    # powers of two scale exactly: the same weights bit for bit, whatever the magnitude
+    x, _ = planted()
+    ref = BioHashIndex(32, 16)
+    ref.train(x)
+    codes = ref.sa_encode(x)
+    for scale in (2.0**64, 2.0**-100, 2.0**120):
+        index = BioHashIndex(32, 16)
+        index.train(x * np.float32(scale))
+        np.testing.assert_array_equal(index.model.weights_, ref.model.weights_)
+        np.testing.assert_array_equal(index.sa_encode(x * np.float32(scale)), codes)
