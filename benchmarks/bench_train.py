@@ -19,7 +19,7 @@ spread) it times:
 It then checks, step by step, that ours and K&H f64 compute the same update (``step_check``).
 
 ``--projection``: instead, the neighbors task's training at ``--n`` vectors (synthetic
-clusters, d = 128 and 384), 8 to 64 bytes: train + add with random rotations and the mean
+clusters, d = 128 and 384), ``--bytes`` of codes: train + add with random rotations and the mean
 learned (``projection="random"``) against train and train + add with the learned projection
 (the default), CPU seconds of this process (``time.process_time``, one thread: ``--threads
 1``), median of ``--repeat`` runs timed in turns.
@@ -122,12 +122,12 @@ def cpu_seconds(fn) -> float:
     return time.process_time() - t0
 
 
-def projection_table(n: int, repeat: int) -> None:
+def projection_table(n: int, byte_sizes: list[int], repeat: int) -> None:
     """Train (+ add) CPU seconds of the neighbors task, random rotations against learned."""
     rows = []
     for d in (128, 384):
         x = synthetic(n, d)
-        for nbytes in (8, 16, 32, 64):
+        for nbytes in byte_sizes:
             def build(projection, add):
                 def run():
                     index = BioHashIndex(d, 4 * nbytes, projection=projection)
@@ -156,13 +156,14 @@ def main():
     ap.add_argument("--projection", action="store_true",
                     help="time the neighbors task's training instead (learned projection)")
     ap.add_argument("--n", type=int, default=100_000, help="vectors of --projection")
+    ap.add_argument("--bytes", default="8,16,32,64", help="code bytes of --projection")
     add_threads_option(ap)
     args = ap.parse_args()
     apply_threads(args.threads)
     print(machine())
     if args.projection:
         print(f"synthetic clusters, {args.n} vectors; CPU seconds, medians of {args.repeat} runs")
-        projection_table(args.n, args.repeat)
+        projection_table(args.n, [int(b) for b in args.bytes.split(",")], args.repeat)
         return
     x = sift_base()
     data = "siftsmall base" if x is not None else "synthetic clusters"
