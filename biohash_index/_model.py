@@ -420,10 +420,11 @@ class BioHashModel:
     def _learned_weights(self, blocks, n: int, mean: np.ndarray, check: np.ndarray | None,
                          initial: np.ndarray) -> np.ndarray:
         """float32 (m, d): the learned projection (``_subspace``) of the training data in
-        ``blocks`` (n rows, float32 (d,) mean): the top r = min(m, d, MAX_RANK) directions,
-        and where m > d / 2 also the top r / 2, rotated as ``projection`` says, or the
-        float32 (m, d) ``initial`` weights, whichever finds most held-out neighbours of the
-        float32 check sample (``held_out_recalls``; ties go to the larger subspace);
+        ``blocks`` (n rows, float32 (d,) mean): the top r = min(m, d, MAX_RANK) directions
+        rotated as ``projection`` says. Where m > d / 2 (more units than the data may have
+        useful directions), that or the float32 (m, d) ``initial`` weights, and where m > d
+        also the top r / 2 directions, whichever finds most held-out neighbours of the
+        float32 check sample (``held_out_recalls``; ties go to the larger subspace).
         ``initial`` when there is no check (fewer than MIN_ROWS rows)."""
         prm = self.params
         rng = np.random.default_rng([prm.seed, 2])
@@ -439,7 +440,9 @@ class BioHashModel:
         W = learn_subspace(lambda: (np.ldexp(xb, -e) for xb in blocks()), mean_e, scale, r, n,
                            rng)
         basis = principal_basis(W, xc)
-        sizes = (r, r // 2) if 2 * prm.n_hidden > prm.d else (r,)
+        if 2 * prm.n_hidden <= prm.d:   # as many directions as units: measured to win
+            return self._rotated(basis, xc, rng)
+        sizes = (r, r // 2) if prm.n_hidden > prm.d else (r,)
         candidates = [self._rotated(basis[:size], xc, rng) for size in sizes] + [initial]
         recalls = held_out_recalls(
             [BioHashModel.from_arrays(prm, mean, W) for W in candidates], check)

@@ -25,36 +25,40 @@ import numpy as np
 
 from ._subspace_kernels import sanger_batch
 
-ROWS_SEEN = 50_000    # rows the rule sees in all: passes = ceil(ROWS_SEEN / n) ...
-MAX_PASSES = 32       # ... at most this many
+ROWS_SEEN = 32_768    # rows the rule sees in all: passes = ceil(ROWS_SEEN / n), at most
+MAX_PASSES = 32       # MAX_PASSES; beyond ROWS_SEEN training rows, one pass over a sample
 MAX_RANK = 256        # directions learned at most (beyond, the last add little: figures in docs)
 BATCH = 256           # rows per BLAS product of the rule's outputs
 LEARNING_RATE = 0.3   # of Sanger's rule on data scaled to a mean squared norm of 1, annealed
-ITQ_ITERATIONS = 30
+ITQ_ITERATIONS = 20
 ITQ_ROWS = 2048       # sample rows the rotation is learned from
 
 
-def subspace_passes(n: int) -> int:
-    """Passes of the rule over n training rows: about ROWS_SEEN rows in all, 1 to MAX_PASSES."""
-    return int(min(MAX_PASSES, max(1, math.ceil(ROWS_SEEN / max(n, 1)))))
+def subspace_passes(n: int) -> tuple[int, float]:
+    """(passes, fraction): the rule's passes over n training rows and the fraction of each
+    block's rows it takes: about ROWS_SEEN rows in all, 1 to MAX_PASSES passes."""
+    n = max(n, 1)
+    return int(min(MAX_PASSES, math.ceil(ROWS_SEEN / n))), min(1.0, ROWS_SEEN / n)
 
 
 def learn_subspace(blocks: Callable[[], Iterable[np.ndarray]], mean: np.ndarray, scale: float,
                    r: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """float32 (r, d): Sanger's rule over ``subspace_passes(n)`` passes of ``blocks()``
-    (float32 (n_i, d) arrays, n rows in all), each row centred by ``mean`` (d,) and scaled
-    by ``scale``, shuffled within its block; starts from random orthonormal rows."""
+    """float32 (r, d): Sanger's rule over the passes of ``blocks()`` (float32 (n_i, d)
+    arrays, n rows in all) that ``subspace_passes(n)`` says, each row centred by ``mean``
+    (d,) and scaled by ``scale``, shuffled within its block (a uniform share of it when n >
+    ROWS_SEEN); starts from random orthonormal rows."""
     d = len(mean)
     q, _ = np.linalg.qr(rng.standard_normal((d, r)))
     W = np.ascontiguousarray(q.T, dtype=np.float32)
-    passes = subspace_passes(n)
-    total, seen = passes * n, 0
+    passes, fraction = subspace_passes(n)
+    total, seen = passes * n * fraction, 0
     for _ in range(passes):
         for xb in blocks():
-            xb = (xb[rng.permutation(len(xb))] - mean) * np.float32(scale)
+            take = rng.permutation(len(xb))[:int(np.ceil(fraction * len(xb)))]
+            xb = (xb[take] - mean) * np.float32(scale)
             for s in range(0, len(xb), BATCH):
                 X = np.ascontiguousarray(xb[s:s + BATCH], dtype=np.float32)
-                sanger_batch(W, X, X @ W.T, LEARNING_RATE * (1.0 - seen / total))
+                sanger_batch(W, X, X @ W.T, LEARNING_RATE * max(0.0, 1.0 - seen / total))
                 seen += len(X)
     return W
 
