@@ -25,8 +25,9 @@ import numpy as np
 
 from ._subspace_kernels import sanger_batch
 
-ROWS_SEEN = 32_768    # rows the rule sees in all: passes = ceil(ROWS_SEEN / n), at most
-MAX_PASSES = 32       # MAX_PASSES; beyond ROWS_SEEN training rows, one pass over a sample
+ROWS_SEEN = 32_768    # rows the rule sees in all, at least: more while the rule's work,
+WORK = 1e9            # rows x r x d multiply-adds, stays below WORK (subspace_passes), in
+MAX_PASSES = 32       # at most MAX_PASSES passes; or one pass over a share of each block
 MAX_RANK = 256        # directions learned at most (beyond, the last add little: figures in docs)
 BATCH = 256           # rows per BLAS product of the rule's outputs
 LEARNING_RATE = 0.3   # of Sanger's rule on data scaled to a mean squared norm of 1, annealed
@@ -34,23 +35,24 @@ ITQ_ITERATIONS = 20
 ITQ_ROWS = 2048       # sample rows the rotation is learned from
 
 
-def subspace_passes(n: int) -> tuple[int, float]:
+def subspace_passes(n: int, r: int, d: int) -> tuple[int, float]:
     """(passes, fraction): the rule's passes over n training rows and the fraction of each
-    block's rows it takes: about ROWS_SEEN rows in all, 1 to MAX_PASSES passes."""
-    n = max(n, 1)
-    return int(min(MAX_PASSES, math.ceil(ROWS_SEEN / n))), min(1.0, ROWS_SEEN / n)
+    block's rows it takes, for r units of d inputs: max(ROWS_SEEN, WORK / (r d)) rows in
+    all, 1 to MAX_PASSES passes."""
+    n, rows = max(n, 1), max(ROWS_SEEN, WORK / (r * d))
+    return int(min(MAX_PASSES, math.ceil(rows / n))), min(1.0, rows / n)
 
 
 def learn_subspace(blocks: Callable[[], Iterable[np.ndarray]], mean: np.ndarray, scale: float,
                    r: int, n: int, rng: np.random.Generator) -> np.ndarray:
     """float32 (r, d): Sanger's rule over the passes of ``blocks()`` (float32 (n_i, d)
-    arrays, n rows in all) that ``subspace_passes(n)`` says, each row centred by ``mean``
-    (d,) and scaled by ``scale``, shuffled within its block (a uniform share of it when n >
-    ROWS_SEEN); starts from random orthonormal rows."""
+    arrays, n rows in all) that ``subspace_passes`` says, each row centred by ``mean``
+    (d,) and scaled by ``scale``, shuffled within its block (a uniform share of it for
+    large n); starts from random orthonormal rows."""
     d = len(mean)
     q, _ = np.linalg.qr(rng.standard_normal((d, r)))
     W = np.ascontiguousarray(q.T, dtype=np.float32)
-    passes, fraction = subspace_passes(n)
+    passes, fraction = subspace_passes(n, r, d)
     total, seen = passes * n * fraction, 0
     for _ in range(passes):
         for xb in blocks():
