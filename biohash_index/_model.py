@@ -174,8 +174,8 @@ class BioHashParams:
         tasks={"neighbors": "asymmetric", "labels": "hamming"}, before="hamming")
     projection: str = hyperparameter(
         OneOf(PROJECTIONS), "the weights before any epochs of the rule: the initial weights "
-        "of init (random), or the top principal directions of the data (centred if center) "
-        "learned with "
+        "of init (random), or the top principal directions of the centred data (center=True; "
+        "else init's weights) learned with "
         "Sanger's Hebbian rule, rotated at random (subspace) or by iterative quantisation "
         "(learned), the subspace size picked on held-out training rows (docs/learned-codes.md)",
         tasks={"neighbors": "learned", "labels": "random"}, before="random")
@@ -425,10 +425,11 @@ class BioHashModel:
         useful directions), that or the float32 (m, d) ``initial`` weights, and where m > d
         also the top r / 2 directions, whichever finds most held-out neighbours of the
         float32 check sample (``held_out_recalls``; ties go to the larger subspace).
-        ``initial`` when there is no check (fewer than MIN_ROWS rows)."""
+        ``initial`` for uncentred data (``center=False``) and when there is no check (fewer
+        than MIN_ROWS rows)."""
         prm = self.params
         rng = np.random.default_rng([prm.seed, 2])
-        if check is None or len(check) < MIN_ROWS:
+        if not prm.center or check is None or len(check) < MIN_ROWS:
             return initial
         # rows divided by a power of two (exact) bring the sample below 1: no overflow
         e = _exponent(np.maximum(np.abs(check).max(axis=0), np.abs(mean))) or 0
