@@ -317,7 +317,7 @@ def opq_pq(d: int, nbytes: int) -> tuple[str, faiss.Index]:
     return label, faiss.IndexPreTransform(opq, pq)
 
 
-def codes_table(name: str, xb, xq, gt, byte_sizes: list[int]) -> None:
+def codes_table(name: str, xb, xq, gt, byte_sizes: list[int], with_anchors: bool = True) -> None:
     """Table 6: recall@10 of BioHash's variants and the faiss anchors at equal bytes."""
     d = xb.shape[1]
     warm_up(xb)
@@ -327,6 +327,8 @@ def codes_table(name: str, xb, xq, gt, byte_sizes: list[int]) -> None:
             index = BioHashIndex(d, 4 * nbytes, **options)
             r = measure(knn(index), xq, gt, index.code_size, build(index, xb))
             rows.append(r.row(nbytes, f"BioHashIndex({d}, {4 * nbytes}), {label}"))
+        if not with_anchors:
+            continue
         index = centred_lsh(d, 8 * nbytes)
         r = measure(knn(index), xq, gt, nbytes, build(index, xb))
         rows.append(r.row(nbytes, f"IndexLSH({d}, {8 * nbytes}), centred, trained thresholds"))
@@ -382,6 +384,7 @@ def main(argv=None) -> None:
     ap.add_argument("--plot", default=None, help="PNG file of the recall / QPS picture")
     ap.add_argument("--bytes", default="8,16,32,64", help="code bytes of table 6")
     ap.add_argument("--codes-only", action="store_true", help="print table 6 only")
+    ap.add_argument("--no-anchors", action="store_true", help="table 6 without faiss's rows")
     add_threads_option(ap)
     args = ap.parse_args(argv)
     apply_threads(args.threads)
@@ -397,7 +400,7 @@ def main(argv=None) -> None:
             continue
         if not args.codes_only:
             panels[name] = run_set(name, *data, ns, plot_ns, args.candidates)
-        codes_table(name, *data, [int(b) for b in args.bytes.split(",")])
+        codes_table(name, *data, [int(b) for b in args.bytes.split(",")], not args.no_anchors)
     if args.plot and panels:
         if plot(args.plot, panels):
             print(f"\nplot written to {args.plot}")
