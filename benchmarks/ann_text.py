@@ -30,7 +30,14 @@ all queries), bytes per stored vector, queries per second and train + add second
    (``sa_encode``; searched in Hamming order, not BioHash's weighted order),
    ``IndexHNSWFlat`` (float vectors, several efSearch) and ``IndexPQ`` with as many bytes as
    BioHash (M = code_size sub-quantizers of 8 bits, or the divisor of d nearest to it);
-   drawn to ``--plot`` (one panel per set) when given.
+   drawn to ``--plot`` (one panel per set) when given;
+6. learned codes at equal bytes (``--bytes``, 8 to 64; alone with ``--codes-only``):
+   ``BioHashIndex(d, 4 * bytes)`` untrained (random rotations, nothing learned), with
+   today's random rotations and the mean learned (``projection="random"``), with the
+   subspace at a random rotation (``projection="subspace"``) and learned (the default),
+   against faiss's IndexLSH (rotation, centred data, trained thresholds), ``ITQ{bits},LSH``,
+   RaBitQ (1 bit per dimension; ``PCAR{bits},RaBitQ`` where bytes < d / 8) and OPQ + PQ
+   (4-bit fast-scan at 8 bytes, 8-bit codes otherwise), each at bytes x 8 bits of codes.
 
 QPS: all queries searched at once, median of 3 timed searches after one warm-up search.
 On a loaded shared machine ``--threads 1`` gives the steadiest QPS (with 2 busy cores,
@@ -59,7 +66,10 @@ SETS = ("text", "siftsmall", "bigann10k", "fmnistsmall")
 K = 10
 HNSW_EF = (16, 64, 256)
 IVF_NPROBE = (1, 4, 16)
-VARIANTS = {"untrained (initial weights, no mean)": dict(epochs=0, center=False),
+VARIANTS = {"untrained (initial weights, no mean)": dict(epochs=0, center=False,
+                                                         projection="random"),
+            "random rotations, the mean learned (projection='random')":
+                dict(projection="random"),
             "3 epochs of the rule (epochs=3, learning_rate=0.01)": dict(epochs=3,
                                                                          learning_rate=0.01),
             'task="labels"': dict(task="labels")}
@@ -274,6 +284,65 @@ def tradeoff(name, xb, xq, gt, bio, bio_idx, lsh_at, plot_ns):
     return curves
 
 
+CODES = {"untrained (random rotations, no mean)": dict(epochs=0, center=False,
+                                                       projection="random"),
+         "random rotations, the mean learned": dict(projection="random"),
+         "Hebbian subspace, random rotation": dict(projection="subspace"),
+         "learned (Hebbian subspace + ITQ rotation; default)": {}}
+
+
+OPQ_NITER = 8
+
+
+def anchors(d: int, nbytes: int) -> dict[str, str]:
+    """faiss factory strings of the anchors at ``nbytes`` bytes of codes, d-dimensional."""
+    nbits = 8 * nbytes
+    out = {}
+    if nbits <= d:
+        out[f"ITQ{nbits},LSH"] = f"ITQ{nbits},LSH"
+    out["RaBitQ" if nbits >= d else f"PCAR{nbits},RaBitQ"] = (
+        "RaBitQ" if nbits >= d else f"PCAR{nbits},RaBitQ")
+    return out
+
+
+def opq_pq(d: int, nbytes: int) -> tuple[str, faiss.Index]:
+    """(label, index): OPQ + PQ at ``nbytes`` bytes of codes: 4-bit fast-scan at 8 bytes,
+    8-bit codes otherwise; OPQ_NITER iterations of OPQ (faiss's 50 take minutes here)."""
+    M = 2 * nbytes if nbytes == 8 else nbytes
+    D = M * max(1, round(d / M))
+    opq = faiss.OPQMatrix(d, M, D)
+    opq.niter = OPQ_NITER
+    pq = faiss.IndexPQFastScan(D, M, 4) if nbytes == 8 else faiss.IndexPQ(D, M, 8)
+    label = f"OPQ{M}_{D},PQ{M}{'x4fs' if nbytes == 8 else ''} (OPQ niter={OPQ_NITER})"
+    return label, faiss.IndexPreTransform(opq, pq)
+
+
+def codes_table(name: str, xb, xq, gt, byte_sizes: list[int], with_anchors: bool = True) -> None:
+    """Table 6: recall@10 of BioHash's variants and the faiss anchors at equal bytes."""
+    d = xb.shape[1]
+    warm_up(xb)
+    rows = []
+    for nbytes in byte_sizes:
+        for label, options in CODES.items():
+            index = BioHashIndex(d, 4 * nbytes, **options)
+            r = measure(knn(index), xq, gt, index.code_size, build(index, xb))
+            rows.append(r.row(nbytes, f"BioHashIndex({d}, {4 * nbytes}), {label}"))
+        if not with_anchors:
+            continue
+        index = centred_lsh(d, 8 * nbytes)
+        r = measure(knn(index), xq, gt, nbytes, build(index, xb))
+        rows.append(r.row(nbytes, f"IndexLSH({d}, {8 * nbytes}), centred, trained thresholds"))
+        for label, factory in anchors(d, nbytes).items():
+            index = faiss.index_factory(d, factory)
+            r = measure(knn(index), xq, gt, index.sa_code_size(), build(index, xb))
+            rows.append(r.row(nbytes, label))
+        label, index = opq_pq(d, nbytes)
+        r = measure(knn(index), xq, gt, index.sa_code_size(), build(index, xb))
+        rows.append(r.row(nbytes, label))
+    table(f"{name}, 6. learned codes at equal bytes (bytes/vector: faiss's sa_code_size, "
+          "RaBitQ's per-vector factors included)", ["bytes", "index", *COLUMNS], rows)
+
+
 def plot(path: str, panels: dict[str, dict[str, list]]) -> bool:
     """One recall / QPS panel per set; returns whether matplotlib was there to draw it."""
     try:
@@ -313,6 +382,9 @@ def main(argv=None) -> None:
     ap.add_argument("--candidates", type=int, default=100, help="candidates re-ranked exactly")
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--plot", default=None, help="PNG file of the recall / QPS picture")
+    ap.add_argument("--bytes", default="8,16,32,64", help="code bytes of table 6")
+    ap.add_argument("--codes-only", action="store_true", help="print table 6 only")
+    ap.add_argument("--no-anchors", action="store_true", help="table 6 without faiss's rows")
     add_threads_option(ap)
     args = ap.parse_args(argv)
     apply_threads(args.threads)
@@ -324,8 +396,11 @@ def main(argv=None) -> None:
     panels = {}
     for name in args.sets.split(","):
         data = load_set(name, Path(args.data))
-        if data is not None:
+        if data is None:
+            continue
+        if not args.codes_only:
             panels[name] = run_set(name, *data, ns, plot_ns, args.candidates)
+        codes_table(name, *data, [int(b) for b in args.bytes.split(",")], not args.no_anchors)
     if args.plot and panels:
         if plot(args.plot, panels):
             print(f"\nplot written to {args.plot}")

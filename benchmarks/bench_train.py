@@ -17,14 +17,21 @@ spread) it times:
   With spread > 0 the loop puts the rule's factor on each of the top ranks instead of 1 on
   the first only (spread = 0 is the notebook's rule exactly).
 It then checks, step by step, that ours and K&H f64 compute the same update (``step_check``).
+
+``--projection``: instead, the neighbors task's training at ``--n`` vectors (synthetic
+clusters, d = 128 and 384), ``--bytes`` of codes: train + add with random rotations and the mean
+learned (``projection="random"``) against train and train + add with the learned projection
+(the default), CPU seconds of this process (``time.process_time``, one thread: ``--threads
+1``), median of ``--repeat`` runs timed in turns.
 """
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 
-from biohash_index import BioHashModel, BioHashParams
+from biohash_index import BioHashIndex, BioHashModel, BioHashParams
 from biohash_index._learning_kernels import rank_units
 from biohash_index._model import p_weights
 from common import (add_threads_option, apply_threads, interleaved_medians, machine, print_table,
@@ -109,13 +116,55 @@ def step_check(model, W0, batches, p, g, lr):
     return err, swaps, gap
 
 
+def cpu_seconds(fn) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def projection_table(n: int, byte_sizes: list[int], repeat: int) -> None:
+    """Train (+ add) CPU seconds of the neighbors task, random rotations against learned."""
+    rows = []
+    for d in (128, 384):
+        x = synthetic(n, d)
+        for nbytes in byte_sizes:
+            def build(projection, add):
+                def run():
+                    index = BioHashIndex(d, 4 * nbytes, projection=projection)
+                    index.train(x)
+                    if add:
+                        index.add(x)
+                return run
+            build("learned", False)()   # compile / load the numba cache outside the timing
+            runs = {"random": build("random", True), "learned": build("learned", False),
+                    "learned+add": build("learned", True)}
+            t = {name: [] for name in runs}
+            for _ in range(repeat):
+                for name, run in runs.items():
+                    t[name].append(cpu_seconds(run))
+            t = {name: float(np.median(v)) for name, v in t.items()}
+            rows.append([n, d, nbytes, t["random"], t["learned"], t["learned+add"],
+                         t["learned"] / t["random"], t["learned+add"] / t["random"]])
+    print_table(["n", "d", "bytes", "random: train+add s", "learned: train s",
+                 "learned: train+add s", "learned train / random train+add",
+                 "learned train+add / random train+add"], rows)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--projection", action="store_true",
+                    help="time the neighbors task's training instead (learned projection)")
+    ap.add_argument("--n", type=int, default=100_000, help="vectors of --projection")
+    ap.add_argument("--bytes", default="8,16,32,64", help="code bytes of --projection")
     add_threads_option(ap)
     args = ap.parse_args()
     apply_threads(args.threads)
     print(machine())
+    if args.projection:
+        print(f"synthetic clusters, {args.n} vectors; CPU seconds, medians of {args.repeat} runs")
+        projection_table(args.n, [int(b) for b in args.bytes.split(",")], args.repeat)
+        return
     x = sift_base()
     data = "siftsmall base" if x is not None else "synthetic clusters"
     if x is None:

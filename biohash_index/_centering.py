@@ -41,12 +41,20 @@ def best_share(model_for: Callable[[float], object], sample: np.ndarray) -> tupl
     """
     if len(sample) < MIN_ROWS:
         return 1.0, []
+    recalls = held_out_recalls([model_for(s) for s in SHARES], sample)
+    return SHARES[int(np.argmax(recalls))], recalls
+
+
+def held_out_recalls(models: list, sample: np.ndarray) -> list[float]:
+    """Recall@K of each model (trained ``BioHashModel``s) for held-out rows of the float32
+    (n, d) ``sample`` (n >= MIN_ROWS): its first tenth are the queries, their exact K
+    nearest neighbours among the rest the truth. Also the check of ``BioHashModel``'s
+    learned projection (which subspace size)."""
     nq = len(sample) // 10
     xq, xb = sample[:nq], sample[nq:]
     _, exp = np.frexp(np.abs(sample).max())  # a power of two: the same neighbours, and
     _, gt = faiss.knn(np.ldexp(xq, -exp), np.ldexp(xb, -exp), K)  # no overflow of squares
-    recalls = [neighbour_recall(model_for(s), xb, xq, gt) for s in SHARES]
-    return SHARES[int(np.argmax(recalls))], recalls
+    return [neighbour_recall(model, xb, xq, gt) for model in models]
 
 
 def neighbour_recall(model, xb: np.ndarray, xq: np.ndarray, gt: np.ndarray) -> float:

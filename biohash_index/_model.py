@@ -19,11 +19,13 @@ from typing import Callable, Iterable, Iterator, Mapping
 import numba
 import numpy as np
 
-from ._centering import K, SHARES, best_share, sample_rows
+from ._centering import K, MIN_ROWS, SHARES, best_share, held_out_recalls, sample_rows
 from ._encoding_kernels import top_k_codes
 from ._learning_kernels import learn_batch, p_power
 from ._progress import progress
 from ._sampling import RowSample
+from ._subspace import (ITQ_ROWS, MAX_RANK, itq_rotation, learn_subspace, principal_basis,
+                        projection, random_rotation)
 from ._threads import blas_limit
 from ._validation import INT64_MAX, check_positive_int, check_real
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 ENCODE_BYTES = 1 << 20  # the (rows, m) float32 block of inputs stays in cache for the selection
 INITS = ("sample", "gaussian", "orthogonal")
 SCORINGS = ("hamming", "asymmetric")
+PROJECTIONS = ("random", "subspace", "learned")
 WORK_BUDGET = 3e11  # multiply-adds of the products of a whole training run (auto_epochs)
 MIN_FACTOR = 1e-2  # Hebbian factors below this are left out of the rule (see BioHashParams)
 SAFE_EXPONENT = 32  # rows within 2**+-32 (and the mean) are encoded as they are (scale_exponents)
@@ -169,6 +172,13 @@ class BioHashParams:
     scoring: str = hyperparameter(
         OneOf(SCORINGS), "rank by Hamming or weighted (asymmetric) Hamming distance",
         tasks={"neighbors": "asymmetric", "labels": "hamming"}, before="hamming")
+    projection: str = hyperparameter(
+        OneOf(PROJECTIONS), "the weights before any epochs of the rule: the initial weights "
+        "of init (random), or the top principal directions of the centred data (center=True; "
+        "else init's weights) learned with "
+        "Sanger's Hebbian rule, rotated at random (subspace) or by iterative quantisation "
+        "(learned), the subspace size picked on held-out training rows (docs/learned-codes.md)",
+        tasks={"neighbors": "learned", "labels": "random"}, before="random")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -376,6 +386,8 @@ class BioHashModel:
         rng = np.random.default_rng(prm.seed)
         n, mean, sample, check = self._first_pass(blocks, rng)
         W = self._initial_weights(self._prepare(sample, mean), rng)
+        if prm.projection != "random":
+            W = self._learned_weights(blocks, n, mean, check, W)
         epochs = auto_epochs(prm.n_hidden, n, prm.d) if prm.epochs is None else prm.epochs
         win_frac = np.zeros(epochs, np.float64)
         norm_err = np.zeros(epochs, np.float64)
@@ -404,6 +416,52 @@ class BioHashModel:
                      "for shares %s: %s)", share, K, SHARES,
                      ", ".join(f"{r:.3f}" for r in recalls))
         return (share * mean).astype(np.float32)
+
+    def _learned_weights(self, blocks, n: int, mean: np.ndarray, check: np.ndarray | None,
+                         initial: np.ndarray) -> np.ndarray:
+        """float32 (m, d): the learned projection (``_subspace``) of the training data in
+        ``blocks`` (n rows, float32 (d,) mean): the top r = min(m, d, MAX_RANK) directions
+        rotated as ``projection`` says. Where m > d / 2 (more units than the data may have
+        useful directions), that or the float32 (m, d) ``initial`` weights, and where m > d
+        also the top r / 2 directions, whichever finds most held-out neighbours of the
+        float32 check sample (``held_out_recalls``; ties go to the larger subspace).
+        ``initial`` for uncentred data (``center=False``) and when there is no check (fewer
+        than MIN_ROWS rows)."""
+        prm = self.params
+        rng = np.random.default_rng([prm.seed, 2])
+        if not prm.center or check is None or len(check) < MIN_ROWS:
+            return initial
+        # rows divided by a power of two (exact) bring the sample below 1: no overflow
+        e = _exponent(np.maximum(np.abs(check).max(axis=0), np.abs(mean))) or 0
+        mean_e = np.ldexp(mean, -e)
+        xc = np.ldexp(check, -e) - mean_e
+        sq = float(np.mean(np.einsum("ij,ij->i", xc, xc, dtype=np.float64)))
+        scale = 1 / math.sqrt(sq) if sq > 0 else 1.0
+        r = min(prm.n_hidden, prm.d, MAX_RANK)
+        W = learn_subspace(lambda: (np.ldexp(xb, -e) for xb in blocks()), mean_e, scale, r, n,
+                           rng)
+        basis = principal_basis(W, xc)
+        if 2 * prm.n_hidden <= prm.d:   # as many directions as units: measured to win
+            return self._rotated(basis, xc, rng)
+        sizes = (r, r // 2) if prm.n_hidden > prm.d else (r,)
+        candidates = [self._rotated(basis[:size], xc, rng) for size in sizes] + [initial]
+        recalls = held_out_recalls(
+            [BioHashModel.from_arrays(prm, mean, W) for W in candidates], check)
+        log.info("projection: recall@%d of held-out training rows %s for %s learned "
+                 "directions and for the initial weights", K,
+                 ", ".join(f"{x:.3f}" for x in recalls), sizes)
+        return candidates[int(np.argmax(recalls))]
+
+    def _rotated(self, basis: np.ndarray, xc: np.ndarray, rng) -> np.ndarray:
+        """float32 (m, d) weights on float32 (r, d) basis rows: rotated by iterative
+        quantisation of the centred float32 sample xc (``projection="learned"``, r <=
+        MAX_RANK) or at random (``"subspace"``)."""
+        size = min(self.params.n_hidden, len(basis))
+        if self.params.projection == "learned":
+            R = itq_rotation(xc[:ITQ_ROWS] @ basis[:size].T, rng)
+        else:
+            R = random_rotation(size, rng)
+        return projection(basis, self.params.n_hidden, R, rng)
 
     # The steps of training, public for benchmarks/bench_train.py, which times one epoch:
     # ``n, mean, W = model.init_weights(blocks, rng)``, then
@@ -441,13 +499,14 @@ class BioHashModel:
 
     def _first_pass(self, blocks, rng):
         """Count, mean, a uniform sample of up to n_hidden rows (smallest random keys) for
-        the initial weights, and if ``center`` one of ``_centering.sample_rows`` rows for the
-        centring check (else None), drawn with a random stream of its own so the weights
-        are the same with or without it."""
+        the initial weights, and if ``center`` or a learned ``projection``, one of
+        ``_centering.sample_rows`` rows for the checks (else None), drawn with a random
+        stream of its own so the weights are the same with or without it."""
         prm = self.params
         n, total = 0, np.zeros(prm.d, np.float64)
         sample = RowSample(prm.n_hidden, prm.d)
-        check = RowSample(sample_rows(prm.d), prm.d) if prm.center else None
+        checked = prm.center or prm.projection != "random"
+        check = RowSample(sample_rows(prm.d), prm.d) if checked else None
         check_rng = np.random.default_rng([prm.seed, 1])
         for xb in blocks():
             n += len(xb)
@@ -458,9 +517,8 @@ class BioHashModel:
                 check.add(xb, check_rng)
         if n == 0:
             raise ValueError("the training data holds no vectors")
-        if check is None:
-            return n, np.zeros(prm.d, np.float32), sample.rows, None
-        return n, (total / n).astype(np.float32), sample.rows, check.rows
+        mean = (total / n).astype(np.float32) if prm.center else np.zeros(prm.d, np.float32)
+        return n, mean, sample.rows, None if check is None else check.rows
 
     def _prepare(self, x: np.ndarray, mean: np.ndarray) -> np.ndarray:
         """Training vectors (centred if ``center``) scaled to unit L2 norm, so each sample

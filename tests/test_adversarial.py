@@ -315,9 +315,9 @@ def test_training_is_scale_invariant(xb, center, tmp_path):
     are bit for bit those of the unscaled data; 1e19, 1e-30 and values up to 0.99 x float32's
     maximum round, so the weights differ by rounding and the codes are the same. Issue: near
     float32's maximum, x - mean and the products overflowed (all codes equal, NaN distances,
-    a saved file that did not load)."""
+    a saved file that did not load). The learned projection: tests/test_subspace.py."""
     def fit(x):
-        index = BioHashIndex(32, 4, n_hidden=64, epochs=3, center=center)
+        index = BioHashIndex(32, 4, n_hidden=64, epochs=3, center=center, projection="random")
         index.train(x)
         return index
 

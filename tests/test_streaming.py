@@ -8,6 +8,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from biohash_index._subspace import subspace_passes
 from biohash_index import BioHashIndex
 from biohash_index._streaming import arrow_vectors, vector_blocks
 
@@ -71,12 +72,15 @@ def test_training_reads_one_pass_per_epoch_plus_one():
     def source():
         calls.append(1)
         return iter(blocks)
-    make_index().train_from(source)
+    make_index(projection="random").train_from(source)
     assert len(calls) == 1 + 3
-    index = make_index(storage="ivf", nlist=4)
+    index = make_index(storage="ivf", nlist=4, projection="random")
     calls.clear()
     index.train_from(source)
     assert len(calls) == 1 + 3 + 1  # one more pass samples codes for the IVF clusters
+    calls.clear()
+    make_index().train_from(source)   # the learned projection: the passes of Sanger's rule
+    assert len(calls) == 1 + subspace_passes(280, D, D)[0] + 3
     assert index.is_trained
 
 
@@ -145,9 +149,9 @@ def test_arrow_ipc_file(clustered, trained, tmp_path):
     assert index.add_from(str(path)) == len(xb)
 
 
-def streaming_peak(folder, n) -> int:
+def streaming_peak(folder, n, projection) -> int:
     """Peak bytes numpy allocates to train from and add the n vectors in folder."""
-    index = BioHashIndex(D, 4, n_hidden=64, epochs=1)
+    index = BioHashIndex(D, 4, n_hidden=64, epochs=1, projection=projection)
     tracemalloc.start()
     index.train_from(folder, batch_size=1000)
     index.add_from(folder, batch_size=1000)
@@ -157,9 +161,11 @@ def streaming_peak(folder, n) -> int:
     return peak
 
 
-def test_memory_is_bounded_by_the_batch_size(tmp_path):
+@pytest.mark.parametrize("projection, bound", [("random", 4), ("learned", 2)])
+def test_memory_is_bounded_by_the_batch_size(tmp_path, projection, bound):
     """Training from Parquet allocates a few blocks and fixed-size samples (the initial
-    weights', the centring check's), not the data set (numpy side): four times the data
+    weights', the centring check's; with the learned projection, the held-out check's and
+    the rotation's copies of it too), not the data set (numpy side): four times the data
     takes no more memory."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((160_000, D)).astype(np.float32)  # 20 MB
@@ -167,10 +173,11 @@ def test_memory_is_bounded_by_the_batch_size(tmp_path):
     (tmp_path / "large").mkdir()
     small = write_parquet(tmp_path / "small", x[:40_000], files=4, row_group_size=1000)
     large = write_parquet(tmp_path / "large", x, files=4, row_group_size=1000)
-    streaming_peak(small, 40_000)   # numba loads its compiled kernels here, outside the rest
-    peak_small, peak_large = streaming_peak(small, 40_000), streaming_peak(large, len(x))
+    streaming_peak(small, 40_000, projection)   # numba loads its kernels here, not below
+    peak_small = streaming_peak(small, 40_000, projection)
+    peak_large = streaming_peak(large, len(x), projection)
     assert peak_large < 1.1 * peak_small, f"peak {peak_large} bytes, {peak_small} for 1/4"
-    assert peak_large < x.nbytes / 4, f"peak {peak_large} bytes for {x.nbytes} bytes of data"
+    assert peak_large < x.nbytes / bound, f"peak {peak_large} bytes for {x.nbytes} bytes"
 
 
 def test_bad_sources_and_columns_raise_clear_errors(clustered, trained, tmp_path):

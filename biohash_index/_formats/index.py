@@ -51,7 +51,8 @@ FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 # the files of a generation (besides the manifest) by the format version that wrote it:
 # 1, biohash-index 0.1; 2, with the scoring hyperparameter (ADDED_PARAMS); 3, with
-# meta.arrow's search_order and the router of IVF storage (ROUTER_COLUMNS)
+# meta.arrow's search_order, the router of IVF storage (ROUTER_COLUMNS) and the projection
+# hyperparameter
 FILES = {1: ("model.arrow", "meta.arrow", "codes.faiss"),
          2: ("model.arrow", "meta.arrow", "codes.faiss"),
          3: ("model.arrow", "meta.arrow", "codes.faiss")}

@@ -45,7 +45,7 @@ import numpy as np
 
 from ._io import (BioHashFormatError, parse_json, publish_new_file, read_regular_file,
                   write_bytes_atomic)
-from .index import IndexState, deserialize_state, serialize_state
+from .index import ADDED_PARAMS, IndexState, deserialize_state, serialize_state
 
 FORMAT_NAME = "biohash-sharded-index"
 FORMAT_VERSION = 2
@@ -60,6 +60,11 @@ MAX_MANIFEST_BYTES = 1 << 26   # 64 MiB: some 300,000 shards
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+# hyperparameters declared after shard format 1: in the model digest only where they differ
+# from the value files saved before them imply, so the digests of those files stay the same
+PARAMS_SINCE_FORMAT_1 = ("projection",)
+
+
 def shard_file(serial: int) -> str:
     """A new shard file name: its serial number, and a random tag so that two writers
     (one of which will fail to commit) never write the same file."""
@@ -71,8 +76,12 @@ def model_digest(state: IndexState) -> str:
     weights, and the storage kind and settings (for IVF, its nlist, nprobe, centroids and
     router)."""
     storage = state.storage
+    params = dataclasses.asdict(state.params)
+    for name in PARAMS_SINCE_FORMAT_1:   # at what older files imply: left out, as they were
+        if params[name] == ADDED_PARAMS[name]:
+            del params[name]
     h = hashlib.sha256()
-    h.update(json.dumps(dataclasses.asdict(state.params), sort_keys=True).encode())
+    h.update(json.dumps(params, sort_keys=True).encode())
     h.update(json.dumps([storage.kind, storage.code_size]).encode())
     for a in (state.mean, state.weights):
         h.update(np.ascontiguousarray(a, np.float32).tobytes())
