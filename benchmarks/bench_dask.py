@@ -48,6 +48,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 from biohash_index import BioHashIndex  # noqa: E402
 from biohash_index import dask as bhd  # noqa: E402
+from common import interleaved_medians  # noqa: E402
 from biohash_index._search import (encode_queries, merge_shortlists, shortlist,  # noqa: E402
                                    shortlist_size)
 
@@ -87,17 +88,10 @@ def cpu_seconds(fn, repeat: int) -> float:
 
 
 def wall_in_turns(fns: dict, repeat: int) -> dict:
-    """Median wall seconds of each callable, after a warm-up, timed in turns so that load
-    changes hit them alike."""
+    """Median wall seconds of each callable after a warm-up, timed in turns."""
     for fn in fns.values():
         fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return interleaved_medians(fns, repeat)
 
 
 def worker_search_cpu(K: int, queries, nprobe, repeat: int, *shards) -> float:

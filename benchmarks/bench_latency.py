@@ -31,7 +31,8 @@ import faiss
 import numpy as np
 
 from biohash_index import BioHashIndex, read_index, write_index
-from common import apply_threads, machine, print_table, sift_base, synthetic
+from common import (apply_threads, interleaved_medians as turns, machine, print_table,
+                    sift_base, synthetic)
 
 K = 10
 BATCH = 500
@@ -50,17 +51,6 @@ def percentiles(fn, queries: np.ndarray, repeat: int) -> tuple[float, float]:
         fn(q)
         times.append(time.perf_counter() - t0)
     return float(np.percentile(times, 50)) * 1e3, float(np.percentile(times, 99)) * 1e3
-
-
-def turns(fns: dict, repeat: int) -> dict:
-    """Median seconds of each callable, timed in turns."""
-    times = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def fsync_path(path: str) -> None:
