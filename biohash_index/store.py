@@ -77,6 +77,21 @@ class Hit:
     vector: np.ndarray | None = None
 
 
+def copy_record(record: Record) -> Record:
+    """A copy of a stored record sharing nothing mutable with it: its dicts hold JSON values
+    only (``check_record``), so copying dicts and lists is a deep copy, without
+    ``copy.deepcopy``'s bookkeeping (a fifth of a small store's query)."""
+    return Record(record.id, record.text, _json_copy(record.metadata), _json_copy(record.extra))
+
+
+def _json_copy(value):
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    return value
+
+
 def default_hash_length(d: int) -> int:
     """Active units per code for d-dimensional embeddings: d // 2 clipped to [8, 256], so
     codes of d bits (48 bytes for 384-d) with the default task."""
@@ -342,7 +357,7 @@ class BioHashStore:
             keys = (list(self._records) if ids is None
                     else [self._keys[i] for i in ids if i in self._keys])
             found = [self._records[key] for key in keys]
-            return [copy.deepcopy(r) for r in found if match is None or match(r)]
+            return [copy_record(r) for r in found if match is None or match(r)]
 
     # ---------------------------------------------------------------- searching
     def search(self, query, k: int, *,
@@ -382,7 +397,7 @@ class BioHashStore:
             hits = hits[:k]
             keys = np.array([key for key, _ in hits], np.int64)
             vectors = self._reconstruct(keys) if with_vectors else [None] * len(hits)
-            return [Hit(copy.deepcopy(self._records[key]), d, v)
+            return [Hit(copy_record(self._records[key]), d, v)
                     for (key, d), v in zip(hits, vectors)]
 
     def _nearest(self, xq: np.ndarray, k: int) -> list[tuple[int, float]]:

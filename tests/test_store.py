@@ -44,7 +44,11 @@ def test_records_are_copies(clustered):
     store.add(clustered[0][:1], [rec])
     rec.metadata["tags"].append("changed by the caller")
     store.get(["a"])[0].metadata["tags"].append("changed by a reader")
+    hit = store.search(clustered[0][0], 1)[0].record
+    hit.metadata["tags"].append("changed by a searcher")
+    hit.extra["new"] = {"nested": [1]}
     assert store.get(["a"])[0].metadata == {"tags": ["t"]}
+    assert store.get(["a"])[0].extra == {}
 
 
 def test_search_among_ids_filters_and_get(clustered):
