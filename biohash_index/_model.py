@@ -586,18 +586,6 @@ class BioHashModel:
                 pass
         return out
 
-    def encode_queries(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Codes uint8 (n, code_size) and unit inputs float32 (n, m) of float32 (n, d)
-        queries, for asymmetric scoring (``_search.py``); the inputs of a row beyond
-        2**+-SAFE_EXPONENT come divided by a power of two (``scale_exponents``), which
-        changes no ranking within the row."""
-        if not self.is_trained:
-            raise RuntimeError("the model is not trained: call train() first")
-        acts, bias = self._inputs(x, np.empty((len(x), self.params.n_hidden), np.float32))
-        if bias is not None:
-            acts -= bias
-        return top_k_codes(acts, self.params.hash_length, self.params.code_size), acts
-
     def inputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(acts, bias): the hidden-unit inputs float32 (n, m) of float32 (n, d) rows, before
         (bias float32 (m,)) or after (None) subtracting the mean's share (``_inputs``)."""

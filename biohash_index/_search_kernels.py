@@ -632,7 +632,7 @@ def _encode_query(acts, bias, n_active, z, asymmetric, code, c, v, cand, a, b, w
     """One query's code (into ``code``, uint8, zeroed here) from its inputs acts less bias
     (float32 (m,) each; bias of length 0: none), and with ``asymmetric`` its offsets c
     (m,): the inputs less midway between the n_active-th and (n_active + 1)-th largest;
-    returns scale, the mean |c| (at least float32's tiny), as ``_search.query_offsets``.
+    returns scale, the mean |c| (at least float32's tiny; ``_search.encode_queries``).
     v, a, b, w: float32 scratch (m,); cand: int32 scratch (m + 8,)."""
     m = acts.shape[0]
     for j in range(m):

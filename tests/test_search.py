@@ -147,7 +147,8 @@ def test_weighted_distances_follow_the_definition(clustered):
     index.add(xb)
     xq = xb[:5] * 1.01
     D, I = index.search(xq, 10)
-    _, acts = index.model.encode_queries(xq)
+    acts, bias = index.model.inputs(xq)
+    acts = acts if bias is None else acts - bias
     bits = np.unpackbits(index.storage.codes(), axis=1, bitorder="little")[:, :64]
     for q in range(5):
         a = np.sort(acts[q])[::-1]
