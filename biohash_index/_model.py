@@ -310,11 +310,7 @@ def auto_epochs(n_hidden: int, n_train: int, d: int) -> int:
 def orthonormal_rows(m: int, d: int, rng: np.random.Generator) -> np.ndarray:
     """float32 (m, d): blocks of up to d random orthonormal rows (a random rotation each),
     so units within a block cut the space in independent directions."""
-    blocks = []
-    for s in range(0, m, d):
-        q, r = np.linalg.qr(rng.standard_normal((d, d)))
-        q *= np.sign(np.diag(r))  # uniformly distributed rotations (Mezzadri 2007)
-        blocks.append(q.T[:min(d, m - s)])
+    blocks = [random_rotation(d, rng).T[:min(d, m - s)] for s in range(0, m, d)]
     return np.concatenate(blocks).astype(np.float32)
 
 
