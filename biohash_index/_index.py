@@ -114,8 +114,8 @@ class BioHashIndex(NotAFaissIndex):
     "flat", searched through one posting list per hidden unit: faster for sparse codes, see
     _storage.py); IVF only: router, "learned" (Krotov-Hopfield units), "kmeans" (faiss
     k-means of the vectors) or "random"; nlist, its lists (None: 4 sqrt(training rows));
-    nprobe, lists a query probes (None: learned in ``train`` to keep about 0.95 of flat
-    recall); assign, lists each vector is stored in (1 or 2);
+    nprobe, lists a query probes (None: learned in ``train``, the fewest whose lists hold
+    0.9 of held-out training rows' exact 10 neighbours); assign, lists each vector is stored in (1 or 2);
     n_threads: threads of the numba kernels, faiss searches and numpy's BLAS products in
     each call (None: their current settings; a call on fewer than 8 rows runs its kernels
     on the calling thread and changes no setting); the other keywords are the learning-rule
