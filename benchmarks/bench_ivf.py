@@ -4,8 +4,9 @@ IndexIVFPQ and IVF RaBitQ at (about) equal bytes, IndexHNSWFlat for context, and
 BioHashIndexRefine (exact re-rank) over the IVF storage (issue 25, "recall against speed").
 
 Sets: the real ones of --sets (bigann10k, siftsmall: 10,000 vectors, 100 queries; ``text``:
-23,000 MiniLM sentence embeddings, 1,000 queries, used only if ``text_embeddings.py`` has
-cached them) and --n SIFT-like synthetic vectors (``sift_like.py``, 1,000 queries; cached).
+23,000 MiniLM paragraph embeddings, ``text200k``: 200,000 MiniLM sentence embeddings, 1,000
+queries each, used only if ``text_embeddings.py`` has cached them) and --n SIFT-like
+synthetic vectors (``sift_like.py``, 1,000 queries; cached).
 Truth: each set's exact top 10 by L2.
 
 Indexes, all trained on the same --train rows of the database (all of it if smaller):
@@ -25,7 +26,7 @@ runs adding up to --min-seconds, at least 2, after the run that measures recall)
 does not count waiting for a core, so the figures hold on a busy machine. Building uses
 --build-threads. The summary checks the issue's goals.
 
-    python benchmarks/bench_ivf.py [--sets bigann10k,siftsmall,text] [--n 1000000]
+    python benchmarks/bench_ivf.py [--sets bigann10k,siftsmall,text,text200k] [--n 1000000]
         [--bytes 32] [--train 100000] [--plot recall_qps.png] [--build-threads 1]
 """
 from __future__ import annotations
@@ -50,7 +51,6 @@ NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 EF_SEARCH = (16, 32, 64, 128, 256)
 K_FACTOR = 10
 ADD_BLOCK = 50_000
-TEXT = (24000, 1000)   # the text set text_embeddings.py caches: passages, queries
 BIOHASH, BIOHASH_IVF, REFINE = "BioHash flat", "BioHash IVF", "BioHashIndexRefine (IVF)"
 BINARY_IVF, LSH = "IndexBinaryIVF, BioHash codes", "IndexLSH"
 
@@ -213,13 +213,11 @@ def summary(run: Run, n: int) -> None:
 
 def load_real(name: str):
     """(xb, xq, gt) of a real set, or None with a message."""
-    if name == "text":
-        path = text_embeddings.CACHE / f"minilm-{TEXT[0]}-{TEXT[1]}.npz"
-        if not path.exists():
-            print(f"\ntext: skipped ({path.name} not built yet: python benchmarks/"
-                  "text_embeddings.py builds it)")
+    if name in text_embeddings.SETS:
+        loaded = text_embeddings.load_cached(name)
+        if loaded is None:
             return None
-        xb, xq, gt = text_embeddings.load(*TEXT)   # unit vectors: top 10 by cosine = by L2
+        xb, xq, gt = loaded   # unit vectors: top 10 by cosine = by L2
     else:
         if not (DATA / name).exists():
             print(f"\n{name}: skipped ({not_available(DATA / name)})")
