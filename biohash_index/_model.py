@@ -32,6 +32,7 @@ from ._validation import INT64_MAX, check_positive_int, check_real
 log = logging.getLogger(__name__)
 
 ENCODE_BYTES = 1 << 20  # the (rows, m) float32 block of inputs stays in cache for the selection
+PRODUCT_ROWS = 100  # rows of a training batch multiplied by one thread (epoch)
 INITS = ("sample", "gaussian", "orthogonal")
 SCORINGS = ("hamming", "asymmetric")
 PROJECTIONS = ("random", "subspace", "learned")
@@ -377,7 +378,16 @@ class BioHashModel:
         Memory is bounded by the largest block: one pass finds the mean and the initial
         weights (``init_weights``), then each epoch (``epoch``) is one pass, shuffling rows
         within each block (``batches``; a single block, as ``train`` gives, is a full shuffle).
+
+        BLAS runs on one thread throughout (a process-wide setting while training runs):
+        OpenBLAS rounds a product differently on different thread counts, and the learned
+        state is the same whatever ``n_threads`` is; ``epoch`` multiplies in row blocks on
+        numba's number of threads instead.
         """
+        with blas_limit(1):
+            return self._train_blocks(blocks)
+
+    def _train_blocks(self, blocks: Callable[[], Iterable[np.ndarray]]) -> "BioHashModel":
         prm = self.params
         rng = np.random.default_rng(prm.seed)
         n, mean, sample, check = self._first_pass(blocks, rng)
@@ -481,16 +491,26 @@ class BioHashModel:
 
     def epoch(self, W: np.ndarray, batches: Iterable[np.ndarray], lr: float, n: int) -> float:
         """One pass of the plasticity rule over ``batches`` of n vectors in all, updating
-        the float32 (m, d) weights W in place; returns the fraction of units that won."""
+        the float32 (m, d) weights W in place; returns the fraction of units that won.
+
+        Each batch's inputs are multiplied in blocks of PRODUCT_ROWS rows by numba's number
+        of threads, each with one BLAS thread: the same bits whatever the thread count."""
         prm = self.params
         won = np.zeros(prm.n_hidden, bool)
         g = prm.rank_factors()
         Wp = p_weights(W, prm.p)  # W itself for p = 2; else kept in step with W, row by row
         rows = min(prm.batch_size, n)  # no batch is larger
         buf = np.empty((rows, prm.n_hidden), np.float32)  # reused: no page faults
-        for xb in batches:
-            tot = np.matmul(xb, Wp.T, out=buf[:len(xb)])
-            learn_batch(W, Wp, xb, tot, g, prm.p, lr, won)
+        n_workers = min(numba.get_num_threads(), -(-rows // PRODUCT_ROWS))
+        with blas_limit(1), ThreadPoolExecutor(n_workers) as pool:
+            for xb in batches:
+                tot = buf[:len(xb)]
+
+                def product(s, xb=xb, tot=tot):
+                    np.matmul(xb[s:s + PRODUCT_ROWS], Wp.T, out=tot[s:s + PRODUCT_ROWS])
+                for _ in pool.map(product, range(0, len(xb), PRODUCT_ROWS)):
+                    pass
+                learn_batch(W, Wp, xb, tot, g, prm.p, lr, won)
         return float(won.mean())
 
     def _first_pass(self, blocks, rng):
@@ -554,7 +574,7 @@ class BioHashModel:
         Blocks of about ENCODE_BYTES of products are encoded whole (product, then selection)
         by numba's number of threads, each with one BLAS thread (a process-wide setting while
         they run), so that BLAS's and OpenMP's thread pools do not take turns on every block
-        (README, Performance).
+        (README, Performance) and the codes are the same whatever the thread count.
         """
         if not self.is_trained:
             raise RuntimeError("the model is not trained: call train() first")
@@ -574,8 +594,9 @@ class BioHashModel:
         starts = range(0, len(x), rows)
         n_workers = min(numba.get_num_threads(), len(starts))
         if n_workers <= 1:
-            for s in progress(starts, "encoding", "block"):
-                encode_block(s)
+            with blas_limit(1):
+                for s in progress(starts, "encoding", "block"):
+                    encode_block(s)
             return out
         with blas_limit(1), ThreadPoolExecutor(n_workers) as pool:
             for _ in progress(pool.map(encode_block, starts), "encoding", "block", len(starts)):

@@ -70,19 +70,25 @@ def recall(index, xb, xq, gt):
     return recall_at_k(index.search(xq, 10)[1], gt, 10)
 
 
+def held_out_siftsmall():
+    """siftsmall's first 9,000 base vectors, the last 1,000 as queries and their exact 10
+    nearest: siftsmall's own 100 queries are too few to tell 0.03 (their recall@10 of the
+    learned codes at 8 bytes moved from 0.410 to 0.384 with the BLAS build's rounding)."""
+    x = load_ann(data_path("siftsmall"))[0]
+    xb, xq = x[:9000], x[9000:]
+    return xb, xq, faiss.knn(xq, xb, 10)[1]
+
+
 def test_learned_codes_beat_random_rotations_on_siftsmall():
-    xb, xq, gt = load_ann(data_path("siftsmall"))
+    xb, xq, gt = held_out_siftsmall()
     learned = recall(BioHashIndex(128, 32), xb, xq, gt)        # 8 bytes
     random = recall(BioHashIndex(128, 32, projection="random"), xb, xq, gt)
-    assert learned >= random + 0.03   # measured 0.411 against 0.364
+    assert learned >= random + 0.03   # measured 0.338 against 0.292
 
 
 def test_long_codes_do_not_lose_to_random_rotations_on_siftsmall():
-    # 64 bytes = 512 bits for d = 128: the subspace-size check may keep the random rotations;
-    # 1,000 held-out base vectors as queries (siftsmall's 100 are too few to tell 0.01)
-    x = load_ann(data_path("siftsmall"))[0]
-    xb, xq = x[:9000], x[9000:]
-    gt = faiss.knn(xq, xb, 10)[1]
+    # 64 bytes = 512 bits for d = 128: the subspace-size check may keep the random rotations
+    xb, xq, gt = held_out_siftsmall()
     learned = recall(BioHashIndex(128, 256), xb, xq, gt)
     random = recall(BioHashIndex(128, 256, projection="random"), xb, xq, gt)
     assert learned >= random - 0.01
