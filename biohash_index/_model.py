@@ -51,6 +51,12 @@ def scale_exponents(x: np.ndarray, mean_exponent: int | None) -> np.ndarray | No
     none) if larger, is within +-SAFE_EXPONENT; otherwise it is that exponent, which brings the
     row and the mean below 1. Scaling by a power of two is exact, so a row's code is the same
     at every scale up to float32's maximum."""
+    if x.size:   # first a bound from two reductions: rows' exponents are at most top's
+        top = int(np.frexp(max(x.max(), -x.min()))[1])
+        high = top if mean_exponent is None else max(top, mean_exponent)
+        low = high if len(x) == 1 else mean_exponent   # at most every row's exponent
+        if high <= SAFE_EXPONENT and low is not None and low >= -SAFE_EXPONENT:
+            return None
     _, e = np.frexp(np.abs(x).max(axis=1, keepdims=True, initial=0.0))
     if mean_exponent is not None:
         e = np.maximum(e, mean_exponent)
