@@ -106,28 +106,34 @@ def selected_ids(selector: faiss.IDSelector, ids: np.ndarray) -> np.ndarray:
 class SearchOptions:
     """One search's options, as faiss's search parameters give them: nprobe, lists probed
     per query (None: the index's); max_codes, codes scanned before probing stops (0: no
-    limit); sel, a ``faiss.IDSelector`` (None: every id)."""
+    limit); sel, a ``faiss.IDSelector`` (None: every id); and BioHash's own, shortlist, the
+    Hamming candidates per query that asymmetric scoring re-ranks (None: ``_search``'s
+    default, 8 k and at least 64)."""
     nprobe: int | None = None
     max_codes: int = 0
     sel: faiss.IDSelector | None = None
+    shortlist: int | None = None
 
 
 def search_options(params, ivf: bool) -> SearchOptions:
     """The ``SearchOptions`` of ``params``: None, a ``faiss.SearchParameters`` (such as
-    ``SearchParametersIVF(nprobe=16)``, whose nprobe defaults to 1 as in faiss) or a dict
-    of their fields (``{"nprobe": 16}``; missing fields keep the index's settings).
+    ``SearchParametersIVF(nprobe=16)``, whose nprobe defaults to 1 as in faiss), a dict
+    of their fields (``{"nprobe": 16}``; missing fields keep the index's settings) and
+    ``"shortlist"``, or ``SearchOptions`` already checked (returned as they are).
 
     ivf: whether the storage is IVF; nprobe and max_codes apply to IVF only (flat and
-    inverted storage search every code); ``sel`` (an IDSelector: search only those ids) to
-    every storage.
+    inverted storage search every code); ``sel`` (an IDSelector: search only those ids) and
+    ``shortlist`` to every storage.
     """
     if params is None:
         return SearchOptions()
+    if isinstance(params, SearchOptions):
+        return params
     if isinstance(params, Mapping):
-        unknown = set(params) - {"nprobe", "max_codes", "sel"}
+        unknown = set(params) - {"nprobe", "max_codes", "sel", "shortlist"}
         if unknown:
             raise ValueError(f"params: unknown fields {sorted(unknown)}; expected nprobe, "
-                             "max_codes (IVF storage) or sel (a faiss.IDSelector)")
+                             "max_codes (IVF storage), sel (a faiss.IDSelector) or shortlist")
         fields = dict(params)
     elif type(params) is faiss.SearchParametersIVF:
         fields = {"nprobe": params.nprobe, "max_codes": params.max_codes, "sel": params.sel}
@@ -136,18 +142,20 @@ def search_options(params, ivf: bool) -> SearchOptions:
     else:
         raise TypeError("params must be a faiss.SearchParameters, a faiss.SearchParametersIVF "
                         f"or a dict of their fields, got {type(params).__name__}")
-    if not ivf and set(fields) - {"sel"}:
-        raise ValueError(f"params {sorted(set(fields) - {'sel'})} apply to storage='ivf' "
-                         "only: flat and inverted storage search every code")
+    if not ivf and set(fields) - {"sel", "shortlist"}:
+        raise ValueError(f"params {sorted(set(fields) - {'sel', 'shortlist'})} apply to "
+                         "storage='ivf' only: flat and inverted storage search every code")
     sel = fields.get("sel")
     if sel is not None and not isinstance(sel, faiss.IDSelector):
         raise TypeError(f"params['sel'] must be a faiss.IDSelector, got {type(sel).__name__}")
-    nprobe = fields.get("nprobe")
+    nprobe, shortlist = fields.get("nprobe"), fields.get("shortlist")
     return SearchOptions(
         nprobe=None if nprobe is None else check_positive_int(nprobe, "params['nprobe']"),
         max_codes=check_positive_int(fields.get("max_codes", 0), "params['max_codes']",
                                      minimum=0),
-        sel=sel)
+        sel=sel,
+        shortlist=None if shortlist is None else check_positive_int(shortlist,
+                                                                    "params['shortlist']"))
 
 
 def result_arrays(D, I, shape: tuple[int, int]):

@@ -16,8 +16,9 @@ import warnings
 import faiss
 import numpy as np
 
-from ._faiss_compat import (INDEX_LSH_ONLY, NotAFaissIndex, index_lsh_arguments,
-                            result_arrays, search_options, selected_ids, stacklevel_outside)
+from ._faiss_compat import (INDEX_LSH_ONLY, NotAFaissIndex, SearchOptions,
+                            index_lsh_arguments, result_arrays, search_options, selected_ids,
+                            stacklevel_outside)
 from ._formats import index_file
 from ._formats.index import IndexState, deserialize_state, serialize_state
 from ._locking import LockPerInstance, reads, writes
@@ -362,17 +363,25 @@ class BioHashIndex(NotAFaissIndex):
         params: this call's faiss search parameters, ``faiss.SearchParametersIVF(nprobe=16)``
         or ``{"nprobe": 16}`` (IVF storage), ``faiss.SearchParameters(sel=selector)`` or
         ``{"sel": selector}`` (only the ids a ``faiss.IDSelector`` keeps; any storage);
+        ``{"shortlist": 200}``: Hamming candidates per query re-ranked by weighted distance
+        (asymmetric scoring; default 8 k, at least 64: fewer is faster, more finds more);
         D, I: preallocated float32 / int64 (nq, k) arrays to write the results into, as in
         faiss.
         """
         self._require_trained("search")
         xq = check_vectors(xq, self.d, "xq")
         k = check_k(k, len(xq))
-        opts = search_options(params, self.storage.kind == "ivf")
+        opts = self.search_options(params)
         D, I = result_arrays(D, I, (len(xq), k))
         D[:], I[:] = search_storage(self.model, self.storage, xq, k, nprobe=opts.nprobe,
-                                    max_codes=opts.max_codes, sel=opts.sel)
+                                    max_codes=opts.max_codes, sel=opts.sel,
+                                    candidates=opts.shortlist)
         return D, I
+
+    def search_options(self, params) -> SearchOptions:
+        """``search``'s ``params`` checked against this index's storage (``SearchOptions``,
+        which ``search`` also takes as params)."""
+        return search_options(params, self.storage.kind == "ivf")
 
     @reads
     @uses_threads

@@ -6,7 +6,8 @@ lists it probes; with a selector only the ids the selector keeps):
 1. the shortlist: the K candidates nearest by (Hamming distance between codes, id), a total
    order, so the answer does not depend on how the codes are laid out;
 2. with ``scoring="asymmetric"`` (the default of ``task="neighbors"``), the k of the
-   shortlist nearest by (weighted distance, id), K = ``shortlist_size(k, ntotal)``; with
+   shortlist nearest by (weighted distance, id), K = ``shortlist_size(k, ntotal)`` (a
+   search's ``shortlist`` option sets it: fewer is faster, more finds more); with
    ``scoring="hamming"`` the shortlist itself, K = k, by (Hamming distance, id).
 
 D is float32 (nq, k), the weighted or Hamming distances, ascending; I int64 (nq, k); where
@@ -74,10 +75,12 @@ class Queries:
         return len(self.codes)
 
 
-def shortlist_size(k: int, ntotal: int) -> int:
-    """Hamming candidates re-ranked for k results: SHORTLIST k, at least MIN_SHORTLIST,
-    at most ntotal (and never fewer than k)."""
-    return max(k, min(ntotal, max(MIN_SHORTLIST, SHORTLIST * k)))
+def shortlist_size(k: int, ntotal: int, candidates: int | None = None) -> int:
+    """Hamming candidates re-ranked for k results: ``candidates`` (None: SHORTLIST k, at
+    least MIN_SHORTLIST), at most ntotal, and never fewer than k."""
+    if candidates is None:
+        candidates = max(MIN_SHORTLIST, SHORTLIST * k)
+    return max(k, min(ntotal, candidates))
 
 
 def encode_queries(model, x: np.ndarray) -> Queries:
@@ -103,18 +106,20 @@ def allowed_ids(sel, storage) -> np.ndarray | None:
 
 # ---------------------------------------------------------------------- k nearest
 def search(model, storage, xq: np.ndarray, k: int, *, nprobe: int | None = None,
-           max_codes: int = 0, sel=None):
+           max_codes: int = 0, sel=None, candidates: int | None = None):
     """D float32 (nq, k), I int64 (nq, k): the k nearest stored vectors of validated float32
     (nq, d) queries, as the module docstring defines them.
 
     model: a trained ``BioHashModel``; storage: its code storage; nprobe: lists probed per
     query (IVF storage; None: the storage's); max_codes: stop probing after the list that
-    reaches this many codes (IVF; 0: no limit); sel: a ``faiss.IDSelector`` or None.
+    reaches this many codes (IVF; 0: no limit); sel: a ``faiss.IDSelector`` or None;
+    candidates: Hamming candidates re-ranked per query (None: ``shortlist_size``'s default;
+    a search's ``shortlist`` option).
     """
     if storage.faiss_order:
         return _faiss_search(model, storage, xq, k, nprobe, max_codes, sel)
     asymmetric = model.params.scoring == "asymmetric"
-    K = shortlist_size(k, storage.ntotal) if asymmetric else k
+    K = shortlist_size(k, storage.ntotal, candidates) if asymmetric else k
     allowed = allowed_ids(sel, storage)
     queries = encode_queries(model, xq)
     if storage.kind == "inverted":

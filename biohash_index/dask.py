@@ -209,14 +209,16 @@ class ShardedIndex:
         I int64 (nq, k) ids (I = -1 and D = 2**31 - 1 where fewer than k are found). Each
         shard makes the shortlist of its part of the data; their merge is the shortlist of
         the whole. params: ``{"nprobe": n}`` or ``faiss.SearchParametersIVF(nprobe=n)``, the
-        lists each shard of IVF storage probes in this call (max_codes and selectors are
-        not offered: they would not mean what they mean on one index).
+        lists each shard of IVF storage probes in this call, and ``{"shortlist": K}`` as
+        ``BioHashIndex.search`` takes it (max_codes and selectors are not offered: they
+        would not mean what they mean on one index).
         """
         xq = self._queries(xq, "search")
         k = check_k(k, len(xq))
-        nprobe = self._nprobe(params)
+        opts = self._options(params)
+        nprobe = opts.nprobe
         queries = encode_queries(self.model, xq)
-        K = shortlist_size(k, self.ntotal) if queries.asymmetric else k
+        K = shortlist_size(k, self.ntotal, opts.shortlist) if queries.asymmetric else k
         if not self.nshards:
             return best(*shortlist(self.template.storage, queries, K, nprobe=nprobe), k)
         return best(*self._fan_out(_shortlist_shards, (K, queries, nprobe),
@@ -239,12 +241,13 @@ class ShardedIndex:
         self._require_open(what)
         return check_vectors(xq, self.d, "xq")
 
-    def _nprobe(self, params) -> int | None:
-        """The nprobe of a search's ``params`` (None: the storage's), refusing the others."""
+    def _options(self, params):
+        """The ``SearchOptions`` of a search's ``params``, refusing sel and max_codes."""
         opts = search_options(params, self.template.storage.kind == "ivf")
         if opts.sel is not None or opts.max_codes:
-            raise ValueError("params: a ShardedIndex takes nprobe only (not sel or max_codes)")
-        return opts.nprobe
+            raise ValueError("params: a ShardedIndex takes nprobe and shortlist only (not "
+                             "sel or max_codes)")
+        return opts
 
     def _fan_out(self, task, args: tuple, merge, merge_args: tuple):
         """``task(*args, *shards)`` once per worker, over the shards it holds, where it holds

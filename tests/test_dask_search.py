@@ -56,14 +56,14 @@ def test_sharded_ivf_search_takes_nprobe_per_call(client, clustered, tmp_path):
     single = copy.deepcopy(template)
     single.add(xb)
     answers = []
-    for params in (None, {"nprobe": 3}, {"nprobe": 8}):
+    for params in (None, {"nprobe": 3}, {"nprobe": 8}, {"nprobe": 8, "shortlist": 12}):
         D, I = sharded.search(xq, 10, params=params)
         Dref, Iref = single.search(xq, 10, params=params)
         np.testing.assert_array_equal(I, Iref)
         np.testing.assert_array_equal(D, Dref)
         answers.append(I)
     assert not np.array_equal(answers[0], answers[2])   # the lists probed changed
-    with pytest.raises(ValueError, match="nprobe only"):
+    with pytest.raises(ValueError, match="takes nprobe and shortlist only"):
         sharded.search(xq, 5, params={"max_codes": 100})
     flat_template = BioHashIndex(32, 4, n_hidden=64)
     flat_template.train(xb)

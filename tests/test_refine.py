@@ -33,6 +33,26 @@ def test_search_reranks_base_candidates_exactly(base, clustered):
         assert set(I[q]) <= set(Ic[q])
 
 
+def test_candidates_come_from_a_shortlist_of_twice_their_number(clustered):
+    """With asymmetric scoring the base proposes its k k_factor best by weighted distance
+    among 2 k k_factor Hamming candidates (SHORTLIST), unless params set the shortlist."""
+    xb = clustered[0]
+    xq = xb[:30] + 0.3
+    base = BioHashIndex(32, 8, n_hidden=64, epochs=0)
+    base.train(xb)
+    plain = copy.deepcopy(base)
+    plain.add(xb)
+    index = BioHashIndexRefine(base, "l2", k_factor=4)
+    index.add(xb)
+    for params, shortlist in ((None, 80), ({"shortlist": 200}, 200)):
+        _, Ic = plain.search(xq, 40, params={"shortlist": shortlist})
+        D, I = index.search(xq, 10, params=params)
+        for q in range(30):
+            np.testing.assert_allclose(D[q], np.sort(((xb[Ic[q]] - xq[q]) ** 2).sum(1))[:10],
+                                       rtol=1e-5)
+            assert set(I[q]) <= set(Ic[q])
+
+
 def test_refine_raises_recall_over_hamming_order(clustered):
     xb = clustered[0]
     rng = np.random.default_rng(1)

@@ -210,3 +210,36 @@ def test_search_module_is_what_the_index_calls(clustered):
     index.add(xb)
     for a, b in zip(index.search(xb[:9], 7), search(index.model, index.storage, xb[:9], 7)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_shortlist_option_sets_the_hamming_candidates_reranked(clustered):
+    """params={"shortlist": K}: the k best by weighted distance among the K nearest by
+    (Hamming distance, id); at least k; K >= ntotal re-ranks every code."""
+    xb = clustered[0]
+    index = BioHashIndex(32, 8, n_hidden=64, epochs=0)
+    index.add(xb)
+    xq = xb[:20] * 1.01
+    queries = encode_queries(index.model, xq)
+    for K in (10, 30, 200):
+        D, I = index.search(xq, 10, params={"shortlist": K})
+        Dw, Iw = best(*shortlist(index.storage, queries, K), 10)
+        np.testing.assert_array_equal(I, Iw)
+        np.testing.assert_array_equal(D, Dw)
+    for got, default in zip(index.search(xq, 10, params={"shortlist": 80}), index.search(xq, 10)):
+        np.testing.assert_array_equal(got, default)     # the default: 8 k, at least 64
+    for got, at_k in zip(index.search(xq, 10, params={"shortlist": 3}),
+                         index.search(xq, 10, params={"shortlist": 10})):
+        np.testing.assert_array_equal(got, at_k)        # never fewer than k
+    D, I = index.search(xq, 10, params={"shortlist": 10**9})
+    acts, bias = index.model.inputs(xq)
+    acts = acts if bias is None else acts - bias
+    bits = np.unpackbits(index.storage.codes(), axis=1, bitorder="little")[:, :64]
+    for q in range(len(xq)):
+        a = np.sort(acts[q])[::-1]
+        c = acts[q] - (a[7] + a[8]) / 2
+        every = (np.abs(c) * ((c > 0) != (bits == 1))).sum(axis=1) / np.abs(c).mean()
+        np.testing.assert_allclose(D[q], np.sort(every)[:10], rtol=1e-5)
+    with pytest.raises(ValueError, match="shortlist"):
+        index.search(xq, 10, params={"shortlist": 0})
+    with pytest.raises(TypeError, match="shortlist"):
+        index.search(xq, 10, params={"shortlist": "80"})
