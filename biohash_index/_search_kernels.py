@@ -397,18 +397,23 @@ def shortlists_parallel(qcodes, probes, code_addr, id_addr, sizes, allowed, filt
 @njit(cache=True, nogil=True)
 def _nibble_costs(row, nbytes):
     """float32 (2 nbytes, 16): T[q, v] = the cost of units 4q .. 4q+3 when their bits are v:
-    |row_j| for each unit whose bit disagrees with the sign of row_j (units past m: 0)."""
+    |row_j| for each unit whose bit disagrees with the sign of row_j (units past m: 0).
+
+    Built unit by unit: after unit t, entry v < 2^(t+1) holds the cost of bits v of units
+    4q .. 4q+t, summed from unit 4q up (30 additions for 16 entries, each entry's sum in
+    the same order as adding its four costs one by one)."""
     m = row.shape[0]
     T = np.zeros((2 * nbytes, 16), np.float32)
     for q in range(2 * nbytes):
-        for v in range(16):
-            s = np.float32(0)
-            for t in range(4):
-                j = 4 * q + t
-                if j < m:
-                    x = row[j]
-                    s += max(-x, np.float32(0)) if (v >> t) & 1 else max(x, np.float32(0))
-            T[q, v] = s
+        size = 1
+        for t in range(4):
+            j = 4 * q + t
+            x = row[j] if j < m else np.float32(0)
+            off, on = max(x, np.float32(0)), max(-x, np.float32(0))
+            for v in range(size):
+                T[q, v + size] = T[q, v] + on
+                T[q, v] = T[q, v] + off
+            size *= 2
     return T
 
 
