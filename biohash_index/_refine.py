@@ -19,7 +19,6 @@ from ._index import BioHashIndex, next_id_after
 from ._locking import LockPerInstance, reads, writes
 from ._validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
 
-REFINE_BLOCK = 1 << 22  # floats of candidate vectors gathered at once
 # Hamming candidates per candidate the base index proposes: exact distances order the
 # k * k_factor proposed, so its weighted re-rank need only choose them from twice as many,
 # not from _search's 8 x (4-5 x fewer codes re-ranked; docs/recall_speed.md)
@@ -60,6 +59,7 @@ class BioHashIndexRefine(NotAFaissIndex):
         self.k_factor = k_factor
         self.refine_index = faiss.IndexIDMap2(faiss.IndexFlat(base_index.d, FAISS_METRICS[metric]))
         self._next_id = next_id
+        self._by_id = None   # (sorted ids, their positions) when ids are not stored in order
 
     @property
     def k_factor(self) -> float:
@@ -108,6 +108,7 @@ class BioHashIndexRefine(NotAFaissIndex):
         ids = check_ids(ids, len(x))
         self.base_index.add_with_ids(x, ids)    # validates ids and refuses clashes first
         self.refine_index.add_with_ids(x, ids)
+        self._by_id = None
         self._next_id = next_id_after(self._next_id, ids)
 
     @reads
@@ -129,24 +130,54 @@ class BioHashIndexRefine(NotAFaissIndex):
         if opts.shortlist is None:
             opts = dataclasses.replace(opts, shortlist=SHORTLIST * kc)
         _, I0 = self.base_index.search(xq, kc, params=opts)
-        block = max(1, REFINE_BLOCK // (I0.shape[1] * self.d))
-        D0 = np.concatenate([self._exact_distances(xq[s:s + block], I0[s:s + block])
-                             for s in range(0, len(xq), block)] or [np.zeros(I0.shape, np.float32)])
+        D0 = self._exact_distances(xq, I0)
         order = np.argsort(D0 if self.metric == "l2" else -D0, axis=1, kind="stable")[:, :k]
-        D[:], I[:] = np.take_along_axis(D0, order, axis=1), np.take_along_axis(I0, order, axis=1)
+        rows = np.arange(len(xq))[:, None]
+        D[:], I[:] = D0[rows, order], I0[rows, order]
         return D, I
 
     def _exact_distances(self, xq: np.ndarray, I: np.ndarray) -> np.ndarray:
-        """float32 (nq, k') exact distances from each query to its candidates I (-1: missing)."""
-        valid = I >= 0
-        X = np.zeros(I.shape + (self.d,), np.float32)
-        if valid.any():
-            X[valid] = self.refine_index.reconstruct_batch(I[valid])
-        if self.metric == "l2":
-            D = np.sum((X - xq[:, None, :]) ** 2, axis=2, dtype=np.float32)
-            return np.where(valid, D, FLT_MAX).astype(np.float32)
-        D = np.einsum("qkd,qd->qk", X, xq).astype(np.float32)
-        return np.where(valid, D, -FLT_MAX).astype(np.float32)
+        """float32 (nq, k') exact distances (squared L2 or inner products, by faiss's
+        kernels, from the stored vectors in place) from each query to its candidates I
+        (-1: missing, at FLT_MAX or -FLT_MAX)."""
+        ids, vectors = self._stored()
+        pos = np.ascontiguousarray(self._positions(ids, I))
+        D = np.empty(I.shape, np.float32)
+        by_idx = (faiss.fvec_L2sqr_by_idx if self.metric == "l2"
+                  else faiss.fvec_inner_products_by_idx)
+        if len(ids):
+            by_idx(faiss.swig_ptr(D), faiss.swig_ptr(xq), faiss.swig_ptr(vectors),
+                   faiss.swig_ptr(pos), self.d, len(xq), I.shape[1])
+        D[pos < 0] = FLT_MAX if self.metric == "l2" else -FLT_MAX
+        return D
+
+    def _stored(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stored ids int64 (n,) and vectors float32 (n, d) in storage order: views of
+        ``refine_index``'s memory, valid until it changes."""
+        n = self.refine_index.ntotal
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros((0, self.d), np.float32)
+        flat = faiss.downcast_index(self.refine_index.index)   # its own, also in a copy
+        return (faiss.rev_swig_ptr(self.refine_index.id_map.data(), n),
+                faiss.rev_swig_ptr(flat.get_xb(), n * self.d).reshape(n, self.d))
+
+    def _positions(self, ids: np.ndarray, I: np.ndarray) -> np.ndarray:
+        """int64 positions in ``ids`` (the stored ids, distinct) of the ids I, -1 where I is
+        -1 or not stored. Ids added in increasing order (as ``add`` gives them) are found by
+        a binary search of ``ids`` itself; others through a sorted copy made once after
+        each change."""
+        if not len(ids):
+            return np.full(I.shape, -1, np.int64)
+        pos = np.minimum(np.searchsorted(ids, I), len(ids) - 1)
+        found = ids[pos] == I
+        if not (found | (I < 0)).all():
+            if self._by_id is None:
+                order = np.argsort(ids, kind="stable")
+                self._by_id = ids[order], order
+            sorted_ids, order = self._by_id
+            at = np.minimum(np.searchsorted(sorted_ids, I), len(ids) - 1)
+            pos, found = order[at], sorted_ids[at] == I
+        return np.where(found, pos, -1)
 
     @reads
     def reconstruct_batch(self, ids) -> np.ndarray:
@@ -161,6 +192,7 @@ class BioHashIndexRefine(NotAFaissIndex):
             ids = selected_ids(ids, self.base_index.storage.ids())
         ids = check_ids(ids)
         self.refine_index.remove_ids(ids)
+        self._by_id = None
         return self.base_index.remove_ids(ids)
 
     @writes
@@ -168,6 +200,7 @@ class BioHashIndexRefine(NotAFaissIndex):
         """Remove all stored vectors (the base index stays trained)."""
         self.base_index.reset()
         self.refine_index.reset()
+        self._by_id = None
         self._next_id = 0
 
     @reads
@@ -183,9 +216,9 @@ class BioHashIndexRefine(NotAFaissIndex):
     @reads
     def _state(self) -> RefineState:
         """What saving writes: the base index (its codes), the vectors and the settings."""
-        ids = faiss.vector_to_array(self.refine_index.id_map).astype(np.int64)
+        ids, vectors = self._stored()
         return RefineState(self.base_index._state(), self.metric, self.k_factor,
-                           self._next_id, ids, self.refine_index.reconstruct_batch(ids))
+                           self._next_id, ids.copy(), vectors.copy())
 
     @classmethod
     def _from_state(cls, state: RefineState) -> "BioHashIndexRefine":
@@ -195,6 +228,7 @@ class BioHashIndexRefine(NotAFaissIndex):
         index._setup(BioHashIndex._from_state(state.base), state.metric, state.k_factor,
                      state.next_id)
         index.refine_index.add_with_ids(state.vectors, state.ids)
+        index._by_id = None
         return index
 
 

@@ -171,3 +171,33 @@ def test_failed_write_keeps_previous_file_and_bad_files(base, clustered, tmp_pat
     path.write_bytes(before[:100])
     with pytest.raises(BioHashFormatError, match="refine.arrow"):
         read_index_refine(path)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_exact_distances_find_vectors_under_ids_in_any_order(base, clustered, metric):
+    """The exact distances are those of the vectors stored under each candidate's id,
+    whether ids came in increasing order (found by binary search) or not, before and after
+    removals and further adds."""
+    xb = clustered[0]
+    xq = xb[:25] + 0.2
+    index = BioHashIndexRefine(base, metric, k_factor=4)
+    ids = np.random.default_rng(2).permutation(np.arange(1000, 1000 + len(xb)))
+    index.add_with_ids(xb[:400], ids[:400])
+    vector_of = dict(zip(ids.tolist(), xb))
+
+    def check():
+        D, I = index.search(xq, 10)
+        for q in range(len(xq)):
+            x = np.array([vector_of[i] for i in I[q]])
+            want = ((x - xq[q]) ** 2).sum(1) if metric == "l2" else x @ xq[q]
+            np.testing.assert_allclose(D[q], want, rtol=1e-5, atol=1e-5)
+    check()
+    index.remove_ids(ids[:100])
+    for i in ids[:100].tolist():
+        del vector_of[i]
+    check()
+    index.add_with_ids(xb[400:], ids[400:])
+    check()
+    index.add(xb[:50])                       # ids after the largest: in order again
+    vector_of.update(zip(range(ids.max() + 1, ids.max() + 51), xb[:50]))
+    check()
