@@ -76,6 +76,24 @@ def test_shortlist_is_the_brute_force_order(kind, assign):
     np.testing.assert_array_equal(I, ids[order])
 
 
+@pytest.mark.parametrize("code_size", [1, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 68, 72])
+def test_flat_shortlist_is_the_brute_force_order_at_every_code_size(code_size):
+    """Whole 8-byte words (scanned by a loop compiled per word count), 4-byte remainders and
+    other sizes (the general loop) give the same K smallest (distance, id) pairs."""
+    rng = np.random.default_rng(code_size)
+    nbits = 8 * code_size
+    codes = random_codes(rng, 400, nbits, nbits // 4)
+    xq = random_codes(rng, 10, nbits, nbits // 4)
+    ids = rng.choice(np.arange(10**6), 400, replace=False)
+    storage = make_storage("flat", nbits)
+    storage.add(codes, ids)
+    H, I, _ = shortlist(storage, Queries(np.zeros((10, 1), np.float32), xq), 25)
+    D = hamming(xq, codes)
+    order = np.lexsort((np.broadcast_to(ids, D.shape), D), axis=1)[:, :25]
+    np.testing.assert_array_equal(H, np.take_along_axis(D, order, 1))
+    np.testing.assert_array_equal(I, ids[order])
+
+
 def test_missing_results_come_last():
     rng = np.random.default_rng(0)
     codes = random_codes(rng, 3)
