@@ -19,6 +19,8 @@ from ._index import BioHashIndex, next_id_after
 from ._locking import LockPerInstance, reads, writes
 from ._validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
 
+REFINE_BLOCK = 1 << 22  # floats of candidate vectors gathered at once
+
 # Hamming candidates per candidate the base index proposes: exact distances order the
 # k * k_factor proposed, so its weighted re-rank need only choose them from twice as many,
 # not from _search's 8 x (4-5 x fewer codes re-ranked; docs/recall_speed.md)
@@ -130,24 +132,25 @@ class BioHashIndexRefine(NotAFaissIndex):
         if opts.shortlist is None:
             opts = dataclasses.replace(opts, shortlist=SHORTLIST * kc)
         _, I0 = self.base_index.search(xq, kc, params=opts)
-        D0 = self._exact_distances(xq, I0)
+        block = max(1, REFINE_BLOCK // (I0.shape[1] * self.d))
+        D0 = np.concatenate([self._exact_distances(xq[s:s + block], I0[s:s + block])
+                             for s in range(0, len(xq), block)] or [np.zeros(I0.shape, np.float32)])
         order = np.argsort(D0 if self.metric == "l2" else -D0, axis=1, kind="stable")[:, :k]
         rows = np.arange(len(xq))[:, None]
         D[:], I[:] = D0[rows, order], I0[rows, order]
         return D, I
 
     def _exact_distances(self, xq: np.ndarray, I: np.ndarray) -> np.ndarray:
-        """float32 (nq, k') exact distances (squared L2 or inner products, by faiss's
-        kernels, from the stored vectors in place) from each query to its candidates I
-        (-1: missing, at FLT_MAX or -FLT_MAX)."""
+        """float32 (nq, k') exact distances (squared L2 or inner products) from each query
+        to its candidates I (-1: missing, at FLT_MAX or -FLT_MAX), from the stored vectors
+        gathered by position (``_positions``), in numpy's order of summation as before."""
         ids, vectors = self._stored()
-        pos = np.ascontiguousarray(self._positions(ids, I))
-        D = np.empty(I.shape, np.float32)
-        by_idx = (faiss.fvec_L2sqr_by_idx if self.metric == "l2"
-                  else faiss.fvec_inner_products_by_idx)
-        if len(ids):
-            by_idx(faiss.swig_ptr(D), faiss.swig_ptr(xq), faiss.swig_ptr(vectors),
-                   faiss.swig_ptr(pos), self.d, len(xq), I.shape[1])
+        pos = self._positions(ids, I)
+        X = vectors[np.maximum(pos, 0)] if len(ids) else np.zeros(I.shape + (self.d,), np.float32)
+        if self.metric == "l2":
+            D = np.sum((X - xq[:, None, :]) ** 2, axis=2, dtype=np.float32)
+        else:
+            D = np.einsum("qkd,qd->qk", X, xq).astype(np.float32)
         D[pos < 0] = FLT_MAX if self.metric == "l2" else -FLT_MAX
         return D
 
