@@ -29,6 +29,7 @@ import numpy as np
 
 from ._learning_kernels import learn_batch
 from ._model import orthonormal_rows
+from ._router_kernels import top_units
 from ._sampling import RowSample
 from ._validation import check_positive_int
 
@@ -126,13 +127,7 @@ class Router:
         if len(x) > rows:
             return np.concatenate([self.top(x[s:s + rows], n_top)
                                    for s in range(0, len(x), rows)])
-        a = self.activations(x)
-        if n_top < a.shape[1]:
-            part = np.argpartition(-a, n_top - 1, axis=1)[:, :n_top]
-        else:
-            part = np.broadcast_to(np.arange(a.shape[1]), a.shape)
-        order = np.lexsort((part, -np.take_along_axis(a, part, 1)), axis=1)
-        return np.take_along_axis(part, order, 1).astype(np.int64)
+        return top_units(np.ascontiguousarray(self.activations(x), np.float32), n_top)
 
     def lists_of(self, x: np.ndarray) -> np.ndarray:
         """int64 (n, assign): the lists float32 (n, d) vectors are stored in."""

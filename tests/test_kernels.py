@@ -11,7 +11,7 @@ from biohash_index._inverted_kernels import _select_smallest, build_postings
 from biohash_index._learning_kernels import plasticity_step, rank_units
 
 MODULES = ["biohash_index._learning_kernels", "biohash_index._encoding_kernels",
-           "biohash_index._inverted_kernels"]
+           "biohash_index._inverted_kernels", "biohash_index._router_kernels"]
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -109,3 +109,15 @@ def test_nibble_costs_are_the_unit_costs_summed_one_by_one_bit_for_bit():
                 want[q, v] = s
         np.testing.assert_array_equal(_nibble_costs(row, nbytes).view(np.uint32),
                                       want.view(np.uint32))
+
+
+@pytest.mark.parametrize("m, n_top", [(5, 1), (5, 5), (37, 10), (400, 8), (4000, 256)])
+def test_top_units_is_the_stable_order_by_decreasing_activation(m, n_top):
+    """The n_top most active units, most active first, ties to the lower unit: numpy's
+    stable argsort of the negated activations, cut at n_top."""
+    from biohash_index._router_kernels import top_units
+    rng = np.random.default_rng(m)
+    a = rng.standard_normal((60, m)).astype(np.float32)
+    a[:, ::3] = np.round(a[:, ::3])        # many ties, at the cut too
+    np.testing.assert_array_equal(top_units(a, n_top),
+                                  np.argsort(-a, axis=1, kind="stable")[:, :n_top])
