@@ -338,6 +338,18 @@ def test_newer_format_version_is_refused(flat, tmp_path):
         read_index(tmp_path / "a")
 
 
+@pytest.mark.parametrize("file, column", [("meta.arrow", "ntotal"), ("model.arrow", "mean")])
+def test_a_repeated_column_is_refused(flat, tmp_path, file, column):
+    """Which of two columns of one name would be read is not the file's to leave open."""
+    flat.save(tmp_path / "a")
+    gen = generation(tmp_path / "a")
+    table = pa.ipc.open_file(str(gen / file)).read_all()
+    rewrite(gen, file, arrow_bytes(table.append_column(table.field(column),
+                                                       table.column(column))))
+    with pytest.raises(BioHashFormatError, match=f"{file}: repeated column names"):
+        read_index(tmp_path / "a")
+
+
 @pytest.mark.parametrize("file, column, value, message", [
     ("meta.arrow", "ntotal", 599, "ntotal=599"),
     ("meta.arrow", "next_id", 3, "next_id=3"),

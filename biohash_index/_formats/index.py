@@ -259,8 +259,8 @@ def decode_files(files: Mapping[str, pa.Buffer], at: Callable[[str], str]) -> In
             raise BioHashFormatError(f"{at(name)}: missing")
         _verify(files[name], entry, at(name))
     model_file, meta_file, codes_file = (at(name) for name in FILES[manifest["format_version"]])
-    model = _read_table(files["model.arrow"], model_file)
-    meta = _read_table(files["meta.arrow"], meta_file)
+    model = _read_row(files["model.arrow"], model_file)
+    meta = _read_row(files["meta.arrow"], meta_file)
     params = _params(model, model_file)
     kind, n_threads = _storage_settings(meta, meta_file)
     mean, weights, stats = _model_arrays(model, params, model_file)
@@ -330,31 +330,41 @@ def _verify(data: pa.Buffer, entry: dict, name: str) -> None:
         raise BioHashFormatError(f"{name}: {kind} checksum mismatch (corrupted)")
 
 
-def _read_table(buf: pa.Buffer, name: str) -> pa.Table:
+Row = dict   # column name -> pa.Array: the one row of model.arrow or meta.arrow (_read_row)
+
+
+def _read_row(buf: pa.Buffer, name: str) -> Row:
+    """The columns of the one-row Arrow table in buf, each the array of the record batch that
+    holds the row: read once (looking a column up in a table costs microseconds each time);
+    a repeated column name is refused."""
     table = read_ipc(buf, name)
     if table.num_rows != 1:
         raise BioHashFormatError(f"{name}: expected one row, got {table.num_rows}")
-    return table
+    names = table.column_names
+    if len(set(names)) != len(names):
+        raise BioHashFormatError(f"{name}: repeated column names")
+    return {column: next(c for c in chunked.chunks if len(c))
+            for column, chunked in zip(names, table.columns)}
 
 
-def _column(table: pa.Table, column: str, name: str) -> pa.Array:
-    """The one row of ``column`` (in whichever record batch holds it)."""
-    if column not in table.column_names:
+def _column(row: Row, column: str, name: str) -> pa.Array:
+    """The array holding ``column`` of the row."""
+    if column not in row:
         raise BioHashFormatError(f"{name}: no column {column!r}")
-    return next(c for c in table.column(column).chunks if len(c))
+    return row[column]
 
 
-def _scalar(table: pa.Table, column: str, name: str):
-    return _column(table, column, name)[0].as_py()
+def _scalar(row: Row, column: str, name: str):
+    return _column(row, column, name)[0].as_py()
 
 
-def _params(table: pa.Table, name: str) -> BioHashParams:
-    version = _scalar(table, "format_version", name)
+def _params(row: Row, name: str) -> BioHashParams:
+    version = _scalar(row, "format_version", name)
     if version not in READS_VERSIONS:
         raise BioHashFormatError(f"{name}: format version {version}, this library reads "
                                  f"{READS_VERSIONS}")
-    values = {f.name: ADDED_PARAMS[f.name] if f.name in ADDED_PARAMS and f.name not in
-              table.column_names else _scalar(table, f.name, name)
+    values = {f.name: ADDED_PARAMS[f.name] if f.name in ADDED_PARAMS and f.name not in row
+              else _scalar(row, f.name, name)
               for f in dataclasses.fields(BioHashParams)}
     try:
         return BioHashParams(**values)
@@ -362,7 +372,7 @@ def _params(table: pa.Table, name: str) -> BioHashParams:
         raise BioHashFormatError(f"{name}: bad hyperparameters ({e})") from None
 
 
-def _storage_settings(meta: pa.Table, name: str) -> tuple[str, int | None]:
+def _storage_settings(meta: Row, name: str) -> tuple[str, int | None]:
     """The storage kind and n_threads of meta.arrow, checked; n_threads is lowered to what
     numba has here (a setting of the machine that saved it)."""
     kind, nlist, nprobe, n_threads = (_scalar(meta, col, name)
@@ -378,7 +388,7 @@ def _storage_settings(meta: pa.Table, name: str) -> tuple[str, int | None]:
         raise BioHashFormatError(f"{name}: {e}") from None
 
 
-def _search_order(meta: pa.Table, version: int, name: str) -> str:
+def _search_order(meta: Row, version: int, name: str) -> str:
     """"id", or "faiss" for IVF storage searched in faiss's own order, as every IVF index
     of format versions 1 and 2 was (``IVFCodeStorage.faiss_order``)."""
     if version < 3:
@@ -390,7 +400,7 @@ def _search_order(meta: pa.Table, version: int, name: str) -> str:
     return order
 
 
-def _read_router(meta: pa.Table, version: int, d: int, kind: str, faiss_order: bool,
+def _read_router(meta: Row, version: int, d: int, kind: str, faiss_order: bool,
                  name: str) -> Router | None:
     """The router of routed IVF storage (version 3, IVF storage in "id" order), or None."""
     if version < 3:
@@ -431,12 +441,12 @@ def _read_router(meta: pa.Table, version: int, d: int, kind: str, faiss_order: b
         raise BioHashFormatError(f"{name}: bad router ({e})") from None
 
 
-def _model_arrays(table: pa.Table, prm: BioHashParams, name: str):
+def _model_arrays(row: Row, prm: BioHashParams, name: str):
     """(mean, weights, train_stats) of model.arrow: mean and weights read-only views of
-    ``table``'s buffers, or None for an untrained model."""
+    its buffers, or None for an untrained model."""
     vec = pa.list_(pa.float32(), prm.d)
-    mean, weights = _column(table, "mean", name), _column(table, "weights", name)
-    stats = _column(table, "train_stats", name)
+    mean, weights = _column(row, "mean", name), _column(row, "weights", name)
+    stats = _column(row, "train_stats", name)
     if mean.type != vec or weights.type != pa.list_(vec):
         raise BioHashFormatError(f"{name}: mean/weights types {mean.type}, {weights.type} do "
                                  f"not match d={prm.d}")
@@ -559,7 +569,7 @@ def _check_faiss_layout(data: memoryview, name: str) -> None:
         raise BioHashFormatError(f"{name}: {len(data) - r.pos} bytes after the index")
 
 
-def _check_meta(meta: pa.Table, storage: FlatCodeStorage, meta_file: str,
+def _check_meta(meta: Row, storage: FlatCodeStorage, meta_file: str,
                 codes_file: str) -> None:
     """Check that meta.arrow agrees with the storage of codes.faiss."""
     ntotal = _scalar(meta, "ntotal", meta_file)
