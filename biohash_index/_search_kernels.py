@@ -36,6 +36,7 @@ from ._simd import load_at, popcount
 ROW_BITS = 32  # a location is list << ROW_BITS | row
 ROW_MASK = (1 << ROW_BITS) - 1
 INT64_MAX = np.iinfo(np.int64).max
+INT64_MIN = np.iinfo(np.int64).min
 
 
 # ---------------------------------------------------------------------- Hamming distances
@@ -184,19 +185,17 @@ def _shortlist_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, dedu
     regular = regular_code_size(cs)
     count = 0
     scanned = 0
-    th, ti = INT64_MAX, INT64_MAX   # the heap's top once it is full: the bar to pass
+    th, ti = INT64_MAX, np.int64(INT64_MAX)   # the heap's top once it is full: the bar
     for lst in probes:
         if lst < 0:
             continue
         n = sizes[lst]
         ca, ia = code_addr[lst], id_addr[lst]
-        for r in range(n):
-            h = _hamming(ca + r * cs, qa, w, cs, regular)
-            if h > th:
-                continue
-            i = load_at(ia + 8 * r, np.int64)
-            if h == th and i >= ti:
-                continue
+        r = -1
+        while True:
+            r, h, i = _next_before(ca, ia, qa, w, cs, regular, r + 1, n, th, ti)
+            if r == n:
+                break
             if (filtered or dedupe) and not _keeps(i, allowed, filtered, I, count, dedupe):
                 continue
             loc = (np.int64(lst) << ROW_BITS) | r
@@ -234,7 +233,7 @@ def _bounded_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, max_co
     regular = regular_code_size(cs)
     count = 0
     scanned = 0
-    th, ti = 8 * cs + 1, INT64_MAX   # the K-th best kept once the buffer was cut: the bar
+    th, ti = 8 * cs + 1, np.int64(INT64_MAX)   # the K-th best kept at the last cut: the bar
     for lst in probes:
         if lst < 0:
             continue
@@ -257,14 +256,15 @@ def _bounded_one(q, probes, code_addr, id_addr, sizes, allowed, filtered, max_co
     return _sorted_best(hs, ids, locs, count, K, hist, H, I, L)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _next_before(ca, ia, qa, w, cs, regular, r, n, th, ti):
     """(row, distance, id) of the first of rows r .. n - 1 of the codes at ca (ids at ia)
     that comes before (th, ti) in (Hamming distance to the query, id) order, or (n, 0, 0).
 
     Codes of 8, 16, 32, 48 or 64 bytes scan in ``_next_before_words``, compiled for their
     number of 8-byte words (each size adds to the kernels' first compilation, so only these);
-    other sizes in the loop below."""
+    other sizes in the loop below. Inlined where it is called: it returns at every code
+    that passes, hundreds per query while the bar is high."""
     if regular and cs % 8 == 0:   # the common sizes: 8, 16, 32, 48 and 64 bytes
         nw = cs // 8
         if nw == 1:
@@ -289,22 +289,48 @@ def _next_before(ca, ia, qa, w, cs, regular, r, n, th, ti):
     return n, 0, np.int64(0)
 
 
+UNROLL = 2  # codes per step of ``_next_before_words``: one branch on the least distance
+# (4 scan as fast at 100k codes, but cost more while many codes pass the bar)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _words_distance(a, w):
+    """Hamming distance between the code of len(w) 8-byte words at address a and the
+    query's words w."""
+    h = 0
+    for j in range(len(w)):
+        h += popcount(load_at(a + 8 * j, np.uint64) ^ w[j])
+    return h
+
+
 @njit(cache=True, nogil=True)
 def _next_before_words(ca, ia, w, r, n, th, ti):
     """``_next_before`` for codes of len(w) 8-byte words, w the query's (a tuple, whose
     length numba compiles in: the popcounts unroll and the loop holds no branch on the code
-    size; 2.5 times faster per 16-byte code than the general loop)."""
+    size; 2.5 times faster per 16-byte code than the general loop).
+
+    Steps UNROLL codes at a time and branches once, on their least distance; only a step
+    with one at or under the bar th is looked at code by code (at 100k codes, 0.8-0.9
+    against 1.2 ns per 16-byte code checked one by one, 0.5-0.6 against 0.8 per 8-byte
+    code)."""
     cs = 8 * len(w)
     while r < n:
-        a = ca + r * cs
-        h = 0
-        for j in range(len(w)):
-            h += popcount(load_at(a + 8 * j, np.uint64) ^ w[j])
-        if h <= th:
-            i = load_at(ia + 8 * r, np.int64)
-            if h < th or i < ti:
-                return r, h, i
-        r += 1
+        if r + UNROLL <= n:
+            a = ca + r * cs
+            least = _words_distance(a, w)
+            for u in range(1, UNROLL):
+                least = min(least, _words_distance(a + u * cs, w))
+            if least > th:
+                r += UNROLL
+                continue
+        end = min(r + UNROLL, n)
+        while r < end:
+            h = _words_distance(ca + r * cs, w)
+            if h <= th:
+                i = load_at(ia + 8 * r, np.int64)
+                if h < th or i < ti:
+                    return r, h, i
+            r += 1
     return n, 0, np.int64(0)
 
 
@@ -322,7 +348,7 @@ def _cut(hs, ids, locs, count, K, hist):
     t = 0
     while hist[t + 1] < keep:           # t: the distance of the keep-th best
         t += 1
-    ti = -INT64_MAX - 1
+    ti = INT64_MIN
     if hist[t + 1] > keep:              # more ties at t than fit: their smallest ids
         tied = np.empty(hist[t + 1] - hist[t], np.int64)
         c = 0
@@ -734,14 +760,18 @@ def _range_one(q, probes, code_addr, id_addr, sizes, radius, H, I, start):
     for lst in probes:
         if lst < 0:
             continue
+        n = sizes[lst]
         ca, ia = code_addr[lst], id_addr[lst]
-        for r in range(sizes[lst]):
-            h = _hamming(ca + r * cs, qa, w, cs, regular)
-            if h < radius:
-                if start >= 0:
-                    H[start + count] = h
-                    I[start + count] = load_at(ia + 8 * r, np.int64)
-                count += 1
+        r = -1
+        while True:   # distance <= radius and id < the least int64: distance < radius
+            r, h, i = _next_before(ca, ia, qa, w, cs, regular, r + 1, n, radius,
+                                     np.int64(INT64_MIN))
+            if r == n:
+                break
+            if start >= 0:
+                H[start + count] = h
+                I[start + count] = i
+            count += 1
     return count
 
 

@@ -194,6 +194,26 @@ def test_range_search_is_every_code_within_the_radius_by_distance_then_id(kind, 
         np.testing.assert_array_equal(H[lims[q]:lims[q + 1]], D[q, inside][order])
 
 
+@pytest.mark.parametrize("code_size", [4, 8, 16, 20, 32, 40, 64])
+def test_flat_range_search_is_every_code_within_the_radius_at_every_code_size(code_size):
+    """The range scan steps several codes at a time (whole 8-byte words) or one by one
+    (other sizes): every code under the radius is found, lists of any length."""
+    rng = np.random.default_rng(code_size)
+    nbits = 8 * code_size
+    codes, xq = random_codes(rng, 403, nbits, nbits // 4), random_codes(rng, 6, nbits, nbits // 4)
+    ids = rng.permutation(10**5)[:403].astype(np.int64)
+    storage = make_storage("flat", nbits)
+    storage.add(codes, ids)
+    D = hamming(xq, codes)
+    radius = int(np.quantile(D, 0.05)) + 1
+    lims, H, I = ranges(storage, Queries(np.zeros((6, 1), np.float32), xq), radius)
+    for q in range(6):
+        inside = np.flatnonzero(D[q] < radius)
+        order = np.lexsort((ids[inside], D[q, inside]))
+        np.testing.assert_array_equal(I[lims[q]:lims[q + 1]], ids[inside][order])
+        np.testing.assert_array_equal(H[lims[q]:lims[q + 1]], D[q, inside][order])
+
+
 def test_sort_ranges_merges_parts_and_drops_repeats():
     a = (np.array([0, 2, 3]), np.array([4, 2, 6], np.int32), np.array([8, 5, 1]))
     b = (np.array([0, 1, 3]), np.array([2, 6, 0], np.int32), np.array([5, 1, 7]))
