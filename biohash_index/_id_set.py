@@ -25,12 +25,12 @@ class IdSet:
         self._runs: list[np.ndarray] = []   # sorted int64 runs, oldest (largest) first
         if ids is not None and len(ids):
             run = np.array(ids, np.int64)
-            if not (run[1:] > run[:-1]).all():   # ids added in order need no sort (a load)
-                run = np.sort(run)
-            repeated = run[1:][run[1:] == run[:-1]]
-            if len(repeated):
-                raise ValueError(f"ids must be distinct, got repeated ids: "
-                                 f"{np.unique(repeated)[:5].tolist()}")
+            if not (run[1:] > run[:-1]).all():   # increasing ids (a load) are sorted, distinct
+                run.sort()
+                repeated = run[1:][run[1:] == run[:-1]]
+                if len(repeated):
+                    raise ValueError(f"ids must be distinct, got repeated ids: "
+                                     f"{np.unique(repeated)[:5].tolist()}")
             self._runs.append(run)
 
     def __len__(self) -> int:

@@ -71,7 +71,7 @@ class FlatCodeStorage:
         if index is None:
             index = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(nbits))
         self.index = index
-        self.id_set = IdSet(self.ids())
+        self.id_set = IdSet(self.id_view())
         self._table = None  # list_table(), None when stale
 
     @property
@@ -101,7 +101,7 @@ class FlatCodeStorage:
 
     def ids(self) -> np.ndarray:
         """int64 (ntotal,) ids in storage order (a copy)."""
-        return self._id_view().copy()
+        return self.id_view().copy()
 
     def codes(self) -> np.ndarray:
         """uint8 (ntotal, code_size) codes in storage order (a copy)."""
@@ -122,7 +122,7 @@ class FlatCodeStorage:
         return self._table
 
     def _make_table(self):
-        codes, ids = self.code_view(), self._id_view()
+        codes, ids = self.code_view(), self.id_view()
         return tuple(np.array([a], np.int64) for a in (
             codes.ctypes.data, ids.ctypes.data, self.ntotal))
 
@@ -139,16 +139,16 @@ class FlatCodeStorage:
         return faiss.rev_swig_ptr(inner.xb.data(), self.ntotal * self.code_size).reshape(
             self.ntotal, self.code_size)
 
-    def _id_view(self) -> np.ndarray:
+    def id_view(self) -> np.ndarray:
         """int64 (ntotal,): the stored ids in storage order, without a copy (valid until the
-        next add or removal)."""
+        next add or removal; read only)."""
         if self.ntotal == 0:
             return np.zeros(0, np.int64)
         return faiss.rev_swig_ptr(self.index.id_map.data(), self.ntotal)
 
     def ids_at(self, pos: np.ndarray) -> np.ndarray:
         """int64 ids at storage positions ``pos`` (any shape), -1 where pos is -1."""
-        ids = self._id_view()
+        ids = self.id_view()
         if len(ids) == 0:
             return np.full(pos.shape, -1, np.int64)
         return np.where(pos < 0, np.int64(-1), ids[np.maximum(pos, 0)])
@@ -234,6 +234,10 @@ class IVFCodeStorage(FlatCodeStorage):
     def ids(self) -> np.ndarray:
         """int64 (ntotal,) ids, list by list (a copy)."""
         return np.concatenate([ids for ids, _ in self._invlist_contents()])
+
+    def id_view(self) -> np.ndarray:
+        """int64 (ntotal,) ids as ``ids`` gives them (a copy: IVF holds them in lists)."""
+        return self.ids()
 
     def codes(self) -> np.ndarray:
         """uint8 (ntotal, code_size) codes, list by list (a copy)."""
@@ -388,7 +392,7 @@ class InvertedCodeStorage(FlatCodeStorage):
         id)."""
         if self._postings is None:
             ptr, pos, pop = build_postings(self.code_view(), self.nbits)
-            by_rank = np.argsort(self._id_view(), kind="stable").astype(np.int32)
+            by_rank = np.argsort(self.id_view(), kind="stable").astype(np.int32)
             rank = np.empty_like(by_rank)
             rank[by_rank] = np.arange(len(by_rank), dtype=np.int32)
             self._postings = (ptr, pos, pop, rank, by_rank, np.lexsort((rank, pop)))

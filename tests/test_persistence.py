@@ -283,6 +283,25 @@ def test_serialized_bytes_are_a_tar_of_a_loadable_generation(flat, xb, tmp_path)
     assert_same(flat, read_index(tmp_path / "x"), xb[:20])
 
 
+def test_saved_file_is_the_tar_that_tarfile_writes_of_the_generation_files(flat, tmp_path):
+    """write_index writes the tar in parts (no joined copy): its bytes are those of
+    serialize_index, and those tarfile writes of the files of a directory save, in order."""
+    import io
+    import tarfile
+    write_index(flat, tmp_path / "one.faiss")
+    write_index(flat, tmp_path / "dir/")
+    gen = next((tmp_path / "dir").glob("gen-*"))
+    sink = io.BytesIO()
+    with tarfile.open(fileobj=sink, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in ("model.arrow", "meta.arrow", "codes.faiss", "manifest.json"):
+            data = (gen / name).read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    saved = (tmp_path / "one.faiss").read_bytes()
+    assert saved == sink.getvalue() == serialize_index(flat)
+
+
 # ==================================================================== checks behind valid checksums
 def rewrite(gen: Path, name: str, data: bytes) -> None:
     """Replace a file of a generation and fix its manifest entry (a consistent forgery)."""

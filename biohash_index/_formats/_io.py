@@ -229,12 +229,14 @@ def parse_json(data: bytes | str, name: str):
 
 
 # ==================================================================== writing
-def write_new_file(path: Path, data: bytes) -> None:
+def write_new_file(path: Path, data) -> None:
     """Write a new file (refused if ``path`` exists) and fsync it; if that fails (a full
-    disk), the file is removed."""
+    disk), the file is removed. data: bytes-like, or a list of bytes-like parts written in
+    turn (never joined in one copy)."""
     with open(path, "xb") as f:
         try:
-            f.write(data)
+            for part in data if isinstance(data, list) else [data]:
+                f.write(part)
             f.flush()
             os.fsync(f.fileno())
         except BaseException:
@@ -242,9 +244,10 @@ def write_new_file(path: Path, data: bytes) -> None:
             raise
 
 
-def write_bytes_atomic(data: bytes, path) -> None:
-    """Write ``data`` to ``path`` atomically: into a temporary sibling, fsynced, then renamed
-    over ``path``. A failed write leaves the old file intact."""
+def write_bytes_atomic(data, path) -> None:
+    """Write ``data`` (bytes-like, or a list of parts as ``write_new_file`` takes) to
+    ``path`` atomically: into a temporary sibling, fsynced, then renamed over ``path``. A
+    failed write leaves the old file intact."""
     _write_through_sibling(data, Path(path), os.replace)
 
 
@@ -257,7 +260,7 @@ def publish_new_file(data: bytes, path) -> None:
     _write_through_sibling(data, Path(path), os.link)
 
 
-def _write_through_sibling(data: bytes, path: Path, place) -> None:
+def _write_through_sibling(data, path: Path, place) -> None:
     """Write ``data`` to a temporary sibling of ``path`` and fsync it, ``place(tmp, path)``,
     fsync the directory; the temporary file is removed whatever happens."""
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(8)}")
@@ -271,10 +274,15 @@ def _write_through_sibling(data: bytes, path: Path, place) -> None:
 
 def ipc_bytes(table: pa.Table) -> bytes:
     """``table`` as the bytes of an Arrow IPC file (uncompressed)."""
+    return ipc_buffer(table).to_pybytes()
+
+
+def ipc_buffer(table: pa.Table) -> pa.Buffer:
+    """``table`` as an Arrow IPC file (uncompressed), in the buffer pyarrow wrote (no copy)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
 def fsync_dir(path: Path) -> None:

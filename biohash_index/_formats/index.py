@@ -44,7 +44,7 @@ from .._router import ROUTERS, Router
 from .._storage import FlatCodeStorage, padded_code_size, storage_from_faiss
 from .._validation import check_n_threads, saved_n_threads
 from .._version import __version__
-from ._io import BioHashFormatError, ipc_bytes, parse_json, read_ipc, source_buffer, tar_members
+from ._io import BioHashFormatError, ipc_buffer, parse_json, read_ipc, source_buffer, tar_members
 
 FORMAT_NAME = "biohash-index"
 FORMAT_VERSION = 3
@@ -111,7 +111,7 @@ def state_problem(state: IndexState) -> tuple[str, str] | None:
     if storage.code_size != padded_code_size(prm.code_size):
         return "codes.faiss", (f"{storage.kind} storage of {storage.code_size}-byte codes, "
                                f"expected {padded_code_size(prm.code_size)}-byte codes")
-    ids = storage.ids()
+    ids = storage.id_view()
     if len(ids) != storage.ntotal:
         return "codes.faiss", f"ntotal={storage.ntotal} for {len(ids)} distinct stored ids"
     if not isinstance(state.next_id, int) or state.next_id < 0 or (
@@ -140,8 +140,9 @@ def _router_problem(storage, d: int) -> tuple[str, str] | None:
 
 
 # ==================================================================== encoding
-def encode_files(state: IndexState) -> dict[str, bytes]:
-    """The bytes of every file of one generation, manifest.json included; a state a load
+def encode_files(state: IndexState) -> dict:
+    """The bytes of every file of one generation, manifest.json included, each bytes-like
+    (bytes, a pyarrow Buffer or a uint8 numpy array, uncopied); a state a load
     would refuse raises ValueError instead (a save never writes what a load refuses)."""
     problem = state_problem(state)
     if problem:
@@ -156,9 +157,15 @@ def encode_files(state: IndexState) -> dict[str, bytes]:
 
 
 def serialize_state(state: IndexState) -> bytes:
-    """The files of one generation in an uncompressed tar archive (ustar), as bytes: what
-    ``tarfile`` writes (a header and the data, padded to 512-byte blocks, per file; two zero
-    blocks; zeros to a whole 10 KiB record), joined in one copy."""
+    """The files of one generation in an uncompressed tar archive (ustar), as bytes: the
+    ``tar_parts`` joined in one copy."""
+    return b"".join(tar_parts(state))
+
+
+def tar_parts(state: IndexState) -> list:
+    """The bytes of ``serialize_state`` as the bytes-like parts that make them up, in order,
+    uncopied (written in turn to a file): what ``tarfile`` writes (a header and the data,
+    padded to 512-byte blocks, per file; two zero blocks; zeros to a whole 10 KiB record)."""
     parts = []
     for name, data in encode_files(state).items():
         info = tarfile.TarInfo(name)
@@ -167,7 +174,7 @@ def serialize_state(state: IndexState) -> bytes:
                   bytes(-len(data) % tarfile.BLOCKSIZE)]
     size = sum(len(p) for p in parts) + 2 * tarfile.BLOCKSIZE
     parts.append(bytes(2 * tarfile.BLOCKSIZE + -size % tarfile.RECORDSIZE))
-    return b"".join(parts)
+    return parts
 
 
 def _model_table(state: IndexState) -> pa.Table:
@@ -194,7 +201,7 @@ def _model_table(state: IndexState) -> pa.Table:
 def _meta_table(state: IndexState) -> pa.Table:
     storage = state.storage
     ivf = storage.kind == "ivf"
-    ids = pa.array(storage.ids(), pa.int64())
+    ids = pa.array(storage.id_view(), pa.int64())
     return pa.table({
         "ntotal": pa.array([storage.ntotal], pa.int64()),
         "next_id": pa.array([state.next_id], pa.int64()),
@@ -230,10 +237,9 @@ def _router_columns(router: Router | None, d: int) -> dict[str, pa.Array]:
 
 
 # the bytes of each file of FILES, from the state
-ENCODERS = {"model.arrow": lambda state: ipc_bytes(_model_table(state)),
-            "meta.arrow": lambda state: ipc_bytes(_meta_table(state)),
-            "codes.faiss": lambda state: faiss.serialize_index_binary(
-                state.storage.index).tobytes()}
+ENCODERS = {"model.arrow": lambda state: ipc_buffer(_model_table(state)),
+            "meta.arrow": lambda state: ipc_buffer(_meta_table(state)),
+            "codes.faiss": lambda state: faiss.serialize_index_binary(state.storage.index)}
 
 
 # ==================================================================== decoding
@@ -480,8 +486,7 @@ def _read_storage(buf: pa.Buffer, kind: str, faiss_order: bool, router: Router |
                                  f"(expected the tag {tags[0]!r})")
     _check_faiss_layout(memoryview(buf), name)
     try:
-        storage = storage_from_faiss(faiss.deserialize_index_binary(np.frombuffer(buf, np.uint8)),
-                                     kind, faiss_order, router)
+        storage = storage_from_faiss(_faiss_read(memoryview(buf)), kind, faiss_order, router)
     except RuntimeError as e:
         raise BioHashFormatError(f"{name}: faiss cannot read it ({e})") from None
     except ValueError as e:   # an unsupported index type, or repeated ids
@@ -489,6 +494,18 @@ def _read_storage(buf: pa.Buffer, kind: str, faiss_order: bool, router: Router |
     if storage.kind != kind:
         raise BioHashFormatError(f"{name}: {storage.kind} storage, expected {kind}")
     return storage
+
+
+def _faiss_read(data: memoryview) -> faiss.IndexBinary:
+    """faiss's binary index in ``data``, read by faiss in the pieces it asks for, each copied
+    once from ``data`` (``faiss.deserialize_index_binary`` copies all of it first)."""
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        pos += n
+        return data[pos - n:pos].tobytes()
+    return faiss.read_index_binary(faiss.PyCallbackIOReader(read, 1 << 24))
 
 
 class _FaissReader:
@@ -582,5 +599,5 @@ def _check_meta(meta: Row, storage: FlatCodeStorage, meta_file: str,
     ids_col = _column(meta, "ids", meta_file)
     if ids_col.type != pa.large_list(pa.int64()):
         raise BioHashFormatError(f"{meta_file}: ids must be large_list<int64>, got {ids_col.type}")
-    if not np.array_equal(ids_col.flatten().to_numpy(zero_copy_only=True), storage.ids()):
+    if not np.array_equal(ids_col.flatten().to_numpy(zero_copy_only=True), storage.id_view()):
         raise BioHashFormatError(f"{meta_file}: ids differ from those in {codes_file}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import index_dir
 from ._io import BioHashFormatError, source_buffer, tar_members, write_bytes_atomic
 from .index import MANIFEST, MAX_MANIFEST_BYTES, IndexState, deserialize_state, parse_manifest, \
-    serialize_state
+    tar_parts
 
 HEAD_BYTES = 64   # every saved index file starts with the same bytes (the tar header)
 
@@ -32,11 +32,11 @@ def saves_to_file(path) -> bool:
 def write_file(state: IndexState, path) -> None:
     """Save ``state`` as the one file ``path``, atomically; an existing file is replaced only
     if it is empty or a saved index file (anything else: ValueError, nothing touched)."""
-    data = serialize_state(state)
-    if os.path.lexists(path) and not _replaceable(Path(path), data):
+    parts = tar_parts(state)
+    if os.path.lexists(path) and not _replaceable(Path(path), parts[0]):
         raise ValueError(f"path {os.fspath(path)!r} exists and is not a directory nor a saved "
                          "index file; refusing to replace it")
-    write_bytes_atomic(data, path)
+    write_bytes_atomic(parts, path)
 
 
 def read_file(path) -> IndexState:
@@ -73,9 +73,10 @@ def read_format_version(path) -> int:
     return parse_manifest(members[MANIFEST].to_pybytes(), f"{name}: {MANIFEST}")["format_version"]
 
 
-def _replaceable(path: Path, data: bytes) -> bool:
-    """Whether the existing ``path`` is a regular file that may be replaced by the saved
-    index ``data``: empty, or beginning as ``data`` begins."""
+def _replaceable(path: Path, head_part: bytes) -> bool:
+    """Whether the existing ``path`` is a regular file that may be replaced by a saved
+    index whose first part (its first tar header) is ``head_part``: empty, or beginning as
+    it begins."""
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return False
@@ -83,4 +84,4 @@ def _replaceable(path: Path, data: bytes) -> bool:
             head = f.read(HEAD_BYTES)
     except OSError:
         return False
-    return not head or head == data[:HEAD_BYTES]
+    return not head or head == head_part[:HEAD_BYTES]
