@@ -8,6 +8,7 @@ aborts the process when a ``parallel=True`` kernel is entered from two threads a
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -16,10 +17,18 @@ import numba
 from threadpoolctl import ThreadpoolController
 
 
-@functools.lru_cache(maxsize=None)
+_controller: tuple[int, ThreadpoolController] | None = None   # (len(sys.modules), BLAS)
+
+
 def _blas() -> ThreadpoolController:
-    """The BLAS libraries loaded by now (numpy's, faiss's), found once."""
-    return ThreadpoolController().select(user_api="blas")
+    """The BLAS libraries loaded by now (numpy's, faiss's, and any a module imported since
+    brought: looked up again whenever modules were imported since the last look, which
+    costs about a millisecond)."""
+    global _controller
+    n = len(sys.modules)
+    if _controller is None or _controller[0] != n:
+        _controller = n, ThreadpoolController().select(user_api="blas")
+    return _controller[1]
 
 
 @contextmanager
@@ -67,7 +76,7 @@ def numba_parallel():
 
 _blas_lock = threading.Lock()
 _blas_limits: list[int] = []   # the limit of every caller inside _shared_blas_limit
-_blas_saved: list[int] = []    # the settings of the process-wide libraries before the first
+_blas_saved: dict = {}         # library path -> (library, its setting before it was limited)
 
 
 @contextmanager
@@ -94,10 +103,12 @@ def blas_limit(n_threads: int):
 
 @contextmanager
 def _shared_blas_limit(libs, n_threads: int):
-    global _blas_saved
+    """Limit the process-wide ``libs``: each library's setting is saved when a caller first
+    limits it (a library loaded while others are inside is saved when one limits it), the
+    smallest limit inside applies, and the last caller out restores every saved setting."""
     with _blas_lock:
-        if not _blas_limits:
-            _blas_saved = [lib.num_threads for lib in libs]
+        for lib in libs:
+            _blas_saved.setdefault(lib.filepath, (lib, lib.num_threads))
         _blas_limits.append(n_threads)
         _set_shared(libs, [min(_blas_limits)] * len(libs))
     try:
@@ -105,7 +116,12 @@ def _shared_blas_limit(libs, n_threads: int):
     finally:
         with _blas_lock:
             _blas_limits.remove(n_threads)
-            _set_shared(libs, [min(_blas_limits)] * len(libs) if _blas_limits else _blas_saved)
+            if _blas_limits:
+                _set_shared(libs, [min(_blas_limits)] * len(libs))
+            else:
+                saved = list(_blas_saved.values())
+                _blas_saved.clear()
+                _set_shared([lib for lib, _ in saved], [n for _, n in saved])
 
 
 def _per_thread(lib) -> bool:

@@ -1,6 +1,10 @@
 """Code storages: inverted lists give exactly the flat Hamming ranking; threads knob."""
 import copy
+import json
 import pickle
+import subprocess
+import sys
+import textwrap
 import threading
 
 import faiss
@@ -156,6 +160,35 @@ def test_n_threads_limits_blas_inside_and_restores_it():
         assert blas_threads() == [1] * len(before)
         assert numba.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1
     assert blas_threads() == before
+
+
+def test_a_blas_library_loaded_after_the_first_limit_is_limited_and_restored_too():
+    """In a fresh process: a limit, then a module that brings its own BLAS (scipy's), then
+    ``thread_limit(1)``: every library is on one thread inside and as it was after."""
+    code = textwrap.dedent("""
+        import json
+        from threadpoolctl import threadpool_info
+        from biohash_index._threads import blas_limit, thread_limit
+
+        def counts():
+            return [lib["num_threads"] for lib in threadpool_info()
+                    if lib["user_api"] == "blas" and lib.get("threading_layer") != "openmp"]
+        with blas_limit(1):
+            pass
+        first = len(counts())
+        import scipy.linalg
+        before = counts()
+        with thread_limit(1):
+            inside = counts()
+        print(json.dumps([first, before, inside, counts()]))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    first, before, inside, after = json.loads(out.stdout)
+    if len(before) == first:
+        pytest.skip("scipy brought no BLAS library of its own here")
+    assert inside == [1] * len(before) and after == before
 
 
 def test_blas_limit_holds_until_the_last_overlapping_caller_leaves():
