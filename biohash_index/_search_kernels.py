@@ -281,12 +281,17 @@ def _next_before(ca, ia, qa, w, cs, regular, r, n, th, ti):
                                                w[7]), r, n, th, ti)
     while r < n:
         h = _hamming(ca + r * cs, qa, w, cs, regular)
-        if h <= th:
-            i = load_at(ia + 8 * r, np.int64)
-            if h < th or i < ti:
-                return r, h, i
+        if _before_bar(h, th, ia, r, ti):
+            return r, h, load_at(ia + 8 * r, np.int64)
         r += 1
     return n, 0, np.int64(0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _before_bar(h, th, ia, r, ti):
+    """Whether the code of row r, at Hamming distance h, comes before the bar (th, ti) in
+    (distance, id) order; its id (at ia) is read only on a tie."""
+    return h < th or (h == th and load_at(ia + 8 * r, np.int64) < ti)
 
 
 UNROLL = 2  # codes per step of ``_next_before_words``: one branch on the least distance
@@ -326,10 +331,8 @@ def _next_before_words(ca, ia, w, r, n, th, ti):
         end = min(r + UNROLL, n)
         while r < end:
             h = _words_distance(ca + r * cs, w)
-            if h <= th:
-                i = load_at(ia + 8 * r, np.int64)
-                if h < th or i < ti:
-                    return r, h, i
+            if _before_bar(h, th, ia, r, ti):
+                return r, h, load_at(ia + 8 * r, np.int64)
             r += 1
     return n, 0, np.int64(0)
 
