@@ -31,7 +31,6 @@ def top_k_codes(tot: np.ndarray, n_active: int, code_size: int,
 
 
 @functools.lru_cache(maxsize=64)
-@functools.lru_cache(maxsize=64)
 def threshold_z(n_active: int, m: int) -> np.float32:
     """z such that about 2 n_active of m normal values exceed mean + z * sd: the first
     threshold."""

@@ -599,14 +599,15 @@ class BioHashModel:
 
         starts = range(0, len(x), rows)
         n_workers = min(numba.get_num_threads(), len(starts))
-        if n_workers <= 1:
-            with blas_limit(1):
+        with blas_limit(1):
+            if n_workers <= 1:
                 for s in progress(starts, "encoding", "block"):
                     encode_block(s)
-            return out
-        with blas_limit(1), ThreadPoolExecutor(n_workers) as pool:
-            for _ in progress(pool.map(encode_block, starts), "encoding", "block", len(starts)):
-                pass
+                return out
+            with ThreadPoolExecutor(n_workers) as pool:
+                for _ in progress(pool.map(encode_block, starts), "encoding", "block",
+                                  len(starts)):
+                    pass
         return out
 
     def inputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

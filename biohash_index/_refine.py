@@ -23,7 +23,7 @@ REFINE_BLOCK = 1 << 22  # floats of candidate vectors gathered at once
 
 # Hamming candidates per candidate the base index proposes: exact distances order the
 # k * k_factor proposed, so its weighted re-rank need only choose them from twice as many,
-# not from _search's 8 x (4-5 x fewer codes re-ranked; docs/recall_speed.md)
+# not from _search's 8 x (4 x fewer codes re-ranked; docs/recall_speed.md)
 SHORTLIST = 2
 FLT_MAX = np.finfo(np.float32).max  # faiss's distance for a missing result (-FLT_MAX for "ip")
 
@@ -231,7 +231,6 @@ class BioHashIndexRefine(NotAFaissIndex):
         index._setup(BioHashIndex._from_state(state.base), state.metric, state.k_factor,
                      state.next_id)
         index.refine_index.add_with_ids(state.vectors, state.ids)
-        index._by_id = None
         return index
 
 
