@@ -35,7 +35,8 @@ all queries), bytes per stored vector, queries per second and train + add second
    ``BioHashIndex(d, 4 * bytes)`` untrained (random rotations, nothing learned), with
    today's random rotations and the mean learned (``projection="random"``), with the
    subspace at a random rotation (``projection="subspace"``) and learned (the default),
-   against faiss's IndexLSH (rotation, centred data, trained thresholds), ``ITQ{bits},LSH``,
+   and learned with the length byte (``length_byte=True``: bits one byte shorter, so the
+   same bytes per vector), against faiss's IndexLSH (rotation, centred data, trained thresholds), ``ITQ{bits},LSH``,
    RaBitQ (1 bit per dimension; ``PCAR{bits},RaBitQ`` where bytes < d / 8) and OPQ + PQ
    (4-bit fast-scan at 8 bytes, 8-bit codes otherwise), each at bytes x 8 bits of codes.
 
@@ -288,7 +289,9 @@ CODES = {"untrained (random rotations, no mean)": dict(epochs=0, center=False,
                                                        projection="random"),
          "random rotations, the mean learned": dict(projection="random"),
          "Hebbian subspace, random rotation": dict(projection="subspace"),
-         "learned (Hebbian subspace + ITQ rotation; default)": {}}
+         "learned (Hebbian subspace + ITQ rotation; default)": {},
+         "learned, length_byte=True (bits one byte shorter, then |x - mean|)":
+             dict(length_byte=True)}
 
 
 OPQ_NITER = 8
@@ -324,9 +327,10 @@ def codes_table(name: str, xb, xq, gt, byte_sizes: list[int], with_anchors: bool
     rows = []
     for nbytes in byte_sizes:
         for label, options in CODES.items():
-            index = BioHashIndex(d, 4 * nbytes, **options)
+            hash_length = 4 * (nbytes - options.get("length_byte", False))   # equal bytes
+            index = BioHashIndex(d, hash_length, **options)
             r = measure(knn(index), xq, gt, index.code_size, build(index, xb))
-            rows.append(r.row(nbytes, f"BioHashIndex({d}, {4 * nbytes}), {label}"))
+            rows.append(r.row(nbytes, f"BioHashIndex({d}, {hash_length}), {label}"))
         if not with_anchors:
             continue
         index = centred_lsh(d, 8 * nbytes)

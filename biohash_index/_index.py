@@ -200,7 +200,8 @@ class BioHashIndex(NotAFaissIndex):
     @property
     def nbits(self) -> int:
         """Bits per code, m = n_hidden (k of them set): as ``IndexLSH.nbits``, the width of
-        a code, ``code_size == (nbits + 7) // 8``. IndexLSH's nbits argument is ``hash_length``."""
+        a code, ``code_size == (nbits + 7) // 8`` (+ 1 with ``length_byte``). IndexLSH's nbits
+        argument is ``hash_length``."""
         return self.n_hidden
 
     @property
@@ -437,12 +438,14 @@ class BioHashIndex(NotAFaissIndex):
         a, b = self.model, other.model
         if not (a.is_trained and b.is_trained):
             raise ValueError("merge_from needs two trained indexes")
-        encoding = ("d", "hash_length", "n_hidden", "p")
+        encoding = ("d", "hash_length", "n_hidden", "p", "length_byte")
         same = all(getattr(a.params, f) == getattr(b.params, f) for f in encoding)
         if not (same and np.array_equal(a.weights_, b.weights_)
-                and np.array_equal(a.mean_, b.mean_)):
+                and np.array_equal(a.mean_, b.mean_)
+                and np.array_equal(a.length_levels_, b.length_levels_)):
             raise ValueError("merge_from needs indexes with the same model (equal d, "
-                             "hash_length, n_hidden, p, weights and mean): other's codes "
+                             "hash_length, n_hidden, p, length_byte, weights, mean and "
+                             "length levels): other's codes "
                              "would mean something else here; train both from one model "
                              "(e.g. copy.deepcopy of a trained, empty index)")
 
@@ -476,7 +479,7 @@ class BioHashIndex(NotAFaissIndex):
         """What saving writes: the model's learned state, the storage and the settings."""
         m = self.model
         return IndexState(m.params, m.mean_, m.weights_, m.train_stats_, self.storage,
-                          self._next_id, self.n_threads)
+                          self._next_id, self.n_threads, m.length_levels_)
 
     @classmethod
     def _from_state(cls, state: IndexState) -> "BioHashIndex":
@@ -487,7 +490,7 @@ class BioHashIndex(NotAFaissIndex):
     def _set_state(self, state: IndexState) -> None:
         """Become the index ``state`` describes (as loading decoded and checked it)."""
         self.model = BioHashModel.from_arrays(state.params, state.mean, state.weights,
-                                              state.train_stats)
+                                              state.train_stats, state.length_levels)
         self.storage = state.storage
         self.n_threads, self._next_id = state.n_threads, state.next_id
 
@@ -528,7 +531,8 @@ class BioHashIndex(NotAFaissIndex):
         int64 (n,) ids (new, distinct, not -1) or, with None, numbered on as ``add`` does.
         Needs a trained index: codes made before training (initial weights) do not match it."""
         self._require_trained("add_sa_codes")
-        codes = check_codes(codes, self.n_hidden, self.hash_length)
+        codes = check_codes(codes, self.n_hidden, self.hash_length,
+                            length_byte=self.params.length_byte)
         ids = (next_ids(self._next_id, len(codes)) if ids is None
                else check_new_ids(ids, len(codes), self.storage.id_set))
         self._add_codes(codes, ids)
@@ -541,7 +545,8 @@ class BioHashIndex(NotAFaissIndex):
         vectors with ``x - mean`` by angle. An untrained index decodes with its initial
         weights and warns, as ``sa_encode``."""
         model = self._coder("sa_decode")
-        return model.decode(check_codes(codes, self.n_hidden, self.hash_length))
+        return model.decode(check_codes(codes, self.n_hidden, self.hash_length,
+                                        length_byte=self.params.length_byte))
 
     @reads
     def reconstruct_batch(self, ids) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 from ._centering import K, MIN_ROWS, SHARES, best_share, held_out_recalls, sample_rows
 from ._encoding_kernels import top_k_codes
 from ._learning_kernels import learn_batch, p_power
+from ._lengths import LEVELS, are_levels, byte_lengths, length_bytes, lengths, levels
 from ._progress import progress
 from ._sampling import RowSample
 from ._subspace import (ITQ_ROWS, MAX_RANK, itq_rotation, learn_subspace, principal_basis,
@@ -186,6 +187,10 @@ class BioHashParams:
         "Sanger's Hebbian rule, rotated at random (subspace) or by iterative quantisation "
         "(learned), the subspace size picked on held-out training rows (docs/learned-codes.md)",
         tasks={"neighbors": "learned", "labels": "random"}, before="random")
+    length_byte: bool = hyperparameter(
+        Bool(), "one more byte per code holding |x - mean| (70 log-spaced levels), so that "
+        "asymmetric scoring estimates L2 distances rather than angles: for data whose lengths "
+        "vary (docs/learned-codes.md)", False, before=False)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -195,11 +200,15 @@ class BioHashParams:
                              f"({self.n_hidden})")
         if self.rank > self.n_hidden:
             raise ValueError(f"rank ({self.rank}) must be <= n_hidden ({self.n_hidden})")
+        if self.length_byte and self.scoring != "asymmetric":
+            raise ValueError("length_byte=True needs scoring='asymmetric' (the byte serves "
+                             f"its distance estimate), got scoring={self.scoring!r}")
 
     @property
     def code_size(self) -> int:
-        """Bytes per code: one bit per hidden unit, rounded up to whole bytes."""
-        return (self.n_hidden + 7) // 8
+        """Bytes per code: one bit per hidden unit, rounded up to whole bytes, and the length
+        byte (``length_byte``) after them."""
+        return (self.n_hidden + 7) // 8 + self.length_byte
 
     def rank_factors(self) -> np.ndarray:
         """g: float64 (R,), the factor of the rule for the unit at each rank (best first)."""
@@ -345,15 +354,19 @@ class BioHashModel:
         self.mean_: np.ndarray | None = None
         self.weights_: np.ndarray | None = None
         self.train_stats_: dict[str, np.ndarray] = {}
+        self.length_levels_: np.ndarray | None = None   # float32 (LEVELS,) with length_byte
         self._proj = None  # (W_p, bias mantissa, exponent, bias): ``_projection``
 
     @classmethod
     def from_arrays(cls, params: BioHashParams, mean: np.ndarray | None,
                     weights: np.ndarray | None,
-                    train_stats: Mapping[str, np.ndarray] | None = None) -> "BioHashModel":
+                    train_stats: Mapping[str, np.ndarray] | None = None,
+                    length_levels: np.ndarray | None = None) -> "BioHashModel":
         """A model with learned state (as a saved index holds it): float32 (d,) mean and
         (n_hidden, d) weights, used as they are (no copy), or both None for an untrained
-        model; train_stats: float64 (epochs,) per training statistic."""
+        model; train_stats: float64 (epochs,) per training statistic; length_levels: float32
+        (LEVELS,) ascending positive lengths with ``length_byte`` (``_lengths.levels``),
+        else None."""
         model = cls(params)
         if (mean is None) != (weights is None):
             raise ValueError("mean and weights must both be given or both be None")
@@ -365,6 +378,13 @@ class BioHashModel:
                                      f"{getattr(x, 'dtype', type(x).__name__)} "
                                      f"{getattr(x, 'shape', '')}")
             model.mean_, model.weights_ = mean, weights
+        if (length_levels is not None) != (params.length_byte and weights is not None):
+            raise ValueError("length_levels must be given exactly when the model is trained "
+                             "with length_byte=True")
+        if length_levels is not None and not are_levels(length_levels):
+            raise ValueError(f"length_levels must be a float32 array of {LEVELS} ascending "
+                             "positive finite lengths")
+        model.length_levels_ = length_levels
         model.train_stats_ = dict(train_stats or {})
         return model
 
@@ -413,6 +433,7 @@ class BioHashModel:
         if prm.center:
             mean = self._centring_mean(mean, W, check)
         self.mean_, self.weights_ = mean, W
+        self.length_levels_ = self._length_levels(blocks, mean) if prm.length_byte else None
         self.train_stats_ = {"won_fraction": win_frac, "max_norm_error": norm_err}
         self._proj = None
         return self
@@ -420,9 +441,9 @@ class BioHashModel:
     def _centring_mean(self, mean: np.ndarray, W: np.ndarray, check: np.ndarray) -> np.ndarray:
         """float32 (d,): the share of the training mean that ``_centering.best_share`` picks
         for weights W on float32 (n, d) check, a uniform sample of the training rows."""
+        prm = self.params.replace(length_byte=False)   # the checks compare codes' bits
         share, recalls = best_share(
-            lambda s: BioHashModel.from_arrays(self.params, (s * mean).astype(np.float32), W),
-            check)
+            lambda s: BioHashModel.from_arrays(prm, (s * mean).astype(np.float32), W), check)
         if recalls:
             log.info("centring: %g x the training mean (recall@%d of held-out training rows "
                      "for shares %s: %s)", share, K, SHARES,
@@ -457,12 +478,24 @@ class BioHashModel:
             return self._rotated(basis, xc, rng)
         sizes = (r, r // 2) if prm.n_hidden > prm.d else (r,)
         candidates = [self._rotated(basis[:size], xc, rng) for size in sizes] + [initial]
+        bits = prm.replace(length_byte=False)   # the checks compare codes' bits
         recalls = held_out_recalls(
-            [BioHashModel.from_arrays(prm, mean, W) for W in candidates], check)
+            [BioHashModel.from_arrays(bits, mean, W) for W in candidates], check)
         log.info("projection: recall@%d of held-out training rows %s for %s learned "
                  "directions and for the initial weights", K,
                  ", ".join(f"{x:.3f}" for x in recalls), sizes)
         return candidates[int(np.argmax(recalls))]
+
+    @staticmethod
+    def _length_levels(blocks, mean: np.ndarray) -> np.ndarray:
+        """float32 (LEVELS,): the length byte's levels, from the least positive and the
+        greatest |x - mean| of the training rows (one pass over ``blocks``)."""
+        least, greatest = np.inf, 0.0
+        for xb in blocks():
+            ls = lengths(xb, mean)
+            greatest = max(greatest, float(ls.max(initial=0.0)))
+            least = min(least, float(ls[ls > 0].min(initial=np.inf)))
+        return levels(least, greatest)
 
     def _rotated(self, basis: np.ndarray, xc: np.ndarray, rng) -> np.ndarray:
         """float32 (m, d) weights on float32 (r, d) basis rows: rotated by iterative
@@ -596,6 +629,8 @@ class BioHashModel:
             xs = x[s:s + rows]
             _, bias = self._inputs(xs, tot[:len(xs)])
             out[s:s + rows] = top_k_codes(tot[:len(xs)], prm.hash_length, prm.code_size, bias)
+            if prm.length_byte:
+                out[s:s + rows, -1] = length_bytes(lengths(xs, self.mean_), self.length_levels_)
 
         starts = range(0, len(x), rows)
         n_workers = min(numba.get_num_threads(), len(starts))
@@ -638,18 +673,21 @@ class BioHashModel:
         """The model training starts from: the initial weights drawn from ``seed`` (as
         ``train`` draws them) and a zero mean, so that an untrained index can encode
         (``sa_encode``) deterministically. A RuntimeError for ``init="sample"``, whose
-        initial weights are training rows."""
+        initial weights are training rows. With ``length_byte`` every length byte holds 1."""
         prm = self.params
         if prm.init == "sample":
             raise RuntimeError('the initial weights of init="sample" are training vectors: '
                                "train the model first (or use init='orthogonal' or 'gaussian')")
         W = self._initial_weights(None, np.random.default_rng(prm.seed))
-        return BioHashModel.from_arrays(prm, np.zeros(prm.d, np.float32), W)
+        return BioHashModel.from_arrays(prm, np.zeros(prm.d, np.float32), W,
+                                        length_levels=levels(1.0, 1.0) if prm.length_byte
+                                        else None)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """float32 (n, d) vectors of uint8 (n, code_size) codes: ``mean_ + u``, u the unit
         vector along ``W_p.T @ (b - k / m)``, b the code's m bits (0/1), W_p the projection
-        that ``encode`` applies to ``x - mean_``.
+        that ``encode`` applies to ``x - mean_``; with ``length_byte``, ``mean_ + s u``, s the
+        length the code's last byte holds.
 
         A code keeps the direction of ``x - mean_`` (scaling it changes no unit's rank), not
         its length, so the decoded vector has its direction (the cosine of u to
@@ -663,6 +701,8 @@ class BioHashModel:
         u = (bits - np.float32(prm.hash_length / prm.n_hidden)) @ self._projection()[0]
         norms = np.linalg.norm(u, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
+        if prm.length_byte:
+            norms /= byte_lengths(codes[:, -1:], self.length_levels_)
         return (u / norms + self.mean_).astype(np.float32)
 
     def _projection(self):

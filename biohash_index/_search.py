@@ -9,9 +9,12 @@ lists it probes; with a selector only the ids the selector keeps):
    shortlist nearest by (weighted distance, id), K = ``shortlist_size(k, ntotal)`` (a
    search's ``shortlist`` option sets it: fewer is faster, more finds more); with
    ``scoring="hamming"`` the shortlist itself, K = k, by (Hamming distance, id).
+   With ``length_byte`` (``_lengths.py``) the weighted distance gives way to the estimated
+   squared L2 distance to the vector the code decodes to (``estimates``).
 
-D is float32 (nq, k), the weighted or Hamming distances, ascending; I int64 (nq, k); where
-fewer than k candidates exist, I = -1 and D = ``MISSING_DISTANCE``, as in faiss.
+D is float32 (nq, k), the weighted, estimated or Hamming distances, ascending; I int64
+(nq, k); where fewer than k candidates exist, I = -1 and D = ``MISSING_DISTANCE``, as in
+faiss. Hamming distances are between the codes' bits (never the length byte).
 
 The index (``BioHashIndex.search``), its exact re-ranking (``BioHashIndexRefine``), the
 centring check and the Dask shards all search through ``search`` or its two halves:
@@ -38,7 +41,8 @@ import numpy as np
 from ._faiss_compat import selected_ids
 from ._inverted_kernels import inverted_search
 from ._encoding_kernels import threshold_z
-from ._search_kernels import (MISSING_DISTANCE, query_codes, range_matches, searches,
+from ._lengths import LENGTH_BITS, byte_lengths
+from ._search_kernels import (MISSING_DISTANCE, bytes_at, query_codes, range_matches, searches,
                               searches_parallel,
                               shortlists, shortlists_parallel, weighted_distances,
                               weighted_distances_parallel)
@@ -60,12 +64,16 @@ class Queries:
 
     codes: uint8 (nq, code_size); with asymmetric scoring, c float32 (nq, m), the unit
     inputs less each query's threshold, and scale float32 (nq,), mean |c| per query
-    (``encode_queries``); both None with Hamming scoring.
+    (``encode_queries``); both None with Hamming scoring. With a length byte, terms float64
+    (nq, 3) of the distance estimate (``estimates``) and the model's float32 length levels;
+    else both None.
     """
     x: np.ndarray
     codes: np.ndarray
     c: np.ndarray | None = None
     scale: np.ndarray | None = None
+    terms: np.ndarray | None = None
+    levels: np.ndarray | None = None
 
     @property
     def asymmetric(self) -> bool:
@@ -92,9 +100,48 @@ def encode_queries(model, x: np.ndarray) -> Queries:
     if prm.scoring != "asymmetric":
         return Queries(x, model.encode(x))
     acts, bias = model.inputs(x)
-    return Queries(x, *query_codes(acts, _bias_arg(bias), prm.hash_length,
-                                   threshold_z(prm.hash_length, prm.n_hidden), prm.code_size,
-                                   True))
+    codes, c, scale = query_codes(acts, _bias_arg(bias), prm.hash_length,
+                                  threshold_z(prm.hash_length, prm.n_hidden), prm.code_size, True)
+    if not prm.length_byte:
+        return Queries(x, codes, c, scale)
+    return Queries(x, codes, c, scale, _estimate_terms(model, x, c, scale),
+                   model.length_levels_)
+
+
+def _estimate_terms(model, x: np.ndarray, c: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """float64 (nq, 3): (|q - mean|^2, A, B) of each query q, such that |q - mean| cos =
+    A - B W for a code of weighted distance W (``estimates``)."""
+    prm = model.params
+    k, m = prm.hash_length, prm.n_hidden
+    q = x.astype(np.float64) - model.mean_
+    qq = np.einsum("ij,ij->i", q, q)
+    c64 = c.astype(np.float64)
+    norm = np.sqrt(k * (m - k) / m) * np.linalg.norm(c64, axis=1)   # |b - k / m| |c|
+    per_w = np.divide(np.sqrt(qq), norm, out=np.zeros_like(norm), where=norm > 0)
+    A = per_w * (np.where(c64 > 0, c64, 0).sum(1) - k / m * c64.sum(1))
+    return np.stack([qq, A, per_w * scale], axis=1)
+
+
+def estimates(terms: np.ndarray, W: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """float32 (nq, K): estimated squared L2 distances of the queries (float64 (nq, 3)
+    ``terms``) to the candidates of weighted distances W float32 (nq, K) and lengths s
+    float64 (nq, K) (their length bytes): |q - mean|^2 + s^2 - 2 s |q - mean| cos, the
+    squared distance to a point at s from the mean at the angle whose cosine is that
+    between the code's bits b (k of m set) less k / m and the query's unit inputs less its
+    threshold, c (m,): cos = (b - k / m) . c / (|b - k / m| |c|), in [-1, 1], so the
+    estimate is at least (|q - mean| - s)^2.
+
+    (b - k / m) . c is sum_(b_j = 1) c_j - k / m sum_j c_j = P - W scale - k / m sum_j c_j,
+    P the sum of the positive c_j: a linear function of W (``_estimate_terms``). With
+    orthonormal units (m <= d with the default projection), (b - k / m) . c / |b - k / m|
+    is (q - mean) . u, u the code's decoded direction (``BioHashModel.decode``); dividing by
+    |c| rather than |q - mean| keeps the cosine in [-1, 1] where units are not orthonormal
+    (m > d), and measured as good or better there (docs/learned-codes.md).
+    """
+    qq, A, B = (terms[:, j:j + 1] for j in range(3))
+    with np.errstate(invalid="ignore"):
+        D = qq + s * s - 2 * s * (A - B * W)
+    return np.where(np.isinf(W), np.inf, np.maximum(D, 0)).astype(np.float32)
 
 
 def allowed_ids(sel, storage) -> np.ndarray | None:
@@ -122,8 +169,9 @@ def search(model, storage, xq: np.ndarray, k: int, *, nprobe: int | None = None,
     K = shortlist_size(k, storage.ntotal, candidates) if asymmetric else k
     allowed = allowed_ids(sel, storage)
     queries = encode_queries(model, xq)
-    if storage.kind == "inverted":
-        H, I, W = shortlist(storage, queries, K, allowed=allowed)
+    if storage.kind == "inverted" or queries.terms is not None:
+        H, I, W = shortlist(storage, queries, K, nprobe=nprobe, max_codes=max_codes,
+                            allowed=allowed)
         return best(H, I, W, k)
     D = np.empty((len(xq), k), np.float32)
     I = np.empty((len(xq), k), np.int64)
@@ -170,9 +218,9 @@ def _faiss_search(model, storage, xq, k, nprobe, max_codes, sel):
 def shortlist(storage, queries: Queries, K: int, *, nprobe: int | None = None,
               max_codes: int = 0, allowed: np.ndarray | None = None):
     """Each query's K nearest candidates by (Hamming distance, id): H int32, I int64 and,
-    with asymmetric scoring, W float32 weighted distances (else None), each (nq, K); past
-    the candidates, H = int32 max, I = -1, W = +inf. allowed: sorted int64 ids, the only
-    candidates (None: all)."""
+    with asymmetric scoring, W float32 weighted distances (with a length byte, ``estimates``;
+    else None), each (nq, K); past the candidates, H = int32 max, I = -1, W = +inf.
+    allowed: sorted int64 ids, the only candidates (None: all)."""
     qcodes = _query_codes(storage, queries)
     allowed, filtered = _allowed_args(allowed)
     code_addr, id_addr, sizes = storage.list_table()
@@ -185,8 +233,13 @@ def shortlist(storage, queries: Queries, K: int, *, nprobe: int | None = None,
                        filtered, storage.multi_assigned, max_codes, K)
     if not queries.asymmetric:
         return H, I, None
-    return H, I, _run(weighted_distances, weighted_distances_parallel, storage, queries.c,
-                      queries.scale, code_addr, storage.code_size, L)
+    W = _run(weighted_distances, weighted_distances_parallel, storage, queries.c,
+             queries.scale, code_addr, storage.code_size, L)
+    if queries.terms is None:
+        return H, I, W
+    s = byte_lengths(bytes_at(code_addr, storage.code_size, L, queries.codes.shape[1] - 1),
+                     queries.levels)
+    return H, I, estimates(queries.terms, W, s)
 
 
 def _run(kernel, parallel_kernel, storage, queries: np.ndarray, *args):
@@ -244,6 +297,10 @@ def range_search(model, storage, xq: np.ndarray, radius: int, *, nprobe: int | N
     the candidates at Hamming distance < radius (an int), in (distance, id) order; query i's
     results are D[lims[i]:lims[i + 1]], I[lims[i]:lims[i + 1]]."""
     queries = Queries(xq, model.encode(xq))
+    if model.params.length_byte:   # the bits alone: every code is LENGTH_BITS further
+        queries.codes[:, -1] = 0
+        lims, H, I = ranges(storage, queries, radius + LENGTH_BITS, nprobe=nprobe)
+        return lims, (H - LENGTH_BITS).astype(np.float32), I
     if storage.faiss_order:   # faiss's IndexBinaryIVF: its own order
         lims, H, I = storage.index.range_search(pad_codes(queries.codes, storage.code_size),
                                                 radius)

@@ -533,6 +533,20 @@ def weighted_distances_parallel(c, scale, code_addr, code_size, L, n_chunks):
     return W
 
 
+@njit(cache=True, nogil=True)
+def bytes_at(code_addr, code_size, L, offset):
+    """uint8 (nq, K): byte ``offset`` of the code at each location of L (int64 (nq, K); 0
+    where L is -1); code_addr and code_size as ``weighted_distances``."""
+    out = np.zeros(L.shape, np.uint8)
+    for i in range(L.shape[0]):
+        for j in range(L.shape[1]):
+            loc = L[i, j]
+            if loc >= 0:
+                out[i, j] = load_at(code_addr[loc >> ROW_BITS] + (loc & ROW_MASK) * code_size
+                                    + offset, np.uint8)
+    return out
+
+
 # ---------------------------------------------------------------------- whole searches
 MISSING_DISTANCE = np.float32(2**31 - 1)  # D where fewer than k results, as faiss's int32 max
 

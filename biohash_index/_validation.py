@@ -9,6 +9,8 @@ import os
 import numba
 import numpy as np
 
+from ._lengths import LENGTH_BITS
+
 INT64_MAX = int(np.iinfo(np.int64).max)
 MAX_ID = INT64_MAX - 1   # so that the next id add() would use, max id + 1, is an int64 too
 MISSING_ID = -1          # what search returns in I where there is no result
@@ -103,13 +105,14 @@ def check_new_ids(ids, n: int, stored, name: str = "ids") -> np.ndarray:
     return arr
 
 
-def check_codes(codes, n_bits: int, n_active: int | None = None,
-                name: str = "codes") -> np.ndarray:
-    """Return ``codes`` as C-contiguous uint8 (n, ceil(n_bits / 8)) binary codes, or raise:
-    the bits past n_bits must be 0 and, if n_active is given, each code must have exactly
-    n_active bits set (as ``sa_encode`` makes them)."""
+def check_codes(codes, n_bits: int, n_active: int | None = None, name: str = "codes",
+                length_byte: bool = False) -> np.ndarray:
+    """Return ``codes`` as C-contiguous uint8 (n, ceil(n_bits / 8) + length_byte) binary
+    codes, or raise: the bits past n_bits must be 0, each code must have exactly n_active
+    bits set if n_active is given, and a length byte (``_lengths.py``) exactly LENGTH_BITS
+    (as ``sa_encode`` makes them)."""
     arr = as_array(codes, name)
-    code_size = (n_bits + 7) // 8
+    code_size = (n_bits + 7) // 8 + length_byte
     if arr.dtype != np.uint8:
         raise TypeError(f"{name} must be a uint8 array (as sa_encode returns), got dtype "
                         f"{arr.dtype}")
@@ -117,7 +120,10 @@ def check_codes(codes, n_bits: int, n_active: int | None = None,
         raise ValueError(f"{name} must have shape (n, {code_size}) (code_size bytes per code), "
                          f"got shape {arr.shape}")
     arr = np.ascontiguousarray(arr)
-    bits = np.unpackbits(arr, axis=1, bitorder="little")
+    if length_byte and (np.unpackbits(arr[:, -1:], axis=1).sum(axis=1) != LENGTH_BITS).any():
+        raise ValueError(f"{name} must end in a length byte with exactly {LENGTH_BITS} bits "
+                         "set each, as sa_encode makes them")
+    bits = np.unpackbits(arr[:, :code_size - length_byte], axis=1, bitorder="little")
     if bits[:, n_bits:].any():
         raise ValueError(f"{name} has bits set past the code's {n_bits} bits")
     if n_active is not None and (bits.sum(axis=1) != n_active).any():

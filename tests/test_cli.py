@@ -493,7 +493,8 @@ def test_search_of_an_empty_index_says_so(tmp_path, capsys, clustered):
     assert [line.split("\t")[1] for line in out.splitlines()[1:]] == ["-1 -1"] * 3
 
 
-@pytest.mark.parametrize("name, version", [("v1-flat.index", 1), (None, 3), ("file", 3)])
+@pytest.mark.parametrize("name, version", [("v1-flat.index", 1), ("v3-flat.bhx", 3),
+                                           (None, 4), ("file", 4)])
 def test_info_reports_the_format_version_of_the_file(tmp_path, capsys, name, version):
     """Issue: info printed the library's format version, 2, for a file of version 1; the
     one-file form has its version too."""
@@ -503,6 +504,8 @@ def test_info_reports_the_format_version_of_the_file(tmp_path, capsys, name, ver
     path = tmp_path / ("index.bhx" if name == "file" else "index")
     if name == "file" or name is None:
         BioHashIndex(8, 2, task="labels").save(path)
+    elif name.endswith(".bhx"):
+        path = Path(shutil.copy(Path(__file__).parent / "data" / name, tmp_path / name))
     else:
         shutil.copytree(Path(__file__).parent / "data" / name, path)
     assert cli.main(["info", str(path)]) == 0

@@ -99,11 +99,12 @@ def two_workers(client):
     client.wait_for_workers(2, timeout=START_TIMEOUT)
 
 
-def make_index(storage: str, xb: np.ndarray, seed: int = 0, assign: int = 1) -> BioHashIndex:
-    """The default scoring (asymmetric): shards re-rank by weighted distance; IVF storage
-    routes with the template's router."""
+def make_index(storage: str, xb: np.ndarray, seed: int = 0, assign: int = 1,
+               length_byte: bool = False) -> BioHashIndex:
+    """The default scoring (asymmetric): shards re-rank by weighted distance (with
+    length_byte, by the estimated distance); IVF storage routes with the template's router."""
     index = BioHashIndex(32, 4, n_hidden=64, epochs=3, seed=seed, storage=storage, nlist=4,
-                         nprobe=2, assign=assign)
+                         nprobe=2, assign=assign, length_byte=length_byte)
     index.train(xb)
     return index
 
@@ -165,11 +166,13 @@ def holder_pid(client, sharded, shard: int = 0) -> int:
 
 
 # ---------------------------------------------------------------------- answers as one index
-@pytest.mark.parametrize("storage, assign", [("flat", 1), ("ivf", 1), ("ivf", 2),
-                                             ("inverted", 1)])
-def test_sharded_search_equals_one_index_every_time(client, data, tmp_path, storage, assign):
+@pytest.mark.parametrize("storage, assign, length_byte", [
+    ("flat", 1, False), ("ivf", 1, False), ("ivf", 2, False), ("inverted", 1, False),
+    ("flat", 1, True), ("ivf", 2, True)])
+def test_sharded_search_equals_one_index_every_time(client, data, tmp_path, storage, assign,
+                                                    length_byte):
     xb, xq = data
-    template = make_index(storage, xb, assign=assign)
+    template = make_index(storage, xb, assign=assign, length_byte=length_byte)
     sharded = bhd.build_shards(template, da.from_array(xb, chunks=(170, 32)), tmp_path / "s",
                                client)
     assert sharded.nshards == 4 and sharded.ntotal_per_shard == [170, 170, 170, 90]

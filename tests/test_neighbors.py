@@ -158,6 +158,20 @@ def test_files_of_format_version_1_load_and_search_the_same(storage, tmp_path):
     np.testing.assert_array_equal(I, expected["I"])
 
 
+@pytest.mark.parametrize("storage", ["flat", "ivf"])
+def test_files_of_format_version_3_load_and_search_the_same(storage, tmp_path):
+    """One-file indexes of the default task written by format version 3 (tests/data, saved
+    by the revision before the length byte; learned projection, routed IVF)."""
+    path = shutil.copy(DATA / f"v3-{storage}.bhx", tmp_path / "old.bhx")
+    expected = np.load(DATA / f"v3-{storage}.expected.npz")
+    index = read_index(path)
+    assert index.asymmetric and not index.params.length_byte
+    assert index.model.length_levels_ is None
+    D, I = index.search(expected["xq"], 6)
+    np.testing.assert_array_equal(D, expected["D"])
+    np.testing.assert_array_equal(I, expected["I"])
+
+
 def test_swap_beats_indexlsh_on_siftsmall():
     """The literal swap IndexLSH(d, n) -> BioHashIndex(d, n) on real descriptors."""
     from biohash_index.datasets import load_ann

@@ -235,7 +235,7 @@ def test_files_are_plain_arrow_and_faiss(flat, tmp_path):
     assert sorted(os.listdir(tmp_path / "a")) == ["BIOHASH_INDEX", "CURRENT", "LOCK", gen.name]
     assert sorted(os.listdir(gen)) == sorted(FILES)
     model = pa.ipc.open_file(str(gen / "model.arrow")).read_all()
-    assert model["format_version"][0].as_py() == 3
+    assert model["format_version"][0].as_py() == 4
     assert model["n_hidden"][0].as_py() == 64 and model["p"][0].as_py() == flat.params.p
     W = np.array(model["weights"][0].as_py(), np.float32)
     np.testing.assert_array_equal(W, flat.model.weights_)

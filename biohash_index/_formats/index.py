@@ -1,9 +1,10 @@
-"""The index format ("biohash-index", version 3): one saved generation of an index, as files.
+"""The index format ("biohash-index", version 4): one saved generation of an index, as files.
 
 A generation is four files (docs/format.md)::
 
     manifest.json   format, versions, and size + checksum (xxh64; sha256 before) of each file
-    model.arrow     hyperparameters, mean, weights, training statistics (one row)
+    model.arrow     hyperparameters, mean, weights, training statistics, the length byte's
+                    levels (one row)
     meta.arrow      ntotal, next_id, storage kind and parameters, ids (one row)
     codes.faiss     the code storage, ``faiss.write_index_binary``
 
@@ -39,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._checksum_kernels import xxh64
+from .._lengths import LEVELS, are_levels
 from .._model import BioHashParams
 from .._router import ROUTERS, Router
 from .._storage import FlatCodeStorage, padded_code_size, storage_from_faiss
@@ -47,20 +49,22 @@ from .._version import __version__
 from ._io import BioHashFormatError, ipc_buffer, parse_json, read_ipc, source_buffer, tar_members
 
 FORMAT_NAME = "biohash-index"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 # the files of a generation (besides the manifest) by the format version that wrote it:
 # 1, biohash-index 0.1; 2, with the scoring hyperparameter (ADDED_PARAMS); 3, with
 # meta.arrow's search_order, the router of IVF storage (ROUTER_COLUMNS) and the projection
-# hyperparameter
+# hyperparameter; 4, with model.arrow's length_levels and the length_byte hyperparameter
 FILES = {1: ("model.arrow", "meta.arrow", "codes.faiss"),
          2: ("model.arrow", "meta.arrow", "codes.faiss"),
-         3: ("model.arrow", "meta.arrow", "codes.faiss")}
+         3: ("model.arrow", "meta.arrow", "codes.faiss"),
+         4: ("model.arrow", "meta.arrow", "codes.faiss")}
 SEARCH_ORDERS = ("id", "faiss")   # meta.arrow's search_order (IVFCodeStorage.faiss_order)
 # meta.arrow's columns of the router of routed IVF storage (version 3; null otherwise)
 ROUTER_COLUMNS = ("router", "assign", "router_nlist", "router_nprobe", "router_mean",
                   "router_units", "router_bias")
 READS_VERSIONS = tuple(FILES)
+LEVELS_TYPE = pa.list_(pa.float32(), LEVELS)   # model.arrow's length_levels (version 4)
 MAX_MANIFEST_BYTES = 1 << 16
 MAX_EMPTY_LISTS = 1 << 20   # lists a small codes.faiss may declare (faiss makes each before reading)
 # hyperparameters a file may lack (docs/format.md), read with the values their declarations
@@ -86,6 +90,7 @@ class IndexState:
     storage: FlatCodeStorage           # the codes and their ids, of any storage kind
     next_id: int                       # the id ``add`` gives next
     n_threads: int | None              # threads per call, None for the current settings
+    length_levels: np.ndarray | None = None   # float32 (LEVELS,) with length_byte (_lengths)
 
 
 def state_problem(state: IndexState) -> tuple[str, str] | None:
@@ -104,6 +109,11 @@ def state_problem(state: IndexState) -> tuple[str, str] | None:
             return "model.arrow", "mean or weights hold NaN or infinite values"
     elif storage.ntotal or (storage.kind == "ivf" and storage.is_trained):
         return "codes.faiss", "trained or filled storage for an untrained model"
+    if (state.length_levels is not None) != (prm.length_byte and state.weights is not None):
+        return "model.arrow", "length_levels must be present exactly for a trained model with "\
+                              "length_byte=True"
+    if state.length_levels is not None and not are_levels(state.length_levels):
+        return "model.arrow", f"length_levels must be {LEVELS} ascending positive finite float32"
     if storage.routes:
         problem = _router_problem(storage, prm.d)
         if problem:
@@ -195,6 +205,9 @@ def _model_table(state: IndexState) -> pa.Table:
              for k, v in state.train_stats.items()}
     cols["train_stats"] = (pa.StructArray.from_arrays(list(stats.values()), list(stats))
                            if stats else pa.array([{}], pa.struct([])))
+    cols["length_levels"] = (pa.nulls(1, LEVELS_TYPE) if state.length_levels is None else
+                             pa.FixedSizeListArray.from_arrays(pa.array(state.length_levels),
+                                                               LEVELS))
     return pa.table(cols)
 
 
@@ -270,13 +283,14 @@ def decode_files(files: Mapping[str, pa.Buffer], at: Callable[[str], str]) -> In
     params = _params(model, model_file)
     kind, n_threads = _storage_settings(meta, meta_file)
     mean, weights, stats = _model_arrays(model, params, model_file)
+    levels = _length_levels(model, manifest["format_version"], model_file)
     faiss_order = _search_order(meta, manifest["format_version"], meta_file) == "faiss"
     router = _read_router(meta, manifest["format_version"], params.d, kind, faiss_order,
                           meta_file)
     storage = _read_storage(files["codes.faiss"], kind, faiss_order, router, codes_file)
     _check_meta(meta, storage, meta_file, codes_file)
     state = IndexState(params, mean, weights, stats, storage,
-                       _scalar(meta, "next_id", meta_file), n_threads)
+                       _scalar(meta, "next_id", meta_file), n_threads, levels)
     problem = state_problem(state)
     if problem:
         raise BioHashFormatError(f"{at(problem[0])}: {problem[1]}")
@@ -473,6 +487,23 @@ def _model_arrays(row: Row, prm: BioHashParams, name: str):
     stats = {f.name: np.asarray(stats.field(i)[0].as_py(), np.float64)
              for i, f in enumerate(stats.type)}
     return mu, W, stats
+
+
+def _length_levels(row: Row, version: int, name: str) -> np.ndarray | None:
+    """float32 (LEVELS,) length_levels of model.arrow (a read-only view), or None: null, or
+    a file of a version before 4 (which lacks the column)."""
+    if version < 4:
+        return None
+    levels = _column(row, "length_levels", name)
+    if levels.type != LEVELS_TYPE:
+        raise BioHashFormatError(f"{name}: length_levels must be {LEVELS_TYPE}, got "
+                                 f"{levels.type}")
+    if levels.null_count:
+        return None
+    values = levels.flatten()
+    if values.null_count:
+        raise BioHashFormatError(f"{name}: length_levels hold nulls")
+    return values.to_numpy(zero_copy_only=True)
 
 
 def _read_storage(buf: pa.Buffer, kind: str, faiss_order: bool, router: Router | None,

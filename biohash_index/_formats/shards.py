@@ -62,7 +62,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 
 # hyperparameters declared after shard format 1: in the model digest only where they differ
 # from the value files saved before them imply, so the digests of those files stay the same
-PARAMS_SINCE_FORMAT_1 = ("projection",)
+PARAMS_SINCE_FORMAT_1 = ("projection", "length_byte")
 
 
 def shard_file(serial: int) -> str:
@@ -85,6 +85,8 @@ def model_digest(state: IndexState) -> str:
     h.update(json.dumps([storage.kind, storage.code_size]).encode())
     for a in (state.mean, state.weights):
         h.update(np.ascontiguousarray(a, np.float32).tobytes())
+    if state.length_levels is not None:
+        h.update(state.length_levels.tobytes())
     if storage.kind == "ivf":
         h.update(json.dumps([storage.nlist, storage.nprobe]).encode())
         quantizer = faiss.downcast_IndexBinary(storage.index.quantizer)
