@@ -324,6 +324,9 @@ def codes_table(name: str, xb, xq, gt, byte_sizes: list[int], with_anchors: bool
     """Table 6: recall@10 of BioHash's variants and the faiss anchors at equal bytes."""
     d = xb.shape[1]
     warm_up(xb)
+    lengths = np.linalg.norm(xb - xb.mean(axis=0, dtype=np.float64), axis=1)
+    print(f"\n{name}: coefficient of variation of |x - mean| over the base vectors "
+          f"{lengths.std() / lengths.mean():.3f} (what length_byte=True encodes)")
     rows = []
     for nbytes in byte_sizes:
         for label, options in CODES.items():
