@@ -17,6 +17,7 @@ from ._formats._io import write_bytes_atomic
 from ._formats.refine import RefineState, decode_refine, encode_refine
 from ._index import BioHashIndex, next_id_after
 from ._locking import LockPerInstance, reads, writes
+from ._refine_kernels import l2_distances
 from ._validation import check_ids, check_positive_int, check_real, check_vectors, next_ids
 
 REFINE_BLOCK = 1 << 22  # floats of candidate vectors gathered at once
@@ -61,7 +62,7 @@ class BioHashIndexRefine(NotAFaissIndex):
         self.k_factor = k_factor
         self.refine_index = faiss.IndexIDMap2(faiss.IndexFlat(base_index.d, FAISS_METRICS[metric]))
         self._next_id = next_id
-        self._by_id = None   # (sorted ids, their positions) when ids are not stored in order
+        self._view = None   # the stored vectors and how to find ids (``_stored``)
 
     @property
     def k_factor(self) -> float:
@@ -110,7 +111,7 @@ class BioHashIndexRefine(NotAFaissIndex):
         ids = check_ids(ids, len(x))
         self.base_index.add_with_ids(x, ids)    # validates ids and refuses clashes first
         self.refine_index.add_with_ids(x, ids)
-        self._by_id = None
+        self._view = None
         self._next_id = next_id_after(self._next_id, ids)
 
     @reads
@@ -143,44 +144,29 @@ class BioHashIndexRefine(NotAFaissIndex):
     def _exact_distances(self, xq: np.ndarray, I: np.ndarray) -> np.ndarray:
         """float32 (nq, k') exact distances (squared L2 or inner products) from each query
         to its candidates I (-1: missing, at FLT_MAX or -FLT_MAX), from the stored vectors
-        gathered by position (``_positions``), in numpy's order of summation as before."""
-        ids, vectors = self._stored()
-        pos = self._positions(ids, I)
-        X = vectors[np.maximum(pos, 0)] if len(ids) else np.zeros(I.shape + (self.d,), np.float32)
+        found by position (``_positions``), in numpy's order of summation as before."""
+        _, vectors, lookup = self._stored()
+        pos = _positions(lookup, I)
         if self.metric == "l2":
-            D = np.sum((X - xq[:, None, :]) ** 2, axis=2, dtype=np.float32)
-        else:
-            D = np.einsum("qkd,qd->qk", X, xq).astype(np.float32)
-        D[pos < 0] = FLT_MAX if self.metric == "l2" else -FLT_MAX
+            return l2_distances(xq, vectors, pos, FLT_MAX)
+        X = vectors[np.maximum(pos, 0)]
+        D = np.einsum("qkd,qd->qk", X, xq).astype(np.float32)
+        D[pos < 0] = -FLT_MAX
         return D
 
-    def _stored(self) -> tuple[np.ndarray, np.ndarray]:
-        """The stored ids int64 (n,) and vectors float32 (n, d) in storage order: views of
-        ``refine_index``'s memory, valid until it changes."""
-        n = self.refine_index.ntotal
-        if n == 0:
-            return np.zeros(0, np.int64), np.zeros((0, self.d), np.float32)
-        flat = faiss.downcast_index(self.refine_index.index)   # its own, also in a copy
-        return (faiss.rev_swig_ptr(self.refine_index.id_map.data(), n),
-                faiss.rev_swig_ptr(flat.get_xb(), n * self.d).reshape(n, self.d))
-
-    def _positions(self, ids: np.ndarray, I: np.ndarray) -> np.ndarray:
-        """int64 positions in ``ids`` (the stored ids, distinct) of the ids I, -1 where I is
-        -1 or not stored. Ids added in increasing order (as ``add`` gives them) are found by
-        a binary search of ``ids`` itself; others through a sorted copy made once after
-        each change."""
-        if not len(ids):
-            return np.full(I.shape, -1, np.int64)
-        pos = np.minimum(np.searchsorted(ids, I), len(ids) - 1)
-        found = ids[pos] == I
-        if not (found | (I < 0)).all():
-            if self._by_id is None:
-                order = np.argsort(ids, kind="stable")
-                self._by_id = ids[order], order
-            sorted_ids, order = self._by_id
-            at = np.minimum(np.searchsorted(sorted_ids, I), len(ids) - 1)
-            pos, found = order[at], sorted_ids[at] == I
-        return np.where(found, pos, -1)
+    def _stored(self) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """The stored ids int64 (n,) and vectors float32 (n, d) in storage order (views of
+        ``refine_index``'s memory) and the ``_id_lookup`` of the ids, kept until the next
+        change."""
+        if self._view is None:
+            n = self.refine_index.ntotal
+            ids, vectors = np.zeros(0, np.int64), np.zeros((0, self.d), np.float32)
+            if n:
+                flat = faiss.downcast_index(self.refine_index.index)   # its own, also in a copy
+                ids = faiss.rev_swig_ptr(self.refine_index.id_map.data(), n)
+                vectors = faiss.rev_swig_ptr(flat.get_xb(), n * self.d).reshape(n, self.d)
+            self._view = ids, vectors, _id_lookup(ids)
+        return self._view
 
     @reads
     def reconstruct_batch(self, ids) -> np.ndarray:
@@ -195,7 +181,7 @@ class BioHashIndexRefine(NotAFaissIndex):
             ids = selected_ids(ids, self.base_index.storage.ids())
         ids = check_ids(ids)
         self.refine_index.remove_ids(ids)
-        self._by_id = None
+        self._view = None
         return self.base_index.remove_ids(ids)
 
     @writes
@@ -203,7 +189,7 @@ class BioHashIndexRefine(NotAFaissIndex):
         """Remove all stored vectors (the base index stays trained)."""
         self.base_index.reset()
         self.refine_index.reset()
-        self._by_id = None
+        self._view = None
         self._next_id = 0
 
     @reads
@@ -219,7 +205,7 @@ class BioHashIndexRefine(NotAFaissIndex):
     @reads
     def _state(self) -> RefineState:
         """What saving writes: the base index (its codes), the vectors and the settings."""
-        ids, vectors = self._stored()
+        ids, vectors, _ = self._stored()
         return RefineState(self.base_index._state(), self.metric, self.k_factor,
                            self._next_id, ids.copy(), vectors.copy())
 
@@ -252,3 +238,31 @@ def read_index_refine(path) -> BioHashIndexRefine:
     ``BioHashFormatError`` naming the file and the part when it is not one or its parts
     disagree. The base index keeps the codes it saved."""
     return BioHashIndexRefine._from_state(decode_refine(path))
+
+
+def _id_lookup(ids: np.ndarray) -> tuple:
+    """(first, n, sorted ids, order) for ``_positions`` of distinct int64 (n,) ids in
+    storage order: first the first id when they are consecutive and increasing (as ``add``
+    gives them; else None), the ids sorted and the positions that sort them (None when
+    the ids are already sorted)."""
+    increasing = bool((ids[1:] > ids[:-1]).all())
+    if len(ids) and increasing and ids[-1] - ids[0] == len(ids) - 1:
+        return int(ids[0]), len(ids), None, None
+    if increasing:
+        return None, len(ids), ids, None
+    order = np.argsort(ids, kind="stable")
+    return None, len(ids), ids[order], order
+
+
+def _positions(lookup: tuple, I: np.ndarray) -> np.ndarray:
+    """int64 positions of the ids I among the stored ids (``_id_lookup``), -1 where I is
+    -1 or not stored: consecutive ids by subtraction, others by binary search."""
+    first, n, sorted_ids, order = lookup
+    if first is not None:
+        pos = I - first
+        return np.where((I != -1) & (pos >= 0) & (pos < n), pos, -1)
+    if n == 0:
+        return np.full(I.shape, -1, np.int64)
+    at = np.minimum(np.searchsorted(sorted_ids, I), n - 1)
+    found = (sorted_ids[at] == I) & (I != -1)
+    return np.where(found, at if order is None else order[at], -1)

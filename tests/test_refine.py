@@ -201,3 +201,38 @@ def test_exact_distances_find_vectors_under_ids_in_any_order(base, clustered, me
     index.add(xb[:50])                       # ids after the largest: in order again
     vector_of.update(zip(range(ids.max() + 1, ids.max() + 51), xb[:50]))
     check()
+
+
+@pytest.mark.parametrize("d", [5, 8, 100, 128, 200, 384])
+def test_l2_kernel_equals_numpys_sum_bit_for_bit(d):
+    """The refine index's exact distances are numpy's float32 sums, to the last bit."""
+    from biohash_index._refine_kernels import l2_distances
+    rng = np.random.default_rng(d)
+    x = (rng.standard_normal((300, d)) * rng.uniform(0.1, 100, (300, 1))).astype(np.float32)
+    xq = rng.standard_normal((7, d)).astype(np.float32)
+    pos = rng.integers(-1, 300, (7, 20))
+    D = l2_distances(xq, x, pos, np.float32(-5))
+    expected = np.sum((x[np.maximum(pos, 0)] - xq[:, None, :]) ** 2, axis=2, dtype=np.float32)
+    expected[pos < 0] = -5
+    assert D.dtype == np.float32
+    np.testing.assert_array_equal(D, expected)
+
+
+@pytest.mark.parametrize("ids", [np.arange(5, 505), np.arange(0, 1000, 2),
+                                 np.random.default_rng(0).permutation(500) - 600])
+def test_candidates_are_found_whatever_the_stored_ids(ids):
+    """Consecutive, gapped, unordered and negative ids: the exact distances are those of
+    the vectors stored under each id."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((len(ids), 16)).astype(np.float32)
+    refine = BioHashIndexRefine(BioHashIndex(16, 8), k_factor=4)
+    refine.train(x)
+    refine.add_with_ids(x, ids)
+    D, I = refine.search(x[:20], 5)
+    found = {int(i): j for j, i in enumerate(ids)}
+    for q in range(20):
+        rows = [found[int(i)] for i in I[q]]
+        np.testing.assert_allclose(D[q], ((x[rows] - x[q]) ** 2).sum(1), rtol=1e-5)
+    assert (I[:, 0] == ids[:20]).all()   # each query is a stored vector: it comes first
+    refine.remove_ids(ids[:10])
+    assert not np.isin(refine.search(x[:20], 5)[1], ids[:10]).any()
