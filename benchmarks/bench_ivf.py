@@ -49,7 +49,7 @@ from biohash_index.datasets import load_ann
 from biohash_index.evaluation import recall_at_k
 
 K = 10
-NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+NPROBES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)  # every index, the same grid
 EF_SEARCH = (16, 32, 64, 128, 256)
 ADD_BLOCK = 50_000
 BIOHASH, BIOHASH_IVF, REFINE = "BioHash flat", "BioHash IVF", "BioHashIndexRefine (IVF"
